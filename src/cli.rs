@@ -1,0 +1,324 @@
+//! The command line: parse, call the library, print. Exit 0 on success, 1 when a file was
+//! refused, 2 on any other error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::engine::Engine;
+use crate::fixtures::{self, Scale};
+use crate::ingest;
+use crate::lake::{self, Lake};
+use crate::output::{self, Format};
+use crate::{Error, Result};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "narvaro",
+    version,
+    about = "Närvarolagret: school attendance warehouse"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LakeArg {
+    /// Lake root directory.
+    #[arg(long, default_value = "data/lake")]
+    pub lake: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write deterministic synthetic data (register, attendance, actions, outcomes).
+    Fixtures {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "county")]
+        scale: Scale,
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// Also write the simulated pupils under OUT/truth/.
+        #[arg(long)]
+        truth: bool,
+    },
+    /// Validate files and commit each accepted one to the lake (directories are searched).
+    Ingest {
+        #[command(flatten)]
+        lake: LakeArg,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run SQL over the lake tables.
+    Query {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// Read the lake as of this data version (the attendance table's Delta version).
+        #[arg(long)]
+        as_of: Option<u64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        sql: String,
+    },
+    /// Lake maintenance.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
+    /// Generate the county fixtures into a fresh demo lake and show what was loaded.
+    Demo {
+        /// Where the demo's fixtures and lake go (recreated each run).
+        #[arg(long, default_value = "data/demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LakeCommand {
+    /// Compact small files and write checkpoints in every table.
+    Optimize {
+        #[command(flatten)]
+        lake: LakeArg,
+    },
+    /// Show each table's version, rows and files.
+    Info {
+        #[command(flatten)]
+        lake: LakeArg,
+    },
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fel: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Fixtures {
+            out,
+            scale,
+            seed,
+            truth,
+        } => {
+            let opts = fixtures::Options {
+                out,
+                scale,
+                seed,
+                truth,
+            };
+            let pb = progress(0, "kommuner");
+            let s = fixtures::generate(&opts, &pb)?;
+            pb.finish_and_clear();
+            println!(
+                "skrev {} filer till {}: {} kommuner, {} skolenheter, {} elever, {} närvarorader i {} filer",
+                s.files.len(),
+                opts.out.display(),
+                s.municipalities,
+                s.schools,
+                s.pupils,
+                s.attendance_rows,
+                s.attendance_files
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { lake, files } => {
+            let lake = Lake::open(&lake.lake).await?;
+            let refused = ingest_all(&lake, &files, false).await?;
+            Ok(if refused > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Query {
+            lake,
+            as_of,
+            format,
+            sql,
+        } => {
+            let lake = Lake::open(&lake.lake).await?;
+            let engine = Engine::open(&lake, as_of).await?;
+            let batches = engine.sql(&sql).await?;
+            println!("{}", output::render(&batches, format)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lake {
+            command: LakeCommand::Optimize { lake },
+        } => {
+            let lake = Lake::open(&lake.lake).await?;
+            for m in lake.optimize(true).await? {
+                println!(
+                    "{}: {} filer före, {} ihopslagna till {}, version {}",
+                    m.table, m.files_before, m.files_removed, m.files_added, m.version
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lake {
+            command: LakeCommand::Info { lake },
+        } => {
+            let lake = Lake::open(&lake.lake).await?;
+            print_lake_info(&lake).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir } => demo(&dir).await,
+    }
+}
+
+/// Ingests files (directories expanded) in dependency order, printing one line per file.
+/// Returns how many were refused. Compacts the lake afterwards if small files piled up.
+pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<usize> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            files.extend(ingest::upload_files(p)?);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let files = ingest::dependency_order(&files);
+    let pb = progress(files.len() as u64, "läser in");
+    let mut refused = 0;
+    for f in &files {
+        match ingest::ingest_path(lake, f, Utc::now()).await {
+            Ok(r) => {
+                if !quiet {
+                    pb.suspend(|| {
+                        println!(
+                            "ok    {}: {} rader, {} nycklar ({} ersatta) → {} version {}",
+                            f.display(),
+                            r.rows,
+                            r.keys,
+                            r.keys_replaced,
+                            r.table,
+                            r.version
+                        );
+                        for w in &r.warnings {
+                            println!("      varning: {w}");
+                        }
+                    });
+                }
+            }
+            Err(Error::Rejected(r)) => {
+                refused += 1;
+                pb.suspend(|| println!("{r}"));
+            }
+            Err(e) => return Err(e),
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    for m in lake.optimize(false).await? {
+        if !quiet {
+            println!(
+                "komprimerade {}: {} små filer till {} (version {})",
+                m.table, m.files_removed, m.files_added, m.version
+            );
+        }
+    }
+    Ok(refused)
+}
+
+async fn print_lake_info(lake: &Lake) -> Result<()> {
+    let counts = lake::row_counts(lake).await?;
+    println!("sjö: {}", lake.root().display());
+    for t in lake::TABLES {
+        let (version, rows) = counts[t];
+        let files = lake.table(t).await?.get_file_uris()?.count();
+        println!("  {t:<11} version {version:>4}  {rows:>9} rader  {files:>5} filer");
+    }
+    Ok(())
+}
+
+async fn demo(dir: &Path) -> Result<ExitCode> {
+    let fixtures_dir = dir.join("fixtures");
+    let lake_dir = dir.join("lake");
+    for d in [&fixtures_dir, &lake_dir] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+    }
+    println!("Närvarolagret demo: Örebro län, läsåren 2024/25 och 2025/26");
+    let opts = fixtures::Options {
+        out: fixtures_dir.clone(),
+        scale: Scale::County,
+        seed: 2025,
+        truth: false,
+    };
+    let pb = progress(0, "genererar");
+    let s = fixtures::generate(&opts, &pb)?;
+    pb.finish_and_clear();
+    println!(
+        "genererade {} kommuner, {} skolenheter, {} elever: {} filer i {}",
+        s.municipalities,
+        s.schools,
+        s.pupils,
+        s.files.len(),
+        fixtures_dir.display()
+    );
+    let lake = Lake::open(&lake_dir).await?;
+    let refused = ingest_all(&lake, &[fixtures_dir], true).await?;
+    println!();
+    print_lake_info(&lake).await?;
+    let engine = Engine::open(&lake, None).await?;
+    let batches = engine.sql(DEMO_SQL).await?;
+    println!("\nFrånvaro per kommun, HT2025 (terminen t.o.m. december), grundskolan:");
+    println!("{}", output::render(&batches, Format::Table)?);
+    println!(
+        "\nFrågor mot sjön: cargo run --release -- query --lake {} \"SELECT ...\"",
+        lake_dir.display()
+    );
+    Ok(if refused > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Pupils, schools and absence per municipality for the autumn term 2025, straight from the
+/// lake (the shared indicators arrive with the `sql/` views).
+const DEMO_SQL: &str = r#"
+SELECT m.municipality_name AS kommun,
+       a.municipality_code AS kod,
+       count(DISTINCT a.school_unit_code) AS skolenheter,
+       sum(a.students) AS elever,
+       round(100.0 * sum(a.valid_absence_minutes + a.invalid_absence_minutes) / sum(a.offered_minutes), 1) AS "frånvaro %",
+       round(100.0 * sum(a.invalid_absence_minutes) / sum(a.offered_minutes), 1) AS "ogiltig %"
+FROM (SELECT t.*, r.municipality_code FROM attendance t JOIN register r USING (school_unit_code)
+      WHERE t.period = '2025-12' AND t."window" = 'term') a
+JOIN municipalities m ON m.municipality_code = a.municipality_code
+GROUP BY m.municipality_name, a.municipality_code
+ORDER BY a.municipality_code
+"#;

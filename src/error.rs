@@ -1,0 +1,51 @@
+//! The crate's error type.
+//!
+//! Validation failures are not "errors" in the usual sense: a refused file carries every
+//! [`Problem`](crate::contract::Problem) found in it, so the user can fix them all at once.
+
+use crate::contract::Rejection;
+
+/// Everything that can go wrong in `narvaro`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file broke the data contract; nothing from it was stored.
+    #[error("{0}")]
+    Rejected(Box<Rejection>),
+    /// The command line or a request asked for something that does not exist or makes no sense.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("delta lake: {0}")]
+    Delta(#[from] deltalake::DeltaTableError),
+    #[error("query: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+impl Error {
+    /// An I/O error that names the path it happened on.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Self {
+        Error::Rejected(Box::new(r))
+    }
+}

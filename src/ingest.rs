@@ -1,0 +1,103 @@
+//! Ingest: a file's bytes → validation against the lake's register → one commit.
+//!
+//! The same path serves `narvaro ingest` and (later) `POST /api/v1/uploads`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::contract::{self, Context, Kind};
+use crate::lake::{Lake, Receipt};
+use crate::{Error, Result};
+
+/// Validates `bytes` (named `file` in every message) and commits them to the lake.
+/// A refused file returns [`Error::Rejected`] and changes nothing.
+pub async fn ingest_bytes(
+    lake: &Lake,
+    file: &str,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Receipt> {
+    let register = lake.register().await?;
+    let ctx = Context {
+        register: (*register).clone(),
+        today: now.date_naive(),
+    };
+    let validated = contract::validate(file, bytes, &ctx)?;
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    lake.commit(validated, file, &sha256, now).await
+}
+
+/// Reads and ingests one file from disk.
+pub async fn ingest_path(lake: &Lake, path: &Path, now: DateTime<Utc>) -> Result<Receipt> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    ingest_bytes(lake, &path.display().to_string(), &bytes, now).await
+}
+
+/// The kind of a file from its header alone (CSV header row or Parquet footer), so a batch
+/// of files can be put in dependency order: the register before what refers to it.
+pub fn peek_kind(path: &Path) -> Option<Kind> {
+    use std::io::{BufRead, Read};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    if f.read_exact(&mut magic).is_ok() && &magic == b"PAR1" {
+        let file = std::fs::File::open(path).ok()?;
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+        let cols: Vec<String> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().trim().to_lowercase())
+            .collect();
+        return Kind::recognise(&cols);
+    }
+    let mut line = Vec::new();
+    std::io::BufReader::new(std::fs::File::open(path).ok()?)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let text = contract::source::decode_text(&line);
+    let sep = if text.matches(';').count() > text.matches(',').count() {
+        ';'
+    } else {
+        ','
+    };
+    let cols: Vec<String> = text
+        .split(sep)
+        .map(|c| c.trim().trim_matches('"').to_lowercase())
+        .collect();
+    Kind::recognise(&cols)
+}
+
+/// Orders files so the register comes first, then attendance, actions and outcomes; files of
+/// unknown kind go last (they will be refused with a clear message).
+pub fn dependency_order(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let rank = |p: &PathBuf| match peek_kind(p) {
+        Some(k) => Kind::ALL.iter().position(|x| *x == k).unwrap_or(9),
+        None => 9,
+    };
+    let mut ranked: Vec<(usize, &PathBuf)> = paths.iter().map(|p| (rank(p), p)).collect();
+    ranked.sort_by_key(|(r, _)| *r);
+    ranked.into_iter().map(|(_, p)| p.clone()).collect()
+}
+
+/// Every file under `dir` that `narvaro fixtures` writes as an upload (not `truth/`), sorted.
+pub fn upload_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
+            let p = e.map_err(|e| Error::io(&d, e))?.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "truth") {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "csv" || x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,431 @@
+//! The lake: Delta Lake tables under one root directory. The only module that writes them.
+//!
+//! Tables: `attendance`, `actions`, `register`, `outcomes` (one per [`Kind`]) and `uploads`,
+//! the audit of every accepted upload.
+//!
+//! An accepted upload is exactly one Delta commit to its table: an overwrite whose
+//! `replaceWhere` predicate matches precisely the keys the upload carries, e.g. the
+//! (school, period, window) keys of an attendance file. Readers see all of it or none of it,
+//! and the version before stays readable (time travel). The audit row goes to `uploads` in a
+//! second commit that names the data commit's version; the data commit's own commit info also
+//! carries the upload id and checksum, so the data table alone tells which upload wrote what.
+//!
+//! Hazard: two writers racing on the same keys are serialised by Delta's optimistic
+//! concurrency; the loser gets a commit conflict, which is an error here, never a silent merge.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{Date32Type, Schema};
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::prelude::{Expr, SessionContext, col, lit};
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use serde::Serialize;
+use url::Url;
+
+use crate::contract::schema::{UPLOAD_ID, uploads_schema};
+use crate::contract::{KeySet, Kind, Register, Validated};
+use crate::{Error, Result};
+
+pub const UPLOADS: &str = "uploads";
+
+/// Every table in the lake, in the order they are created and listed.
+pub const TABLES: [&str; 5] = ["register", "attendance", "actions", "outcomes", UPLOADS];
+
+fn schema_of(table: &str) -> Arc<Schema> {
+    match table {
+        UPLOADS => uploads_schema(),
+        t => Kind::ALL
+            .into_iter()
+            .find(|k| k.table() == t)
+            .expect("known table")
+            .lake_schema(),
+    }
+}
+
+fn partitions_of(table: &str) -> &'static [&'static str] {
+    Kind::ALL
+        .into_iter()
+        .find(|k| k.table() == table)
+        .map_or(&[], |k| k.partition_columns())
+}
+
+/// What an accepted upload did; shown to the uploader and stored in `uploads`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    pub upload_id: String,
+    pub table: String,
+    pub source_file: String,
+    pub sha256: String,
+    pub rows: usize,
+    /// Distinct keys (e.g. school × period × window) the upload carries.
+    pub keys: usize,
+    /// How many of those keys already had rows, now replaced.
+    pub keys_replaced: usize,
+    /// Uploads whose rows this one replaced.
+    pub supersedes: Vec<String>,
+    /// The data table's Delta version this upload created.
+    pub version: u64,
+    pub received_at: DateTime<Utc>,
+    pub warnings: Vec<crate::contract::Problem>,
+}
+
+/// The lake under one root directory.
+pub struct Lake {
+    root: PathBuf,
+    /// The register as of a `register` table version, so a bulk ingest reads it once.
+    register_cache: Mutex<Option<(u64, Arc<Register>)>>,
+}
+
+impl Lake {
+    /// Opens the lake at `root`, creating the directory and any missing table.
+    pub async fn open(root: impl AsRef<Path>) -> Result<Lake> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        let lake = Lake {
+            root,
+            register_cache: Mutex::new(None),
+        };
+        for t in TABLES {
+            lake.create_if_missing(t).await?;
+        }
+        Ok(lake)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn url(&self, table: &str) -> Result<Url> {
+        let dir = self.root.join(table);
+        Url::from_directory_path(&dir)
+            .map_err(|_| Error::usage(format!("lake path is not absolute: {}", dir.display())))
+    }
+
+    async fn create_if_missing(&self, table: &str) -> Result<()> {
+        let dir = self.root.join(table);
+        if dir.join("_delta_log").is_dir() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let schema: StructType = schema_of(table).as_ref().try_into_kernel()?;
+        DeltaTableBuilder::from_url(self.url(table)?)?
+            .build()?
+            .create()
+            .with_table_name(table)
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(partitions_of(table).iter().copied())
+            .with_save_mode(SaveMode::Ignore)
+            .await?;
+        Ok(())
+    }
+
+    /// The table at its latest version.
+    pub async fn table(&self, table: &str) -> Result<DeltaTable> {
+        Ok(deltalake::open_table(self.url(table)?).await?)
+    }
+
+    /// The table as it was at `version`.
+    pub async fn table_at(&self, table: &str, version: u64) -> Result<DeltaTable> {
+        let t = DeltaTableBuilder::from_url(self.url(table)?)?
+            .with_version(version)
+            .load()
+            .await
+            .map_err(|e| match e {
+                deltalake::DeltaTableError::InvalidVersion(_) => {
+                    Error::usage(format!("version {version} of table {table} does not exist"))
+                }
+                e => e.into(),
+            })?;
+        Ok(t)
+    }
+
+    /// The table as it was at a point in time (the last commit at or before `at`).
+    pub async fn table_as_of_time(&self, table: &str, at: DateTime<Utc>) -> Result<DeltaTable> {
+        let mut t = DeltaTableBuilder::from_url(self.url(table)?)?.build()?;
+        match t.load_with_datetime(at).await {
+            Ok(()) => Ok(t),
+            // The table did not exist yet at that time: its first version is empty.
+            Err(_) => self.table_at(table, 0).await,
+        }
+    }
+
+    /// The commit time of `version` of `table`.
+    pub async fn commit_time(&self, table: &str, version: u64) -> Result<DateTime<Utc>> {
+        let t = self.table_at(table, version).await?;
+        let mut history = t.history(Some(1));
+        use futures::StreamExt;
+        let info = history
+            .next()
+            .await
+            .ok_or_else(|| Error::usage(format!("table {table} has no history")))??;
+        let ms = info.timestamp.unwrap_or_default();
+        Ok(DateTime::from_timestamp_millis(ms).unwrap_or_default())
+    }
+
+    /// The school unit register as it stands now (cached by register table version).
+    pub async fn register(&self) -> Result<Arc<Register>> {
+        let table = self.table(Kind::Register.table()).await?;
+        let version = table.version().unwrap_or(u64::MAX);
+        if let Some((v, r)) = self.register_cache.lock().expect("lock").as_ref()
+            && *v == version
+        {
+            return Ok(r.clone());
+        }
+        let batches = scan(
+            &table,
+            None,
+            &["school_unit_code", "valid_from", "valid_to"],
+        )
+        .await?;
+        let mut register = Register::default();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let day = |d: i32| epoch + chrono::Duration::days(d as i64);
+        for b in &batches {
+            let code = string_column(b, 0);
+            let from = b.column(1).as_primitive::<Date32Type>();
+            let to = b.column(2).as_primitive::<Date32Type>();
+            for i in 0..b.num_rows() {
+                let to = (!to.is_null(i)).then(|| day(to.value(i)));
+                register.insert(code.value(i), day(from.value(i)), to);
+            }
+        }
+        let register = Arc::new(register);
+        *self.register_cache.lock().expect("lock") = Some((version, register.clone()));
+        Ok(register)
+    }
+
+    /// Commits an accepted upload: one Delta commit replacing exactly the keys it carries,
+    /// then its audit row.
+    pub async fn commit(
+        &self,
+        upload: Validated,
+        source_file: &str,
+        sha256: &str,
+        received_at: DateTime<Utc>,
+    ) -> Result<Receipt> {
+        let kind = upload.kind;
+        let upload_id = uuid::Uuid::new_v4().to_string();
+        let table = self.table(kind.table()).await?;
+        let predicate = replace_predicate(kind, &upload.keys);
+
+        // Which keys exist already, and which uploads wrote them: the audit's link from a
+        // correction to what it supersedes.
+        let key_cols = kind.key_columns();
+        let mut cols: Vec<&str> = key_cols.to_vec();
+        cols.push(UPLOAD_ID);
+        let existing = scan(&table, Some(predicate.clone()), &cols).await?;
+        let mut replaced = BTreeSet::new();
+        let mut supersedes = BTreeSet::new();
+        for b in &existing {
+            let keys: Vec<StringArray> = (0..key_cols.len()).map(|c| string_column(b, c)).collect();
+            let ids = string_column(b, key_cols.len());
+            for i in 0..b.num_rows() {
+                replaced.insert(
+                    keys.iter()
+                        .map(|k| k.value(i).to_string())
+                        .collect::<Vec<_>>(),
+                );
+                supersedes.insert(ids.value(i).to_string());
+            }
+        }
+
+        let rows = upload.batch.num_rows();
+        let batch = with_upload_id(&upload.batch, kind, &upload_id)?;
+        let metadata = [
+            (
+                "narvaro.upload_id".to_string(),
+                serde_json::json!(upload_id),
+            ),
+            (
+                "narvaro.source_file".to_string(),
+                serde_json::json!(source_file),
+            ),
+            ("narvaro.sha256".to_string(), serde_json::json!(sha256)),
+        ];
+        let table = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate)
+            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+            .await?;
+        let version = table.version().unwrap_or_default();
+        let receipt = Receipt {
+            upload_id,
+            table: kind.table().to_string(),
+            source_file: source_file.to_string(),
+            sha256: sha256.to_string(),
+            rows,
+            keys: upload.keys.len(),
+            keys_replaced: replaced.len(),
+            supersedes: supersedes.into_iter().collect(),
+            version,
+            received_at,
+            warnings: upload.warnings,
+        };
+        self.audit(&receipt).await?;
+        Ok(receipt)
+    }
+
+    async fn audit(&self, r: &Receipt) -> Result<()> {
+        let mut supersedes = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(
+            arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Utf8, true),
+        ));
+        for s in &r.supersedes {
+            supersedes.values().append_value(s);
+        }
+        supersedes.append(true);
+        let text = |s: &str| Arc::new(StringArray::from(vec![s.to_string()])) as ArrayRef;
+        let int = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+        let batch = RecordBatch::try_new(
+            uploads_schema(),
+            vec![
+                text(&r.upload_id),
+                text(&r.table),
+                text(&r.source_file),
+                text(&r.sha256),
+                int(r.rows as i64),
+                int(r.keys as i64),
+                int(r.keys_replaced as i64),
+                Arc::new(supersedes.finish()),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![r.received_at.timestamp_micros()])
+                        .with_timezone("UTC"),
+                ),
+                int(r.version as i64),
+            ],
+        )?;
+        self.table(UPLOADS)
+            .await?
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await?;
+        Ok(())
+    }
+
+    /// Compacts small files and writes a checkpoint in every table where small files have
+    /// piled up (or in all tables when `force`). Returns what it did, per table.
+    pub async fn optimize(&self, force: bool) -> Result<Vec<Maintenance>> {
+        let mut done = Vec::new();
+        for name in TABLES {
+            let table = self.table(name).await?;
+            let files = table.get_file_uris()?.count();
+            let partitions = partition_count(&table)?;
+            // A month's uploads from every school land as one file each; once a partition
+            // holds more than a handful, reading it costs more than compacting it.
+            if !force && files <= SMALL_FILES_PER_PARTITION * partitions.max(1) {
+                continue;
+            }
+            let (table, metrics) = table.optimize().await?;
+            deltalake::checkpoints::create_checkpoint(&table, None).await?;
+            done.push(Maintenance {
+                table: name.to_string(),
+                files_before: files,
+                files_removed: metrics.num_files_removed,
+                files_added: metrics.num_files_added,
+                version: table.version().unwrap_or_default(),
+            });
+        }
+        Ok(done)
+    }
+}
+
+/// Files a partition may hold before `Lake::optimize` compacts the table on its own.
+pub const SMALL_FILES_PER_PARTITION: usize = 8;
+
+fn partition_count(table: &DeltaTable) -> Result<usize> {
+    let parts: std::collections::HashSet<String> = table
+        .get_file_uris()?
+        .map(|u| {
+            u.rsplit_once('/')
+                .map_or(String::new(), |(dir, _)| dir.to_string())
+        })
+        .collect();
+    Ok(parts.len())
+}
+
+/// What `Lake::optimize` did to one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Maintenance {
+    pub table: String,
+    pub files_before: usize,
+    pub files_removed: u64,
+    pub files_added: u64,
+    pub version: u64,
+}
+
+/// `(k1 = a AND k2 = b AND last IN (…)) OR …`: exactly the keys an upload carries, grouped by
+/// the key prefix so a county month is three disjuncts, not hundreds.
+pub fn replace_predicate(kind: Kind, keys: &KeySet) -> Expr {
+    let cols = kind.key_columns();
+    let (last, prefix) = cols.split_last().expect("tables have keys");
+    keys.groups
+        .iter()
+        .map(|(values, lasts)| {
+            let list = lasts.iter().map(|v| lit(v.clone())).collect();
+            prefix
+                .iter()
+                .zip(values)
+                .map(|(c, v)| col(*c).eq(lit(v.clone())))
+                .fold(col(*last).in_list(list, false), |acc, e| e.and(acc))
+        })
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false))
+}
+
+fn with_upload_id(batch: &RecordBatch, kind: Kind, upload_id: &str) -> Result<RecordBatch> {
+    let ids = StringArray::from(vec![upload_id; batch.num_rows()]);
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(ids));
+    Ok(RecordBatch::try_new(kind.lake_schema(), columns)?)
+}
+
+/// Column `i` as plain strings (DataFusion may hand out `Utf8View`).
+fn string_column(b: &RecordBatch, i: usize) -> StringArray {
+    let a = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8)
+        .expect("strings cast to Utf8");
+    a.as_string::<i32>().clone()
+}
+
+/// Reads `columns` of `table`'s rows matching `filter`, for the lake's own bookkeeping (the
+/// engine builds the sessions users query).
+async fn scan(
+    table: &DeltaTable,
+    filter: Option<Expr>,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    let mut df = ctx.read_table(provider)?;
+    if let Some(f) = filter {
+        df = df.filter(f)?;
+    }
+    let df = df.select_columns(columns)?;
+    Ok(df.collect().await?)
+}
+
+/// Row counts per table at the latest version (for summaries).
+pub async fn row_counts(lake: &Lake) -> Result<HashMap<String, (u64, usize)>> {
+    let mut out = HashMap::new();
+    for t in TABLES {
+        let table = lake.table(t).await?;
+        let version = table.version().unwrap_or_default();
+        let batches = scan(&table, None, &[schema_of(t).field(0).name().as_str()]).await?;
+        out.insert(
+            t.to_string(),
+            (version, batches.iter().map(|b| b.num_rows()).sum()),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,22 @@
+//! Närvarolagret (`narvaro`): a statistics and reporting warehouse for school attendance.
+//!
+//! Schools upload anonymised monthly aggregates ([`contract`]), which are validated and
+//! committed to Delta Lake tables ([`lake`], via [`ingest`]); the [`engine`] registers those
+//! tables in DataFusion for SQL. [`fixtures`] generates deterministic synthetic data from
+//! individually simulated pupils, aggregated with the shared arithmetic in [`aggregate`].
+//! See ARCHITECTURE.md for the map.
+
+pub mod aggregate;
+pub mod cli;
+pub mod contract;
+pub mod engine;
+mod error;
+pub mod fixtures;
+pub mod ingest;
+pub mod lake;
+pub mod output;
+pub mod reference;
+
+pub use error::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
