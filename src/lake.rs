@@ -240,6 +240,13 @@ impl Lake {
             }
         }
 
+        // The audit keeps the file's name, not the uploader's local path.
+        let source_file = Path::new(source_file)
+            .file_name()
+            .map_or(source_file.to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+        let source_file = source_file.as_str();
         let rows = upload.batch.num_rows();
         let batch = with_upload_id(&upload.batch, kind, &upload_id)?;
         let metadata = [

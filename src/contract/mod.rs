@@ -96,7 +96,11 @@ pub struct Rejection {
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(f, "{}: filen avvisades, inget sparades ({n} fel)", self.file)?;
+        write!(
+            f,
+            "{}: filen avvisades, inget sparades ({n} fel)",
+            self.file
+        )?;
         for p in &self.problems {
             write!(f, "\n  {}: {p}", self.file)?;
         }

@@ -1,0 +1,246 @@
+//! The `narvaro` binary end to end, as a user runs it: generate the county, ingest, query, and
+//! check the figures against the pupil-level truth the generator simulated.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn narvaro(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_narvaro"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = narvaro(args);
+    assert_eq!(code, 0, "narvaro {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+fn csv_rows(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+fn strings(b: &RecordBatch, name: &str) -> Vec<String> {
+    let a = arrow::compute::cast(b.column_by_name(name).unwrap(), &DataType::Utf8).unwrap();
+    a.as_string::<i32>()
+        .iter()
+        .map(|s| s.unwrap().to_string())
+        .collect()
+}
+
+fn ints(b: &RecordBatch, name: &str) -> Vec<i64> {
+    let a = arrow::compute::cast(b.column_by_name(name).unwrap(), &DataType::Int64).unwrap();
+    a.as_primitive::<Int64Type>().values().to_vec()
+}
+
+/// Per school: (pupils, offered, valid, invalid) in the month window of `period`, and pupils
+/// at or above 15 % absence in the term window up to `period`, recomputed from the truth.
+fn truth_for(truth: &Path, term_periods: &[&str], period: &str) -> HashMap<String, [i64; 5]> {
+    let mut month: HashMap<String, [i64; 5]> = HashMap::new();
+    let mut term: HashMap<(String, String), (i64, i64)> = HashMap::new();
+    for b in read_parquet(truth) {
+        let (pupil, school, p) = (
+            strings(&b, "pupil_id"),
+            strings(&b, "school_unit_code"),
+            strings(&b, "period"),
+        );
+        let (off, val, inv) = (
+            ints(&b, "offered_minutes"),
+            ints(&b, "valid_absence_minutes"),
+            ints(&b, "invalid_absence_minutes"),
+        );
+        for i in 0..b.num_rows() {
+            if p[i] == period && off[i] > 0 {
+                let e = month.entry(school[i].clone()).or_default();
+                e[0] += 1;
+                e[1] += off[i];
+                e[2] += val[i];
+                e[3] += inv[i];
+            }
+            if term_periods.contains(&p[i].as_str()) {
+                let t = term
+                    .entry((school[i].clone(), pupil[i].clone()))
+                    .or_default();
+                t.0 += off[i];
+                t.1 += val[i] + inv[i];
+            }
+        }
+    }
+    for ((school, _), (off, abs)) in term {
+        if off > 0 && 100 * abs / off >= 15 {
+            month.entry(school).or_default()[4] += 1;
+        }
+    }
+    month
+}
+
+#[test]
+fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fx, lake) = (dir.path().join("fx"), dir.path().join("lake"));
+    let (fx_s, lake_s) = (fx.to_str().unwrap(), lake.to_str().unwrap());
+    let out = ok(&["fixtures", "--out", fx_s, "--truth", "--seed", "7"]);
+    assert!(out.contains("129 skolenheter"), "{out}");
+    assert!(out.contains("35978 elever"), "{out}");
+
+    let month = fx.join("attendance/2026-03");
+    let out = ok(&[
+        "ingest",
+        "--lake",
+        lake_s,
+        month.to_str().unwrap(),
+        fx.join("register.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        13,
+        "{out}"
+    );
+    assert!(
+        out.lines().next().unwrap().contains("register.csv"),
+        "the register goes first:\n{out}"
+    );
+
+    let q = r#"SELECT count(DISTINCT school_unit_code) FROM attendance WHERE period = '2026-03' AND "window" = 'month'"#;
+    assert_eq!(
+        csv_rows(&ok(&["query", "--lake", lake_s, "--format", "csv", q]))[0][0],
+        "129"
+    );
+
+    let q = r#"SELECT r.municipality_code, sum(a.students) FROM attendance a JOIN register r USING (school_unit_code)
+               WHERE a.period = '2026-03' AND a."window" = 'month' GROUP BY 1 ORDER BY 1"#;
+    let got: HashMap<String, u32> =
+        csv_rows(&ok(&["query", "--lake", lake_s, "--format", "csv", q]))
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+            .collect();
+    let want: HashMap<String, u32> = narvaro::reference::OREBRO_COUNTY
+        .iter()
+        .map(|(c, p, _)| (c.to_string(), *p))
+        .collect();
+    assert_eq!(got, want, "pupils per municipality are FNoFF's");
+
+    // Every school's month sums and its count at or above 15 % in the term, against the truth.
+    let truth = truth_for(
+        &fx.join("truth/pupil_months.parquet"),
+        &["2026-01", "2026-02", "2026-03"],
+        "2026-03",
+    );
+    let q = r#"SELECT school_unit_code, "window", students, offered_minutes, valid_absence_minutes, invalid_absence_minutes, pct_total
+               FROM attendance WHERE period = '2026-03'"#;
+    let (code, out, err) = narvaro(&["query", "--lake", lake_s, "--format", "json", q]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let mut lake_figures: HashMap<String, [i64; 5]> = HashMap::new();
+    for r in &rows {
+        let e = lake_figures
+            .entry(r["school_unit_code"].as_str().unwrap().to_string())
+            .or_default();
+        match r["window"].as_str().unwrap() {
+            "month" => {
+                for (k, c) in [
+                    "students",
+                    "offered_minutes",
+                    "valid_absence_minutes",
+                    "invalid_absence_minutes",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    e[k] += r[*c].as_i64().unwrap();
+                }
+            }
+            "term" => {
+                let bands = r["pct_total"].as_array().unwrap();
+                e[4] += bands[15..].iter().map(|v| v.as_i64().unwrap()).sum::<i64>();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(lake_figures.len(), 129);
+    assert_eq!(
+        lake_figures, truth,
+        "every school's figures equal the pupil-level truth"
+    );
+    let share = truth.values().map(|v| v[4]).sum::<i64>() as f64 / 35_978.0;
+    assert!(
+        (0.05..0.2).contains(&share),
+        "about a tenth at or above 15 % in a term: {share}"
+    );
+
+    // Compaction kept the month's partition to few files; a checkpoint exists.
+    let info = ok(&["lake", "info", "--lake", lake_s]);
+    let line = info
+        .lines()
+        .find(|l| l.trim_start().starts_with("attendance"))
+        .unwrap();
+    let files: usize = line
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        files <= 2,
+        "{files} live files in attendance after ingesting 12 municipality files:\n{info}"
+    );
+    assert!(lake.join("attendance/_delta_log/_last_checkpoint").exists());
+    let (rows_by_protocol, _) = crate::lake::read_delta_by_protocol(&lake.join("attendance"));
+    assert_eq!(rows_by_protocol, rows.len());
+
+    // A refused file: exit 1, every problem printed, the lake unchanged.
+    let before = ok(&["lake", "info", "--lake", lake_s]);
+    let broken = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/broken/many_problems.csv");
+    let (code, out, _) = narvaro(&["ingest", "--lake", lake_s, broken.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("[invalid_window]") && out.contains("[reported_exceeds_offered]"),
+        "{out}"
+    );
+    assert_eq!(ok(&["lake", "info", "--lake", lake_s]), before);
+}
+
+#[test]
+fn demo_generates_loads_and_shows_the_county() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    for want in [
+        "129 skolenheter",
+        "35978 elever",
+        "Örebro",
+        "Ljusnarsberg",
+        "attendance",
+    ] {
+        assert!(out.contains(want), "{want} missing from:\n{out}");
+    }
+    assert!(
+        !out.contains("avvisades"),
+        "the demo's files are all accepted:\n{out}"
+    );
+}
