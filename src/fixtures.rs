@@ -459,6 +459,7 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
                     .iter()
                     .map(|p| simulate_months(p, s, year_effect, &mut r))
                     .collect();
+                let cumulative: Vec<[Minutes; 11]> = months.iter().map(cumulate).collect();
                 let roster: Vec<(usize, Gender)> =
                     pupils.iter().map(|p| (p.grade, p.gender)).collect();
                 let grouping =
@@ -481,11 +482,8 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
                         [("month", mi_), ("term", term_start), ("school_year", 0)]
                     {
                         let mut groups = vec![GroupTotals::default(); grouping.groups.len()];
-                        for (p, pm) in pupils.iter().zip(&months) {
-                            let mut sum = Minutes::default();
-                            for m in &pm[start..=mi_] {
-                                sum.add(m);
-                            }
+                        for (p, cum) in pupils.iter().zip(&cumulative) {
+                            let sum = window_sum(cum, start, mi_);
                             groups[grouping.group_of(p.grade, p.gender)].add_pupil(&sum);
                         }
                         for ((grade, gender), totals) in grouping.groups.iter().zip(groups) {
@@ -499,9 +497,7 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
                             });
                         }
                     }
-                    actions.push(actions_row(
-                        s, period, &pupils, &months, mi_, escalation, &mut r,
-                    ));
+                    actions.push(actions_row(s, period, &months, mi_, escalation, &mut r));
                 }
                 outcomes.extend(outcomes_rows(s, year, &pupils, &months, passing, &mut r));
                 truth.add(s, year, &pupils, &months)?;
@@ -542,10 +538,35 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
     Ok(summary)
 }
 
+/// Running sums over the school year's months, so any window is one subtraction.
+fn cumulate(months: &[Minutes; 11]) -> [Minutes; 11] {
+    let mut acc = Minutes::default();
+    months.map(|m| {
+        acc.add(&m);
+        acc
+    })
+}
+
+/// A pupil's minutes over months `start..=end` from their running sums.
+fn window_sum(cum: &[Minutes; 11], start: usize, end: usize) -> Minutes {
+    let e = cum[end];
+    if start == 0 {
+        return e;
+    }
+    let s = cum[start - 1];
+    Minutes {
+        offered: e.offered - s.offered,
+        attendance: e.attendance - s.attendance,
+        valid: e.valid - s.valid,
+        invalid: e.invalid - s.invalid,
+        other: e.other - s.other,
+        reported: e.reported - s.reported,
+    }
+}
+
 fn actions_row(
     s: &School,
     period: Period,
-    pupils: &[Pupil],
     months: &[[Minutes; 11]],
     mi: usize,
     escalation: f64,
@@ -554,7 +575,6 @@ fn actions_row(
     let rate = |m: &Minutes| m.absence() as f64 / m.offered.max(1) as f64;
     let high = months.iter().filter(|m| rate(&m[mi]) >= 0.2).count() as u64;
     let very_high = months.iter().filter(|m| rate(&m[mi]) >= 0.5).count() as u64;
-    let _ = pupils;
     let binom = |n: u64, p: f64, r: &mut ChaCha8Rng| {
         Binomial::new(n, p.clamp(0.0, 1.0))
             .expect("p in range")

@@ -84,6 +84,9 @@ pub struct Lake {
     root: PathBuf,
     /// The register as of a `register` table version, so a bulk ingest reads it once.
     register_cache: Mutex<Option<(u64, Arc<Register>)>>,
+    /// Latest loaded state per table; brought up to date incrementally (only new log
+    /// entries are read), so a stream of uploads does not replay each log from its checkpoint.
+    tables: tokio::sync::Mutex<HashMap<String, DeltaTable>>,
 }
 
 impl Lake {
@@ -95,6 +98,7 @@ impl Lake {
         let lake = Lake {
             root,
             register_cache: Mutex::new(None),
+            tables: tokio::sync::Mutex::new(HashMap::new()),
         };
         for t in TABLES {
             lake.create_if_missing(t).await?;
@@ -130,9 +134,25 @@ impl Lake {
         Ok(())
     }
 
-    /// The table at its latest version.
+    /// The table at its latest version (including commits by other processes).
     pub async fn table(&self, table: &str) -> Result<DeltaTable> {
-        Ok(deltalake::open_table(self.url(table)?).await?)
+        let mut cache = self.tables.lock().await;
+        if let Some(t) = cache.get_mut(table) {
+            t.update_incremental(None).await?;
+            return Ok(t.clone());
+        }
+        let t = deltalake::open_table(self.url(table)?).await?;
+        cache.insert(table.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// Keeps the state a write returned, so the next `table` call starts from it.
+    async fn remember(&self, table: &str, t: &DeltaTable) {
+        let mut cache = self.tables.lock().await;
+        let newer = cache.get(table).is_none_or(|c| c.version() < t.version());
+        if newer {
+            cache.insert(table.to_string(), t.clone());
+        }
     }
 
     /// The table as it was at `version`.
@@ -266,6 +286,7 @@ impl Lake {
             .with_replace_where(predicate)
             .with_commit_properties(CommitProperties::default().with_metadata(metadata))
             .await?;
+        self.remember(kind.table(), &table).await;
         let version = table.version().unwrap_or_default();
         let receipt = Receipt {
             upload_id,
@@ -312,11 +333,13 @@ impl Lake {
                 int(r.version as i64),
             ],
         )?;
-        self.table(UPLOADS)
+        let table = self
+            .table(UPLOADS)
             .await?
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .await?;
+        self.remember(UPLOADS, &table).await;
         Ok(())
     }
 
@@ -335,6 +358,7 @@ impl Lake {
             }
             let (table, metrics) = table.optimize().await?;
             deltalake::checkpoints::create_checkpoint(&table, None).await?;
+            self.remember(name, &table).await;
             done.push(Maintenance {
                 table: name.to_string(),
                 files_before: files,
