@@ -5,8 +5,8 @@
 //! command line.
 //!
 //! `as_of` names a version of the `attendance` table, the data version every figure carries;
-//! the other tables are read as they were when that version was committed, so a query at an
-//! old version sees one consistent state of the whole lake.
+//! the other tables are read as they were until the next data version was committed, so a
+//! query at an old version sees one consistent state of the whole lake.
 
 use std::sync::Arc;
 
@@ -39,9 +39,19 @@ impl Engine {
             None => lake.table("attendance").await?,
         };
         let data_version = attendance.version().unwrap_or_default();
+        // The lake at data version v is everything committed before data version v + 1 (so
+        // it includes v's own audit row, written just after v). At the latest version, that
+        // is simply every table's latest state.
+        let latest = lake
+            .table("attendance")
+            .await?
+            .version()
+            .unwrap_or_default();
         let at_time = match as_of {
-            Some(v) => Some(lake.commit_time("attendance", v).await?),
-            None => None,
+            Some(v) if v < latest => Some(
+                lake.commit_time("attendance", v + 1).await? - chrono::Duration::milliseconds(1),
+            ),
+            _ => None,
         };
         for name in TABLES {
             let table = if name == "attendance" {

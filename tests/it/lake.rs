@@ -46,6 +46,10 @@ async fn a_correction_replaces_its_keys_and_the_old_version_stays_readable() {
         scalar(&lake, Some(first), "SELECT count(*) FROM attendance").await,
         6
     );
+    // At the old version the audit shows that version's upload but not the correction.
+    let audit = "SELECT count(*) FROM uploads WHERE table_name = 'attendance'";
+    assert_eq!(scalar(&lake, Some(first), audit).await, 1);
+    assert_eq!(scalar(&lake, None, audit).await, 2);
 
     // The audit links the correction to the upload it superseded.
     let b = sql(
