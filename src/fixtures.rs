@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use rand::{Rng, SeedableRng};
@@ -25,8 +25,9 @@ use rand_distr::{Binomial, Distribution, Normal};
 use serde::Serialize;
 
 use crate::aggregate::{GRADE_NAMES, Gender, GroupTotals, Minutes, plan_groups};
-use crate::contract::schema::{ACTIONS, HISTOGRAMS, Kind, MINUTES};
-use crate::contract::{Period, attendance::MIN_GROUP};
+use crate::contract::Period;
+use crate::contract::attendance::{self, AttendanceRow, MIN_GROUP};
+use crate::contract::schema::{ACTIONS, HISTOGRAMS, MINUTES};
 use crate::{Error, Result, reference};
 
 /// How much of Sweden to generate.
@@ -371,16 +372,6 @@ fn simulate_months(p: &Pupil, s: &School, year_effect: f64, r: &mut ChaCha8Rng) 
     })
 }
 
-/// An aggregate row as uploaded.
-struct Row {
-    school: String,
-    period: Period,
-    window: &'static str,
-    grade: String,
-    gender: String,
-    totals: GroupTotals,
-}
-
 /// The upload formats schools use; the county fixtures rotate through all of them.
 #[derive(Debug, Clone, Copy)]
 enum FileFormat {
@@ -451,7 +442,7 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
         for (yi, year) in SCHOOL_YEARS.into_iter().enumerate() {
             let year_effect = yi as f64 * year_trend;
             // rows[month] for this municipality
-            let mut rows: Vec<Vec<Row>> = (0..11).map(|_| Vec::new()).collect();
+            let mut rows: Vec<Vec<AttendanceRow>> = (0..11).map(|_| Vec::new()).collect();
             for s in schools {
                 let pupils = pupils_of(s, year, muni_effect, opts.seed);
                 let mut r = rng(opts.seed, &[6, code_num(&s.code), year as u64]);
@@ -487,13 +478,16 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
                             groups[grouping.group_of(p.grade, p.gender)].add_pupil(&sum);
                         }
                         for ((grade, gender), totals) in grouping.groups.iter().zip(groups) {
-                            rows[mi_].push(Row {
+                            rows[mi_].push(AttendanceRow {
+                                line: 0,
                                 school: s.code.clone(),
                                 period,
-                                window,
+                                window: window.to_string(),
                                 grade: grade.clone(),
                                 gender: gender.clone(),
-                                totals,
+                                students: totals.students,
+                                minutes: minutes_array(&totals.minutes),
+                                hists: totals.hists,
                             });
                         }
                     }
@@ -729,7 +723,7 @@ fn minutes_array(m: &Minutes) -> [i64; 6] {
     ]
 }
 
-fn write_attendance(path: &Path, rows: &[Row], format: FileFormat) -> Result<()> {
+fn write_attendance(path: &Path, rows: &[AttendanceRow], format: FileFormat) -> Result<()> {
     match format {
         FileFormat::CsvExcel | FileFormat::CsvUtf8 => {
             let records: Vec<Vec<String>> = rows
@@ -741,14 +735,10 @@ fn write_attendance(path: &Path, rows: &[Row], format: FileFormat) -> Result<()>
                         r.window.to_string(),
                         r.grade.clone(),
                         r.gender.clone(),
-                        r.totals.students.to_string(),
+                        r.students.to_string(),
                     ];
-                    v.extend(
-                        minutes_array(&r.totals.minutes)
-                            .iter()
-                            .map(|x| x.to_string()),
-                    );
-                    for h in &r.totals.hists {
+                    v.extend(r.minutes.iter().map(|x| x.to_string()));
+                    for h in &r.hists {
                         v.extend(h.iter().map(|x| x.to_string()));
                     }
                     v
@@ -771,67 +761,25 @@ fn write_attendance(path: &Path, rows: &[Row], format: FileFormat) -> Result<()>
 }
 
 /// The rows as a contract v1 batch: list histograms (the lake's shape) or wide columns.
-fn attendance_batch(rows: &[Row], wide: bool) -> Result<RecordBatch> {
-    let mut text: [StringBuilder; 5] = Default::default();
-    let mut students = Int32Builder::new();
-    let mut minutes: [Int64Builder; 6] = Default::default();
-    for r in rows {
-        for (b, v) in text.iter_mut().zip([
-            r.school.as_str(),
-            &r.period.to_string(),
-            r.window,
-            &r.grade,
-            &r.gender,
-        ]) {
-            b.append_value(v);
-        }
-        students.append_value(r.totals.students as i32);
-        for (b, v) in minutes.iter_mut().zip(minutes_array(&r.totals.minutes)) {
-            b.append_value(v);
-        }
-    }
-    let mut columns: Vec<ArrayRef> = text
-        .iter_mut()
-        .map(|b| Arc::new(b.finish()) as ArrayRef)
-        .collect();
-    columns.push(Arc::new(students.finish()));
-    columns.extend(minutes.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+fn attendance_batch(rows: &[AttendanceRow], wide: bool) -> Result<RecordBatch> {
+    let lists = attendance::to_batch(rows);
     if !wide {
-        for (hi, _) in HISTOGRAMS.iter().enumerate() {
-            let mut b = ListBuilder::new(Int32Builder::new()).with_field(Arc::new(Field::new(
-                "element",
-                DataType::Int32,
-                true,
-            )));
-            for r in rows {
-                b.values().append_slice(
-                    &r.totals.hists[hi]
-                        .iter()
-                        .map(|v| *v as i32)
-                        .collect::<Vec<_>>(),
-                );
-                b.append(true);
-            }
-            columns.push(Arc::new(b.finish()));
-        }
-        return Ok(RecordBatch::try_new(
-            Kind::Attendance.validated_schema(),
-            columns,
-        )?);
+        return Ok(lists);
     }
-    let base = Kind::Attendance.validated_schema();
+    let base = lists.schema();
     let mut fields: Vec<Field> = base
         .fields()
         .iter()
         .take(12)
         .map(|f| f.as_ref().clone())
         .collect();
+    let mut columns: Vec<ArrayRef> = lists.columns()[..12].to_vec();
     for (hi, h) in HISTOGRAMS.iter().enumerate() {
         for band in 0..h.bands {
             fields.push(Field::new(h.wide_column(band), DataType::Int32, false));
             let mut b = Int32Builder::with_capacity(rows.len());
             for r in rows {
-                b.append_value(r.totals.hists[hi][band] as i32);
+                b.append_value(r.hists[hi][band] as i32);
             }
             columns.push(Arc::new(b.finish()));
         }

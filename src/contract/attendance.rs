@@ -44,16 +44,21 @@ fn gender_set(gender: &str) -> u8 {
     }
 }
 
-struct Parsed {
-    row: usize,
-    school: String,
-    period: Period,
-    window: String,
-    grade: String,
-    gender: String,
-    students: i64,
-    minutes: [i64; 6],
-    hists: [Vec<i64>; 3],
+/// One validated attendance row (the fixture generator builds these directly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttendanceRow {
+    /// The spreadsheet row it came from (0 when generated).
+    pub line: usize,
+    pub school: String,
+    pub period: Period,
+    pub window: String,
+    pub grade: String,
+    pub gender: String,
+    pub students: i64,
+    /// In the order of [`MINUTES`].
+    pub minutes: [i64; 6],
+    /// `pct_total`, `pct_invalid`, `hours_total`.
+    pub hists: [Vec<i64>; 3],
 }
 
 fn required_columns(table: &RawTable) -> Vec<Problem> {
@@ -137,7 +142,7 @@ fn read_histogram(r: &mut Row, h: &Histogram) -> Option<Vec<i64>> {
     }
 }
 
-fn parse_row(r: &mut Row, ctx: &Context) -> Option<Parsed> {
+fn parse_row(r: &mut Row, ctx: &Context) -> Option<AttendanceRow> {
     let school = r.school_unit_code();
     let period = r.period(ctx.today);
     let window = r.one_of("window", "invalid_window", &WINDOWS);
@@ -151,8 +156,8 @@ fn parse_row(r: &mut Row, ctx: &Context) -> Option<Parsed> {
     }
     let minutes: Vec<i64> = minutes.into_iter().collect::<Option<_>>()?;
     let hists: Vec<Vec<i64>> = hists.into_iter().collect::<Option<_>>()?;
-    Some(Parsed {
-        row: r.number(),
+    Some(AttendanceRow {
+        line: r.number(),
         school: school?,
         period: period?,
         window: window?,
@@ -165,8 +170,8 @@ fn parse_row(r: &mut Row, ctx: &Context) -> Option<Parsed> {
 }
 
 /// The arithmetic rules of §3 within one row.
-fn check_row(p: &Parsed, problems: &mut Vec<Problem>) {
-    let at = |code, col: &str| Problem::at(code, p.row).column(col);
+fn check_row(p: &AttendanceRow, problems: &mut Vec<Problem>) {
+    let at = |code, col: &str| Problem::at(code, p.line).column(col);
     let [offered, attendance, valid, invalid, other, reported] = p.minutes;
     if p.students < MIN_GROUP {
         problems.push(
@@ -278,8 +283,8 @@ fn check_row(p: &Parsed, problems: &mut Vec<Problem>) {
 
 /// Groups in one (school, period, window) must not overlap: grade 7 and stage 7-9, or K and T
 /// for the same grade, would count the same pupils twice.
-fn check_groups(rows: &[Parsed], problems: &mut Vec<Problem>) {
-    let mut by_key: HashMap<(&str, Period, &str), Vec<&Parsed>> = HashMap::new();
+fn check_groups(rows: &[AttendanceRow], problems: &mut Vec<Problem>) {
+    let mut by_key: HashMap<(&str, Period, &str), Vec<&AttendanceRow>> = HashMap::new();
     for p in rows {
         by_key
             .entry((p.school.as_str(), p.period, p.window.as_str()))
@@ -288,7 +293,7 @@ fn check_groups(rows: &[Parsed], problems: &mut Vec<Problem>) {
     }
     for p in rows {
         let earlier = &by_key[&(p.school.as_str(), p.period, p.window.as_str())];
-        let clash = earlier.iter().take_while(|q| q.row != p.row).find(|q| {
+        let clash = earlier.iter().take_while(|q| q.line != p.line).find(|q| {
             grade_set(&q.grade) & grade_set(&p.grade) != 0
                 && gender_set(&q.gender) & gender_set(&p.gender) != 0
         });
@@ -299,12 +304,12 @@ fn check_groups(rows: &[Parsed], problems: &mut Vec<Problem>) {
                 ("overlapping_groups", "gruppen överlappar")
             };
             problems.push(
-                Problem::at(code, p.row)
+                Problem::at(code, p.line)
                     .column("grade, gender")
                     .value(format!("{} {}", p.grade, p.gender))
                     .msg(format!(
                         "{what} rad {} ({} {}) för samma skolenhet, period och fönster; eleverna skulle räknas två gånger",
-                        q.row, q.grade, q.gender
+                        q.line, q.grade, q.gender
                     )),
             );
         }
@@ -354,7 +359,8 @@ pub fn parse(
     Ok((to_batch(&rows), keys, warnings))
 }
 
-fn to_batch(rows: &[Parsed]) -> RecordBatch {
+/// Rows in the lake's shape (list histograms), without `upload_id`.
+pub fn to_batch(rows: &[AttendanceRow]) -> RecordBatch {
     let mut text: [StringBuilder; 5] = Default::default();
     let mut students = Int32Builder::new();
     let mut minutes: [Int64Builder; 6] = Default::default();
