@@ -308,17 +308,24 @@ async fn demo(dir: &Path) -> Result<ExitCode> {
 }
 
 /// Pupils, schools and absence per municipality for the autumn term 2025, straight from the
-/// lake (the shared indicators arrive with the `sql/` views).
+/// lake (the shared indicators arrive with the `sql/` views). Percentages are computed in
+/// whole tenths and written with a decimal comma.
 const DEMO_SQL: &str = r#"
-SELECT m.municipality_name AS kommun,
-       a.municipality_code AS kod,
-       count(DISTINCT a.school_unit_code) AS skolenheter,
-       sum(a.students) AS elever,
-       round(100.0 * sum(a.valid_absence_minutes + a.invalid_absence_minutes) / sum(a.offered_minutes), 1) AS "frånvaro %",
-       round(100.0 * sum(a.invalid_absence_minutes) / sum(a.offered_minutes), 1) AS "ogiltig %"
-FROM (SELECT t.*, r.municipality_code FROM attendance t JOIN register r USING (school_unit_code)
-      WHERE t.period = '2025-12' AND t."window" = 'term') a
-JOIN municipalities m ON m.municipality_code = a.municipality_code
-GROUP BY m.municipality_name, a.municipality_code
-ORDER BY a.municipality_code
+SELECT kommun, kod, skolenheter, elever,
+       CAST(abs_tenths / 10 AS VARCHAR) || ',' || CAST(abs_tenths % 10 AS VARCHAR) AS "frånvaro %",
+       CAST(inv_tenths / 10 AS VARCHAR) || ',' || CAST(inv_tenths % 10 AS VARCHAR) AS "ogiltig %"
+FROM (
+  SELECT m.municipality_name AS kommun,
+         r.municipality_code AS kod,
+         count(DISTINCT a.school_unit_code) AS skolenheter,
+         sum(a.students) AS elever,
+         CAST(round(1000.0 * sum(a.valid_absence_minutes + a.invalid_absence_minutes) / sum(a.offered_minutes)) AS BIGINT) AS abs_tenths,
+         CAST(round(1000.0 * sum(a.invalid_absence_minutes) / sum(a.offered_minutes)) AS BIGINT) AS inv_tenths
+  FROM attendance a
+  JOIN register r USING (school_unit_code)
+  JOIN municipalities m ON m.municipality_code = r.municipality_code
+  WHERE a.period = '2025-12' AND a."window" = 'term'
+  GROUP BY m.municipality_name, r.municipality_code
+)
+ORDER BY kod
 "#;
