@@ -13,6 +13,7 @@ use crate::fixtures::{self, Scale};
 use crate::ingest;
 use crate::lake::{self, Lake};
 use crate::output::{self, Format};
+use crate::policy::{self, Policies};
 use crate::{Error, Result};
 
 #[derive(Parser, Debug)]
@@ -65,6 +66,11 @@ pub enum Command {
         format: Format,
         sql: String,
     },
+    /// Policies: the shared definition, local staircases and targets.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Lake maintenance.
     Lake {
         #[command(subcommand)]
@@ -75,6 +81,15 @@ pub enum Command {
         /// Where the demo's fixtures and lake go (recreated each run).
         #[arg(long, default_value = "data/demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Check every policy file and show each one's id and content hash.
+    Check {
+        /// Policy directory (default: ./policies, else the built-in copies).
+        dir: Option<PathBuf>,
     },
 }
 
@@ -193,6 +208,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             print_lake_info(&lake).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy {
+            command: PolicyCommand::Check { dir },
+        } => Ok(policy_check(dir.as_deref())),
         Command::Demo { dir } => demo(&dir).await,
     }
 }
@@ -249,6 +267,35 @@ pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<
         }
     }
     Ok(refused)
+}
+
+fn policy_check(dir: Option<&Path>) -> ExitCode {
+    match Policies::load(&policy::Source::resolve(dir)) {
+        Ok(p) => {
+            let s = &p.shared;
+            println!(
+                "ok  {}: {} ({}), hash {}",
+                s.file, s.policy.id, s.policy.name, s.hash
+            );
+            for l in &p.local {
+                let numeric = l.policy.steps.iter().filter(|s| s.band().is_some()).count();
+                println!(
+                    "ok  {}: {} ({} steg, {} med numerisk gräns), hash {}",
+                    l.file,
+                    l.policy.id,
+                    l.policy.steps.len(),
+                    numeric,
+                    l.hash
+                );
+            }
+            println!("ok  {} mål", p.targets.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn print_lake_info(lake: &Lake) -> Result<()> {

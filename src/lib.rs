@@ -15,6 +15,7 @@ pub mod fixtures;
 pub mod ingest;
 pub mod lake;
 pub mod output;
+pub mod policy;
 pub mod reference;
 
 pub use error::Error;
