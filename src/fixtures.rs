@@ -315,8 +315,8 @@ fn pupils_of(s: &School, year: i32, muni_effect: f64, seed: u64) -> Vec<Pupil> {
             } else {
                 Gender::M
             };
-            let mut log_rate = (0.042f64).ln()
-                + 0.85 * z.sample(&mut r)
+            let mut log_rate = (0.034f64).ln()
+                + 0.8 * z.sample(&mut r)
                 + s.effect
                 + muni_effect
                 + 0.045 * *g as f64

@@ -1,0 +1,306 @@
+//! The query engine: owns the DataFusion `SessionContext` users' SQL runs in.
+//!
+//! It registers every lake table (at the latest version, or as of one data version), the
+//! reference table `municipalities` (code, name, county), the policy parameters (`definition`,
+//! `levels`, `local_steps`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
+//! every view in `sql/` (compiled into the binary; errors name the file). Nothing here knows
+//! about HTTP or the command line.
+//!
+//! `as_of` names a version of the `attendance` table, the data version every figure carries;
+//! the other tables are read as they were until the next data version was committed, so a
+//! query at an old version sees one consistent state of the whole lake.
+
+mod udf;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use crate::lake::{Lake, TABLES};
+use crate::policy::{self, Policies};
+use crate::{Error, Result, reference};
+
+/// The views, in the order they are created (base views first). A unit test checks that this
+/// list and the files in `sql/` agree.
+pub const VIEWS: [(&str, &str); 5] = [
+    (
+        "base/school_attendance",
+        include_str!("../../sql/base/school_attendance.sql"),
+    ),
+    (
+        "base/area_attendance",
+        include_str!("../../sql/base/area_attendance.sql"),
+    ),
+    ("absence_rate", include_str!("../../sql/absence_rate.sql")),
+    ("at_or_above", include_str!("../../sql/at_or_above.sql")),
+    (
+        "reporting_rate",
+        include_str!("../../sql/reporting_rate.sql"),
+    ),
+];
+
+/// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Indicator {
+    pub name: &'static str,
+    pub description: String,
+}
+
+/// Every indicator view, in `sql/` order.
+pub fn indicators() -> Vec<Indicator> {
+    VIEWS
+        .iter()
+        .filter(|(path, _)| !path.starts_with("base/"))
+        .map(|(name, sql)| Indicator {
+            name,
+            description: sql
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("--"))
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        })
+        .collect()
+}
+
+/// The data version a session reads: the `attendance` table's Delta version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub data_version: u64,
+}
+
+/// A session over the lake, with the version it reads.
+pub struct Engine {
+    pub ctx: SessionContext,
+    pub snapshot: Snapshot,
+}
+
+impl Engine {
+    /// A session over the lake at its latest version, or at data version `as_of`, with the
+    /// policies from `./policies` (or the built-in copies).
+    pub async fn open(lake: &Lake, as_of: Option<u64>) -> Result<Engine> {
+        let policies = Policies::load(&policy::Source::resolve(None))
+            .map_err(|e| Error::usage(e.to_string()))?;
+        Engine::open_with(lake, as_of, &policies).await
+    }
+
+    /// A session over the lake at `as_of` (or the latest version) with the given policies.
+    pub async fn open_with(lake: &Lake, as_of: Option<u64>, policies: &Policies) -> Result<Engine> {
+        let ctx = SessionContext::new();
+        let attendance = match as_of {
+            Some(v) => lake.table_at("attendance", v).await?,
+            None => lake.table("attendance").await?,
+        };
+        let data_version = attendance.version().unwrap_or_default();
+        // The lake at data version v is everything committed before data version v + 1 (so
+        // it includes v's own audit row, written just after v). At the latest version, that
+        // is simply every table's latest state.
+        let latest = lake
+            .table("attendance")
+            .await?
+            .version()
+            .unwrap_or_default();
+        let at_time = match as_of {
+            Some(v) if v < latest => Some(
+                lake.commit_time("attendance", v + 1).await? - chrono::Duration::milliseconds(1),
+            ),
+            _ => None,
+        };
+        for name in TABLES {
+            let table = if name == "attendance" {
+                attendance.clone()
+            } else if let Some(t) = at_time {
+                lake.table_as_of_time(name, t).await?
+            } else {
+                lake.table(name).await?
+            };
+            table.update_datafusion_session(&ctx.state())?;
+            ctx.register_table(name, table.table_provider().await?)?;
+        }
+        ctx.register_table("municipalities", Arc::new(municipalities_table()?))?;
+        register_policies(&ctx, policies, data_version)?;
+        ctx.register_udf(udf::AtOrAbove::udf("at_or_above"));
+        ctx.register_udf(udf::AtOrAbove::udf("hours_at_or_above"));
+        for (path, sql) in VIEWS {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let create = format!("CREATE VIEW {name} AS {sql}");
+            ctx.sql(&create)
+                .await
+                .map_err(|e| Error::usage(format!("sql/{path}.sql: {e}")))?;
+        }
+        Ok(Engine {
+            ctx,
+            snapshot: Snapshot { data_version },
+        })
+    }
+
+    /// Runs one SQL statement and collects its result.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+}
+
+/// A one-batch in-memory table from named columns (nullability taken from the data).
+fn mem_table(columns: Vec<(&str, ArrayRef)>) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), a.null_count() > 0))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )?;
+    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}
+
+fn strings<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(v))
+}
+
+fn ints(v: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter(v))
+}
+
+/// The policies as tables, so SQL joins to thresholds instead of repeating them as literals.
+fn register_policies(ctx: &SessionContext, p: &Policies, data_version: u64) -> Result<()> {
+    let d = &p.shared;
+    let valid_from = d.policy.valid_from.to_string();
+    ctx.register_table(
+        "definition",
+        Arc::new(mem_table(vec![
+            ("definition_id", strings([Some(d.policy.id.as_str())])),
+            ("definition_name", strings([Some(d.policy.name.as_str())])),
+            ("definition_hash", strings([Some(d.hash.as_str())])),
+            ("valid_from", strings([Some(valid_from.as_str())])),
+            (
+                "min_reporting_rate",
+                Arc::new(Float64Array::from(vec![d.policy.min_reporting_rate])),
+            ),
+            ("data_version", ints([Some(data_version as i64)])),
+        ])?),
+    )?;
+    let levels = &d.policy.levels;
+    ctx.register_table(
+        "levels",
+        Arc::new(mem_table(vec![
+            (
+                "level_id",
+                strings(levels.iter().map(|l| Some(l.id.as_str()))),
+            ),
+            (
+                "level_name",
+                strings(levels.iter().map(|l| Some(l.name.as_str()))),
+            ),
+            (
+                "percent",
+                ints(levels.iter().map(|l| Some(l.percent as i64))),
+            ),
+            ("level_order", ints((1..=levels.len() as i64).map(Some))),
+        ])?),
+    )?;
+    let steps: Vec<(&policy::Hashed<policy::LocalPolicy>, &policy::Step)> = p
+        .local
+        .iter()
+        .flat_map(|l| l.policy.steps.iter().map(move |s| (l, s)))
+        .collect();
+    let measure = |s: &policy::Step| match s.measure {
+        policy::Measure::Percent => "percent",
+        policy::Measure::Hours => "hours",
+        policy::Measure::None => "none",
+    };
+    ctx.register_table(
+        "local_steps",
+        Arc::new(mem_table(vec![
+            (
+                "policy_id",
+                strings(steps.iter().map(|(l, _)| Some(l.policy.id.as_str()))),
+            ),
+            (
+                "policy_name",
+                strings(steps.iter().map(|(l, _)| Some(l.policy.name.as_str()))),
+            ),
+            (
+                "policy_hash",
+                strings(steps.iter().map(|(l, _)| Some(l.hash.as_str()))),
+            ),
+            (
+                "municipality_code",
+                strings(steps.iter().map(|(l, _)| l.policy.municipality.as_deref())),
+            ),
+            (
+                "county_code",
+                strings(steps.iter().map(|(l, _)| l.policy.county.as_deref())),
+            ),
+            ("step", ints(steps.iter().map(|(_, s)| Some(s.step as i64)))),
+            (
+                "step_name",
+                strings(steps.iter().map(|(_, s)| Some(s.name.as_str()))),
+            ),
+            (
+                "measure",
+                strings(steps.iter().map(|(_, s)| Some(measure(s)))),
+            ),
+            (
+                "window",
+                strings(steps.iter().map(|(_, s)| s.window.map(|w| w.as_str()))),
+            ),
+            (
+                "band",
+                ints(steps.iter().map(|(_, s)| s.band().map(|b| b as i64))),
+            ),
+            (
+                "who",
+                strings(steps.iter().map(|(_, s)| Some(s.who.as_str()))),
+            ),
+        ])?),
+    )?;
+    Ok(())
+}
+
+fn municipalities_table() -> Result<MemTable> {
+    let all = reference::municipalities();
+    let col = |f: fn(&reference::Municipality) -> &str| strings(all.iter().map(|m| Some(f(m))));
+    mem_table(vec![
+        ("municipality_code", col(|m| &m.code)),
+        ("municipality_name", col(|m| &m.name)),
+        ("county_code", col(|m| &m.county_code)),
+        ("county_name", col(|m| &m.county_name)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sql_file_is_a_view_and_every_view_a_file() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut files = Vec::new();
+        for dir in [root.clone(), root.join("base")] {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "sql") {
+                    let rel = p.strip_prefix(&root).unwrap().with_extension("");
+                    files.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        files.sort();
+        let mut views: Vec<String> = VIEWS.iter().map(|(p, _)| p.to_string()).collect();
+        views.sort();
+        assert_eq!(files, views);
+        for i in indicators() {
+            assert!(
+                !i.description.is_empty(),
+                "{} has no leading comment",
+                i.name
+            );
+        }
+    }
+}
