@@ -71,6 +71,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The indicators (views in sql/).
+    Indicators {
+        #[command(subcommand)]
+        command: IndicatorsCommand,
+    },
     /// Lake maintenance.
     Lake {
         #[command(subcommand)]
@@ -91,6 +96,12 @@ pub enum PolicyCommand {
         /// Policy directory (default: ./policies, else the built-in copies).
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IndicatorsCommand {
+    /// List every indicator view with its description.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,6 +222,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Check { dir },
         } => Ok(policy_check(dir.as_deref())),
+        Command::Indicators {
+            command: IndicatorsCommand::List,
+        } => {
+            for i in crate::engine::indicators() {
+                println!("{:<16} {}", i.name, i.description);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { dir } => demo(&dir).await,
     }
 }
