@@ -2,7 +2,7 @@
 //!
 //! It registers every lake table (at the latest version, or as of one data version), the
 //! reference table `municipalities` (code, name, county), the policy parameters (`definition`,
-//! `levels`, `local_steps`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
+//! `levels`, `shared_windows`, `local_steps`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
 //! every view in `sql/` (compiled into the binary; errors name the file). Nothing here knows
 //! about HTTP or the command line.
 //!
@@ -25,7 +25,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 5] = [
+pub const VIEWS: [(&str, &str); 6] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -40,6 +40,7 @@ pub const VIEWS: [(&str, &str); 5] = [
         "reporting_rate",
         include_str!("../../sql/reporting_rate.sql"),
     ),
+    ("harmonisation", include_str!("../../sql/harmonisation.sql")),
 ];
 
 /// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
@@ -203,6 +204,14 @@ fn register_policies(ctx: &SessionContext, p: &Policies, data_version: u64) -> R
             ),
             ("level_order", ints((1..=levels.len() as i64).map(Some))),
         ])?),
+    )?;
+    let windows = &d.policy.windows;
+    ctx.register_table(
+        "shared_windows",
+        Arc::new(mem_table(vec![(
+            "window",
+            strings(windows.iter().map(|w| Some(w.as_str()))),
+        )])?),
     )?;
     let steps: Vec<(&policy::Hashed<policy::LocalPolicy>, &policy::Step)> = p
         .local
