@@ -25,7 +25,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 6] = [
+pub const VIEWS: [(&str, &str); 8] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -41,6 +41,8 @@ pub const VIEWS: [(&str, &str); 6] = [
         include_str!("../../sql/reporting_rate.sql"),
     ),
     ("harmonisation", include_str!("../../sql/harmonisation.sql")),
+    ("coverage", include_str!("../../sql/coverage.sql")),
+    ("gender_gap", include_str!("../../sql/gender_gap.sql")),
 ];
 
 /// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
