@@ -214,6 +214,20 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
     let (rows_by_protocol, _) = crate::lake::read_delta_by_protocol(&lake.join("attendance"));
     assert_eq!(rows_by_protocol, rows.len());
 
+    // Every indicator agrees with the pupil-level truth, in all three windows.
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::indicators::check_against_truth(
+            &lake,
+            &fx,
+            "2026-03",
+            &["2026-01", "2026-02", "2026-03"],
+            &[
+                "2025-08", "2025-09", "2025-10", "2025-11", "2025-12", "2026-01", "2026-02",
+                "2026-03",
+            ],
+        ));
+
     // A refused file: exit 1, every problem printed, the lake unchanged.
     let before = ok(&["lake", "info", "--lake", lake_s]);
     let broken = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/broken/many_problems.csv");

@@ -3,5 +3,6 @@
 mod cli;
 mod common;
 mod contract;
+mod indicators;
 mod lake;
 mod slt;
