@@ -25,7 +25,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 8] = [
+pub const VIEWS: [(&str, &str); 9] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -43,6 +43,7 @@ pub const VIEWS: [(&str, &str); 8] = [
     ("harmonisation", include_str!("../../sql/harmonisation.sql")),
     ("coverage", include_str!("../../sql/coverage.sql")),
     ("gender_gap", include_str!("../../sql/gender_gap.sql")),
+    ("escalation", include_str!("../../sql/escalation.sql")),
 ];
 
 /// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
