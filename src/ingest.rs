@@ -57,16 +57,7 @@ pub fn peek_kind(path: &Path) -> Option<Kind> {
     std::io::BufReader::new(std::fs::File::open(path).ok()?)
         .read_until(b'\n', &mut line)
         .ok()?;
-    let text = contract::source::decode_text(&line);
-    let sep = if text.matches(';').count() > text.matches(',').count() {
-        ';'
-    } else {
-        ','
-    };
-    let cols: Vec<String> = text
-        .split(sep)
-        .map(|c| c.trim().trim_matches('"').to_lowercase())
-        .collect();
+    let cols = contract::source::csv_columns(&contract::source::decode_text(&line));
     Kind::recognise(&cols)
 }
 

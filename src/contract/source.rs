@@ -163,12 +163,7 @@ fn read_csv(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
             "filen är tom eller saknar rubrikrad",
         )]);
     }
-    // Swedish Excel writes `;` (the comma is the decimal separator); others write `,`.
-    let delimiter = if header_line.matches(';').count() > header_line.matches(',').count() {
-        b';'
-    } else {
-        b','
-    };
+    let delimiter = delimiter(header_line);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
@@ -231,6 +226,27 @@ fn read_csv(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
         columns: headers,
         cols,
     })
+}
+
+/// The separator of a CSV file from its header line: Swedish Excel writes `;` (the comma is
+/// the decimal separator), others write `,`.
+pub fn delimiter(header_line: &str) -> u8 {
+    if header_line.matches(';').count() > header_line.matches(',').count() {
+        b';'
+    } else {
+        b','
+    }
+}
+
+/// The normalised column names of a CSV header line.
+pub fn csv_columns(header_line: &str) -> Vec<String> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter(header_line))
+        .has_headers(true)
+        .from_reader(header_line.as_bytes())
+        .headers()
+        .map(|h| h.iter().map(normalise_name).collect())
+        .unwrap_or_default()
 }
 
 fn read_parquet(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
