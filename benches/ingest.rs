@@ -42,6 +42,11 @@ fn one_school_month(file: &Path) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
+    // `RUST_LOG=narvaro=debug` shows where each commit spends its time.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let fx = dir.path().join("fx");

@@ -236,7 +236,9 @@ impl Lake {
     ) -> Result<Receipt> {
         let kind = upload.kind;
         let upload_id = uuid::Uuid::new_v4().to_string();
+        let started = std::time::Instant::now();
         let table = self.table(kind.table()).await?;
+        let loaded = started.elapsed();
         let predicate = replace_predicate(kind, &upload.keys);
 
         // Which keys exist already, and which uploads wrote them: the audit's link from a
@@ -267,6 +269,7 @@ impl Lake {
                 n.to_string_lossy().into_owned()
             });
         let source_file = source_file.as_str();
+        let scanned = started.elapsed();
         let rows = upload.batch.num_rows();
         let batch = with_upload_id(&upload.batch, kind, &upload_id)?;
         let metadata = [
@@ -287,6 +290,7 @@ impl Lake {
             .with_commit_properties(CommitProperties::default().with_metadata(metadata))
             .await?;
         self.remember(kind.table(), &table).await;
+        let written = started.elapsed();
         let version = table.version().unwrap_or_default();
         let receipt = Receipt {
             upload_id,
@@ -302,6 +306,15 @@ impl Lake {
             warnings: upload.warnings,
         };
         self.audit(&receipt).await?;
+        tracing::debug!(
+            table = kind.table(),
+            rows,
+            load_ms = loaded.as_millis() as u64,
+            key_scan_ms = (scanned - loaded).as_millis() as u64,
+            write_ms = (written - scanned).as_millis() as u64,
+            audit_ms = (started.elapsed() - written).as_millis() as u64,
+            "upload committed"
+        );
         Ok(receipt)
     }
 
