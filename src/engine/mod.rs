@@ -25,7 +25,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 9] = [
+pub const VIEWS: [(&str, &str); 10] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -44,6 +44,7 @@ pub const VIEWS: [(&str, &str); 9] = [
     ("coverage", include_str!("../../sql/coverage.sql")),
     ("gender_gap", include_str!("../../sql/gender_gap.sql")),
     ("escalation", include_str!("../../sql/escalation.sql")),
+    ("change", include_str!("../../sql/change.sql")),
 ];
 
 /// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
