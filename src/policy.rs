@@ -188,6 +188,18 @@ pub enum TargetIndicator {
     ReportingRate,
 }
 
+impl TargetIndicator {
+    /// The name SQL uses for it (the `indicator` column of the `targets` table).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetIndicator::AbsenceRate => "absence_rate",
+            TargetIndicator::InvalidAbsenceRate => "invalid_absence_rate",
+            TargetIndicator::ShareAtOrAbove => "share_at_or_above",
+            TargetIndicator::ReportingRate => "reporting_rate",
+        }
+    }
+}
+
 /// A political target (SKR step 2), e.g. share at or above 15 % below 8 % by VT2027.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

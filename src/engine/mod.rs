@@ -2,7 +2,7 @@
 //!
 //! It registers every lake table (at the latest version, or as of one data version), the
 //! reference table `municipalities` (code, name, county), the policy parameters (`definition`,
-//! `levels`, `shared_windows`, `local_steps`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
+//! `levels`, `shared_windows`, `local_steps`, `targets`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
 //! every view in `sql/` (compiled into the binary; errors name the file). Nothing here knows
 //! about HTTP or the command line.
 //!
@@ -25,7 +25,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 10] = [
+pub const VIEWS: [(&str, &str); 11] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -45,6 +45,10 @@ pub const VIEWS: [(&str, &str); 10] = [
     ("gender_gap", include_str!("../../sql/gender_gap.sql")),
     ("escalation", include_str!("../../sql/escalation.sql")),
     ("change", include_str!("../../sql/change.sql")),
+    (
+        "target_progress",
+        include_str!("../../sql/target_progress.sql"),
+    ),
 ];
 
 /// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
@@ -216,6 +220,46 @@ fn register_policies(ctx: &SessionContext, p: &Policies, data_version: u64) -> R
             "window",
             strings(windows.iter().map(|w| Some(w.as_str()))),
         )])?),
+    )?;
+    let t = &p.targets;
+    ctx.register_table(
+        "targets",
+        Arc::new(mem_table(vec![
+            (
+                "municipality_code",
+                strings(t.iter().map(|x| Some(x.policy.municipality.as_str()))),
+            ),
+            (
+                "indicator",
+                strings(t.iter().map(|x| Some(x.policy.indicator.as_str()))),
+            ),
+            (
+                "level_id",
+                strings(t.iter().map(|x| x.policy.level.as_deref())),
+            ),
+            (
+                "comparator",
+                strings(t.iter().map(|x| Some(x.policy.comparator.symbol()))),
+            ),
+            (
+                "target_value",
+                Arc::new(Float64Array::from_iter_values(
+                    t.iter().map(|x| x.policy.value),
+                )),
+            ),
+            (
+                "by_term",
+                strings(t.iter().map(|x| Some(x.policy.by_term.as_str()))),
+            ),
+            (
+                "description",
+                strings(t.iter().map(|x| Some(x.policy.description.as_str()))),
+            ),
+            (
+                "target_hash",
+                strings(t.iter().map(|x| Some(x.hash.as_str()))),
+            ),
+        ])?),
     )?;
     let steps: Vec<(&policy::Hashed<policy::LocalPolicy>, &policy::Step)> = p
         .local
