@@ -25,7 +25,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 11] = [
+pub const VIEWS: [(&str, &str); 12] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -49,6 +49,7 @@ pub const VIEWS: [(&str, &str); 11] = [
         "target_progress",
         include_str!("../../sql/target_progress.sql"),
     ),
+    ("benchmark", include_str!("../../sql/benchmark.sql")),
 ];
 
 /// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
