@@ -6,13 +6,11 @@
 -- Unit: percent and procentenheter. Policy: policies/shared.toml.
 WITH s AS (
   SELECT a.area_code AS school_unit_code, a.period, a."window", a.students, a.absence_minutes,
-         a.offered_minutes, a.absence_pct, r.school_types, r.municipality_code, m.county_code
+         a.offered_minutes, a.absence_pct, k.school_types, k.municipality_code, k.county_code
   FROM absence_rate a
-  JOIN register r
-    ON r.school_unit_code = a.area_code
-   AND r.valid_from < to_date(a.period || '-01') + INTERVAL '1 month'
-   AND (r.valid_to IS NULL OR r.valid_to >= to_date(a.period || '-01'))
-  JOIN municipalities m ON m.municipality_code = r.municipality_code
+  JOIN (SELECT DISTINCT school_unit_code, period, school_types, municipality_code, county_code
+        FROM school_attendance) k
+    ON k.school_unit_code = a.area_code AND k.period = a.period
   WHERE a.area_type = 'school'
 ),
 similar AS (
