@@ -648,13 +648,9 @@ fn write_register(path: &Path, schools: &[&School]) -> Result<()> {
                 s.municipality.clone(),
                 s.organiser.to_string(),
                 format!(
-                    "GR {}",
-                    if s.first_grade == 0 {
-                        "F".to_string()
-                    } else {
-                        s.first_grade.to_string()
-                    }
-                ) + &format!("-{}", s.last_grade),
+                    "GR {}-{}",
+                    GRADE_NAMES[s.first_grade], GRADE_NAMES[s.last_grade]
+                ),
                 "2000-07-01".to_string(),
                 String::new(),
             ]

@@ -19,9 +19,8 @@ pub async fn ingest_bytes(
     bytes: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Receipt> {
-    let register = lake.register().await?;
     let ctx = Context {
-        register: (*register).clone(),
+        register: lake.register().await?,
         today: now.date_naive(),
     };
     let validated = contract::validate(file, bytes, &ctx)?;

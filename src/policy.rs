@@ -462,6 +462,7 @@ fn check_shared(p: &SharedDefinition) -> Vec<String> {
         out.push("levels: ange minst en nivå".to_string());
     }
     let mut prev: Option<&Level> = None;
+    let mut seen = std::collections::HashSet::new();
     for l in &p.levels {
         if !(1..=100).contains(&l.percent) {
             out.push(format!(
@@ -477,8 +478,7 @@ fn check_shared(p: &SharedDefinition) -> Vec<String> {
                 l.id, l.percent, q.id, q.percent
             ));
         }
-        if p.levels.iter().filter(|x| x.id == l.id).count() > 1 && prev.is_none_or(|q| q.id != l.id)
-        {
+        if !seen.insert(l.id.as_str()) {
             out.push(format!("nivå {}: id:t förekommer flera gånger", l.id));
         }
         prev = Some(l);

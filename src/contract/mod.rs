@@ -150,7 +150,8 @@ impl Register {
 /// What validation checks a file against: the register and the date it arrived.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub register: Register,
+    /// Shared, not copied: one register serves every upload until it changes.
+    pub register: std::sync::Arc<Register>,
     /// The day the upload is received; periods after its month are refused as future.
     pub today: NaiveDate,
 }

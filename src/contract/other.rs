@@ -55,15 +55,15 @@ fn check_unique<K: std::hash::Hash + Eq>(
     let mut seen = HashMap::new();
     let mut problems = Vec::new();
     for (row, key, shown) in keys {
-        if let Some(first) = seen.insert(key, row) {
+        // Every repeat is reported against the key's first row.
+        let first = *seen.entry(key).or_insert(row);
+        if first != row {
             problems.push(
                 Problem::at("duplicate_row", row)
                     .column(columns)
                     .value(shown)
                     .msg(format!("samma nyckel finns redan på rad {first}")),
             );
-            // Keep reporting later repeats against the first occurrence.
-            continue;
         }
     }
     problems
