@@ -172,24 +172,31 @@ impl Lake {
 
     /// The table as it was at a point in time (the last commit at or before `at`).
     pub async fn table_as_of_time(&self, table: &str, at: DateTime<Utc>) -> Result<DeltaTable> {
-        let mut t = DeltaTableBuilder::from_url(self.url(table)?)?.build()?;
-        match t.load_with_datetime(at).await {
-            Ok(()) => Ok(t),
-            // The table did not exist yet at that time: its first version is empty.
-            Err(_) => self.table_at(table, 0).await,
+        // Before the table's first commit it held nothing: its first version is empty.
+        if at < self.commit_time(table, 0).await? {
+            return self.table_at(table, 0).await;
         }
+        let mut t = DeltaTableBuilder::from_url(self.url(table)?)?.build()?;
+        t.load_with_datetime(at).await?;
+        Ok(t)
     }
 
     /// The commit time of `version` of `table`.
     pub async fn commit_time(&self, table: &str, version: u64) -> Result<DateTime<Utc>> {
-        let t = self.table_at(table, version).await?;
-        let mut history = t.history(Some(1));
-        use futures::StreamExt;
-        let info = history
-            .next()
-            .await
-            .ok_or_else(|| Error::usage(format!("table {table} has no history")))??;
-        let ms = info.timestamp.unwrap_or_default();
+        // Read exactly that version's log entry: the table's history is read from its newest
+        // commit, whatever version is loaded.
+        let missing = || Error::usage(format!("version {version} of table {table} does not exist"));
+        let log = self.table(table).await?.log_store();
+        let entry = log.read_commit_entry(version).await?.ok_or_else(missing)?;
+        let ms = String::from_utf8_lossy(&entry)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|a| a["commitInfo"]["timestamp"].as_i64())
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "version {version} of table {table} has no commit time"
+                ))
+            })?;
         Ok(DateTime::from_timestamp_millis(ms).unwrap_or_default())
     }
 

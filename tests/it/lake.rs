@@ -164,3 +164,21 @@ async fn tables_are_standard_delta_readable_without_delta_rs() {
     let (register_rows, _) = read_delta_by_protocol(&lake.root().join("register"));
     assert_eq!(register_rows, 3);
 }
+
+/// Regression: `as_of` once took the time of the newest commit instead of the version's own,
+/// so at any version but the second-newest the other tables showed later uploads.
+#[tokio::test]
+async fn as_of_an_older_version_reads_the_other_tables_at_that_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path()).await;
+    let first = lake.table("attendance").await.unwrap().version().unwrap();
+    for f in ["attendance_corrected.csv", "attendance.csv"] {
+        ingest_path(&lake, &fixture(&format!("small/{f}")), now())
+            .await
+            .unwrap();
+    }
+    let audit = "SELECT count(*) FROM uploads WHERE table_name = 'attendance'";
+    assert_eq!(scalar(&lake, Some(first), audit).await, 1);
+    assert_eq!(scalar(&lake, Some(first + 1), audit).await, 2);
+    assert_eq!(scalar(&lake, None, audit).await, 3);
+}
