@@ -25,7 +25,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 12] = [
+pub const VIEWS: [(&str, &str); 13] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -45,6 +45,7 @@ pub const VIEWS: [(&str, &str); 12] = [
     ("gender_gap", include_str!("../../sql/gender_gap.sql")),
     ("escalation", include_str!("../../sql/escalation.sql")),
     ("change", include_str!("../../sql/change.sql")),
+    ("attainment", include_str!("../../sql/attainment.sql")),
     (
         "target_progress",
         include_str!("../../sql/target_progress.sql"),

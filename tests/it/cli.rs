@@ -214,7 +214,25 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
     let (rows_by_protocol, _) = crate::lake::read_delta_by_protocol(&lake.join("attendance"));
     assert_eq!(rows_by_protocol, rows.len());
 
-    // Every indicator agrees with the pupil-level truth, in all three windows.
+    // Every indicator agrees with the pupil-level truth, in all three windows. Change needs
+    // the end of the previous term and the same month a year earlier; attainment needs the
+    // June before and the outcomes; escalation the actions.
+    let mut more = vec!["ingest", "--lake", lake_s];
+    let dirs: Vec<String> = ["2025-12", "2025-03", "2025-06"]
+        .iter()
+        .map(|p| fx.join("attendance").join(p).to_str().unwrap().to_string())
+        .collect();
+    let files: Vec<String> = ["actions.csv", "outcomes.csv"]
+        .iter()
+        .map(|f| fx.join(f).to_str().unwrap().to_string())
+        .collect();
+    more.extend(dirs.iter().chain(&files).map(String::as_str));
+    let out = ok(&more);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        3 * 12 + 2,
+        "{out}"
+    );
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(crate::indicators::check_against_truth(

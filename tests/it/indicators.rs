@@ -1,20 +1,35 @@
 //! Every indicator on the county fixtures agrees with the generator's pupil-level truth,
-//! recomputed here in plain Rust from `truth/pupil_months.parquet`, independently of the SQL.
+//! recomputed here in plain Rust from `truth/pupil_months.parquet` (and the uploaded actions
+//! and outcomes files for the counts only schools report), independently of the SQL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use narvaro::aggregate::{GRADE_NAMES, Gender, Grouping, plan_groups};
+use narvaro::contract::attendance::MIN_GROUP;
 use narvaro::engine::Engine;
 use narvaro::lake::Lake;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-#[derive(Default, Clone, Copy)]
+/// One pupil's minutes over a window.
+#[derive(Clone)]
 struct Pupil {
+    school: String,
+    school_year: String,
+    grade: usize,
+    gender: Gender,
     offered: i64,
     absence: i64,
     reported: i64,
+}
+
+impl Pupil {
+    /// Whole percent, as the histograms band it.
+    fn pct(&self) -> i64 {
+        (100 * self.absence / self.offered).min(100)
+    }
 }
 
 fn col_str(b: &RecordBatch, name: &str) -> Vec<String> {
@@ -30,85 +45,196 @@ fn col_int(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
     a.as_primitive::<Int64Type>().iter().collect()
 }
 
-/// Per pupil: minutes over the months of `periods`, and the pupil's school.
-fn pupils(truth: &Path, periods: &[&str]) -> HashMap<String, (String, Pupil)> {
-    let f = std::fs::File::open(truth).unwrap();
-    let mut out: HashMap<String, (String, Pupil)> = HashMap::new();
-    for b in ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-    {
-        let b = b.unwrap();
-        let (id, school, period) = (
-            col_str(&b, "pupil_id"),
-            col_str(&b, "school_unit_code"),
-            col_str(&b, "period"),
+fn col_f64(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    let a = arrow::compute::cast(b.column_by_name(name).unwrap(), &DataType::Float64).unwrap();
+    a.as_primitive::<Float64Type>().iter().collect()
+}
+
+fn close(got: Option<f64>, want: f64, what: &str) {
+    let got = got.unwrap_or_else(|| panic!("{what}: NULL, want {want}"));
+    assert!((got - want).abs() < 1e-9, "{what}: {got} ≠ {want}");
+}
+
+/// The generator's truth and the fixture files beside it.
+struct Truth {
+    /// (pupil id, period, the pupil's minutes in that month)
+    rows: Vec<(String, String, Pupil)>,
+    /// school → municipality, and school → school types, from the register file.
+    municipality: HashMap<String, String>,
+    school_types: HashMap<String, String>,
+    /// (school, period) the generator left out of the uploads.
+    missing: HashSet<(String, String)>,
+}
+
+impl Truth {
+    fn load(fixtures: &Path) -> Truth {
+        let f = std::fs::File::open(fixtures.join("truth/pupil_months.parquet")).unwrap();
+        let mut rows = Vec::new();
+        for b in ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let b = b.unwrap();
+            let [id, school, year, grade, gender, period] = [
+                "pupil_id",
+                "school_unit_code",
+                "school_year",
+                "grade",
+                "gender",
+                "period",
+            ]
+            .map(|c| col_str(&b, c));
+            let [off, val, inv, rep] = [
+                "offered_minutes",
+                "valid_absence_minutes",
+                "invalid_absence_minutes",
+                "reported_minutes",
+            ]
+            .map(|c| col_int(&b, c));
+            for i in 0..b.num_rows() {
+                rows.push((
+                    id[i].clone(),
+                    period[i].clone(),
+                    Pupil {
+                        school: school[i].clone(),
+                        school_year: year[i].clone(),
+                        grade: GRADE_NAMES.iter().position(|g| *g == grade[i]).unwrap(),
+                        gender: if gender[i] == "K" {
+                            Gender::K
+                        } else {
+                            Gender::M
+                        },
+                        offered: off[i].unwrap(),
+                        absence: val[i].unwrap() + inv[i].unwrap(),
+                        reported: rep[i].unwrap(),
+                    },
+                ));
+            }
+        }
+        let text = narvaro::contract::source::decode_text(
+            &std::fs::read(fixtures.join("register.csv")).unwrap(),
         );
-        let (off, val, inv, rep) = (
-            col_int(&b, "offered_minutes"),
-            col_int(&b, "valid_absence_minutes"),
-            col_int(&b, "invalid_absence_minutes"),
-            col_int(&b, "reported_minutes"),
-        );
-        for i in 0..b.num_rows() {
-            if !periods.contains(&period[i].as_str()) {
+        let (mut municipality, mut school_types) = (HashMap::new(), HashMap::new());
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split(';').collect();
+            municipality.insert(f[0].to_string(), f[2].to_string());
+            school_types.insert(f[0].to_string(), f[4].to_string());
+        }
+        let missing = std::fs::read_to_string(fixtures.join("truth/missing_uploads.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(';'))
+            .map(|(s, p)| (s.to_string(), p.to_string()))
+            .collect();
+        Truth {
+            rows,
+            municipality,
+            school_types,
+            missing,
+        }
+    }
+
+    /// Per pupil with offered time: minutes over `months`, at the schools that uploaded for
+    /// the window's period (the last of `months`).
+    fn window(&self, months: &[&str]) -> HashMap<String, Pupil> {
+        let period = months.last().unwrap().to_string();
+        let mut out: HashMap<String, Pupil> = HashMap::new();
+        for (id, p, m) in &self.rows {
+            if !months.contains(&p.as_str())
+                || self.missing.contains(&(m.school.clone(), period.clone()))
+            {
                 continue;
             }
-            let e = out
-                .entry(id[i].clone())
-                .or_insert_with(|| (school[i].clone(), Pupil::default()));
-            e.1.offered += off[i].unwrap();
-            e.1.absence += val[i].unwrap() + inv[i].unwrap();
-            e.1.reported += rep[i].unwrap();
+            let e = out.entry(id.clone()).or_insert_with(|| Pupil {
+                offered: 0,
+                absence: 0,
+                reported: 0,
+                ..m.clone()
+            });
+            e.offered += m.offered;
+            e.absence += m.absence;
+            e.reported += m.reported;
+        }
+        out.retain(|_, p| p.offered > 0);
+        out
+    }
+
+    /// The generator's grouping of each school's pupils in a school year (as uploaded).
+    fn groupings(&self) -> HashMap<(String, String), Grouping> {
+        type Roster<'a> = HashMap<&'a str, (usize, Gender)>;
+        let mut rosters: HashMap<(&str, &str), Roster> = HashMap::new();
+        for (id, _, m) in &self.rows {
+            rosters
+                .entry((&m.school, &m.school_year))
+                .or_default()
+                .insert(id, (m.grade, m.gender));
+        }
+        rosters
+            .into_iter()
+            .map(|(k, r)| {
+                let roster: Vec<(usize, Gender)> = r.into_values().collect();
+                let key = (k.0.to_string(), k.1.to_string());
+                (key, plan_groups(&roster, MIN_GROUP).unwrap())
+            })
+            .collect()
+    }
+
+    fn municipality_of(&self, p: &Pupil) -> String {
+        self.municipality[&p.school].clone()
+    }
+}
+
+/// Absence in percent from summed minutes.
+fn pct(pupils: &[&Pupil]) -> f64 {
+    let (a, o) = pupils
+        .iter()
+        .fold((0, 0), |(a, o), p| (a + p.absence, o + p.offered));
+    100.0 * a as f64 / o as f64
+}
+
+/// Pupils grouped by a key.
+fn group_by<K: Ord>(
+    p: &HashMap<String, Pupil>,
+    key: impl Fn(&Pupil) -> Option<K>,
+) -> BTreeMap<K, Vec<&Pupil>> {
+    let mut out: BTreeMap<K, Vec<&Pupil>> = BTreeMap::new();
+    for v in p.values() {
+        if let Some(k) = key(v) {
+            out.entry(k).or_default().push(v);
         }
     }
     out
-}
-
-/// The register's school → municipality, from the fixtures' Windows-1252 register file.
-fn municipality_of(fixtures: &Path) -> HashMap<String, String> {
-    let text = narvaro::contract::source::decode_text(
-        &std::fs::read(fixtures.join("register.csv")).unwrap(),
-    );
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(';').collect();
-            (f[0].to_string(), f[2].to_string())
-        })
-        .collect()
 }
 
 /// Figures per municipality: (students, offered, absence, reported, pupils at or above each
 /// of `bands` in percent, pupils at or above each of `hours`).
 fn by_municipality(
-    p: &HashMap<String, (String, Pupil)>,
-    muni: &HashMap<String, String>,
+    t: &Truth,
+    p: &HashMap<String, Pupil>,
     bands: &[i64],
     hours: &[i64],
 ) -> BTreeMap<String, Vec<i64>> {
-    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for (school, m) in p.values() {
-        let e = out
-            .entry(muni[school].clone())
-            .or_insert_with(|| vec![0; 4 + bands.len() + hours.len()]);
-        if m.offered == 0 {
-            continue;
-        }
-        e[0] += 1;
-        e[1] += m.offered;
-        e[2] += m.absence;
-        e[3] += m.reported;
-        let pct = (100 * m.absence / m.offered).min(100);
-        for (k, b) in bands.iter().enumerate() {
-            e[4 + k] += (pct >= *b) as i64;
-        }
-        for (k, h) in hours.iter().enumerate() {
-            e[4 + bands.len() + k] += ((m.absence / 60).min(200) >= *h) as i64;
-        }
-    }
-    out
+    group_by(p, |v| Some(t.municipality_of(v)))
+        .into_iter()
+        .map(|(m, pupils)| {
+            let mut e = vec![0; 4 + bands.len() + hours.len()];
+            for v in pupils {
+                e[0] += 1;
+                e[1] += v.offered;
+                e[2] += v.absence;
+                e[3] += v.reported;
+                for (k, b) in bands.iter().enumerate() {
+                    e[4 + k] += (v.pct() >= *b) as i64;
+                }
+                for (k, h) in hours.iter().enumerate() {
+                    e[4 + bands.len() + k] += ((v.absence / 60).min(200) >= *h) as i64;
+                }
+            }
+            (m, e)
+        })
+        .collect()
 }
 
 async fn query(engine: &Engine, sql: &str) -> Vec<RecordBatch> {
@@ -118,8 +244,29 @@ async fn query(engine: &Engine, sql: &str) -> Vec<RecordBatch> {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Checks the indicators for period `period` (the lake must hold its month, term and
-/// school-year rows) against the truth.
+/// The months of the previous term and of the same term a year earlier, for a term that runs
+/// `term` (e.g. 2026-01 … 2026-03).
+fn earlier_terms(term: &[&str]) -> (Vec<String>, Vec<String>) {
+    let (y, m): (i32, u32) = (term[0][..4].parse().unwrap(), term[0][5..].parse().unwrap());
+    let previous = if m <= 6 {
+        (8..=12).map(|m| format!("{}-{m:02}", y - 1)).collect()
+    } else {
+        (1..=6).map(|m| format!("{y}-{m:02}")).collect()
+    };
+    let last_year = term
+        .iter()
+        .map(|p| format!("{}{}", p[..4].parse::<i32>().unwrap() - 1, &p[4..]))
+        .collect();
+    (previous, last_year)
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Checks the indicators for period `period` against the truth. The lake must hold the
+/// month, term and school-year rows of `period`, of the end of the previous term and of the
+/// same month a year earlier, the June before (for attainment), and the actions and outcomes.
 pub async fn check_against_truth(
     lake_dir: &Path,
     fixtures: &Path,
@@ -127,8 +274,7 @@ pub async fn check_against_truth(
     term: &[&str],
     year: &[&str],
 ) {
-    let truth = fixtures.join("truth/pupil_months.parquet");
-    let muni = municipality_of(fixtures);
+    let t = Truth::load(fixtures);
     let lake = Lake::open(lake_dir).await.unwrap();
     let engine = Engine::open(&lake, None).await.unwrap();
     let levels = [10, 15, 20, 50];
@@ -138,7 +284,8 @@ pub async fn check_against_truth(
         ("school_year", year.to_vec()),
     ];
     for (window, months) in &windows {
-        let want = by_municipality(&pupils(&truth, months), &muni, &levels, &[30, 50, 70]);
+        let pupils = t.window(months);
+        let want = by_municipality(&t, &pupils, &levels, &[30, 50, 70]);
         // absence_rate and reporting_rate: exact minutes and pupils.
         let got = query(&engine, &format!(
             "SELECT a.area_code, a.students, a.offered_minutes, a.absence_minutes, r.reported_minutes
@@ -217,7 +364,12 @@ pub async fn check_against_truth(
             _ => 3,
         };
         assert_eq!(checked, 12 * steps, "{window}: harmonisation steps checked");
+        check_gender_gap(&t, &engine, &pupils, period, window).await;
     }
+    check_change(&t, &engine, period, term).await;
+    check_escalation(&t, &engine, fixtures, period).await;
+    check_benchmark(&t, &engine, period, term).await;
+    check_attainment(&t, &engine, fixtures).await;
     // coverage: in 2025/26 every school uploads every month.
     let b = query(&engine, &format!(
         "SELECT schools_registered, schools_uploaded FROM coverage WHERE area_type = 'county' AND period = '{period}'")).await;
@@ -228,4 +380,244 @@ pub async fn check_against_truth(
         ),
         (Some(129), Some(129))
     );
+}
+
+/// gender_gap: girls' and boys' absence over the pupils uploaded in `K` and `M` rows (the
+/// generator's grouping merges small groups to `T`, which the gap leaves out; the county
+/// fixtures' groups are large enough to split, and `fixtures/slt` covers a merged school).
+async fn check_gender_gap(
+    t: &Truth,
+    engine: &Engine,
+    pupils: &HashMap<String, Pupil>,
+    period: &str,
+    window: &str,
+) {
+    let groupings = t.groupings();
+    let uploaded_gender = |p: &Pupil| {
+        let g = &groupings[&(p.school.clone(), p.school_year.clone())];
+        g.groups[g.group_of(p.grade, p.gender)].1.clone()
+    };
+    let want = group_by(pupils, |p| {
+        let g = uploaded_gender(p);
+        (g != "T").then(|| (t.municipality_of(p), g))
+    });
+    let mut checked = 0;
+    for b in &query(engine, &format!(
+        "SELECT area_code, students_k, students_m, absence_pct_k, absence_pct_m, gap_pp FROM gender_gap
+         WHERE area_type = 'municipality' AND period = '{period}' AND \"window\" = '{window}'")).await {
+        let code = col_str(b, "area_code");
+        let (nk, nm) = (col_int(b, "students_k"), col_int(b, "students_m"));
+        let (pk, pm, gap) = (col_f64(b, "absence_pct_k"), col_f64(b, "absence_pct_m"), col_f64(b, "gap_pp"));
+        for i in 0..b.num_rows() {
+            let k = &want[&(code[i].clone(), "K".to_string())];
+            let m = &want[&(code[i].clone(), "M".to_string())];
+            let what = format!("gender_gap {window} {}", code[i]);
+            assert_eq!((nk[i], nm[i]), (Some(k.len() as i64), Some(m.len() as i64)), "{what}");
+            close(pk[i], pct(k), &what);
+            close(pm[i], pct(m), &what);
+            close(gap[i], pct(k) - pct(m), &what);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12, "gender_gap {window}: every municipality");
+}
+
+/// change: the term to date against the whole previous term and the same term a year earlier.
+async fn check_change(t: &Truth, engine: &Engine, period: &str, term: &[&str]) {
+    let (previous, last_year) = earlier_terms(term);
+    let per_muni = |months: &[&str]| -> BTreeMap<String, (f64, f64)> {
+        group_by(&t.window(months), |p| Some(t.municipality_of(p)))
+            .into_iter()
+            .map(|(m, ps)| {
+                let problematic = ps.iter().filter(|p| p.pct() >= 15).count();
+                (m, (pct(&ps), 100.0 * problematic as f64 / ps.len() as f64))
+            })
+            .collect()
+    };
+    let (now, prev, last) = (
+        per_muni(term),
+        per_muni(&strs(&previous)),
+        per_muni(&strs(&last_year)),
+    );
+    let mut checked = 0;
+    for b in &query(engine, &format!(
+        "SELECT area_code, absence_pct, change_vs_previous_term_pp, change_vs_last_year_pp, problematic_share_pct
+         FROM change WHERE area_type = 'municipality' AND period = '{period}'")).await {
+        let code = col_str(b, "area_code");
+        let [abs, vs_prev, vs_last, prob] = ["absence_pct", "change_vs_previous_term_pp", "change_vs_last_year_pp", "problematic_share_pct"].map(|c| col_f64(b, c));
+        for i in 0..b.num_rows() {
+            let c = &code[i];
+            let what = format!("change {c}");
+            close(abs[i], now[c].0, &what);
+            close(prob[i], now[c].1, &what);
+            close(vs_prev[i], now[c].0 - prev[c].0, &what);
+            close(vs_last[i], now[c].0 - last[c].0, &what);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12, "change: every municipality");
+}
+
+/// Reads a fixture CSV (`,`-separated, header first) into rows.
+fn read_csv(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+/// escalation: actions the schools reported per 100 pupils at the `hog` level (20 %) in the
+/// month; the pupils at the level come from the truth.
+async fn check_escalation(t: &Truth, engine: &Engine, fixtures: &Path, period: &str) {
+    let month = t.window(&[period]);
+    let high = group_by(&month, |p| Some(t.municipality_of(p)));
+    let mut actions: BTreeMap<String, i64> = BTreeMap::new();
+    for r in read_csv(&fixtures.join("actions.csv")) {
+        if r[1] == period {
+            *actions.entry(t.municipality[&r[0]].clone()).or_default() += r[2..]
+                .iter()
+                .map(|v| v.parse::<i64>().unwrap())
+                .sum::<i64>();
+        }
+    }
+    let mut checked = 0;
+    for b in &query(
+        engine,
+        &format!(
+            "SELECT area_code, schools_reporting, pupils_high, actions_per_100_high FROM escalation
+         WHERE area_type = 'municipality' AND period = '{period}'"
+        ),
+    )
+    .await
+    {
+        let (code, schools, pupils_high, per100) = (
+            col_str(b, "area_code"),
+            col_int(b, "schools_reporting"),
+            col_int(b, "pupils_high"),
+            col_f64(b, "actions_per_100_high"),
+        );
+        for i in 0..b.num_rows() {
+            let c = &code[i];
+            let n = high[c].iter().filter(|p| p.pct() >= 20).count() as i64;
+            let schools_in = t.municipality.values().filter(|m| *m == c).count() as i64;
+            assert_eq!(
+                (schools[i], pupils_high[i]),
+                (Some(schools_in), Some(n)),
+                "escalation {c}"
+            );
+            close(
+                per100[i],
+                100.0 * actions[c] as f64 / n as f64,
+                &format!("escalation {c}"),
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12, "escalation: every municipality");
+}
+
+/// benchmark: each school's term absence against its municipality and similar schools (same
+/// school types, between half and double the pupils, itself excluded).
+async fn check_benchmark(t: &Truth, engine: &Engine, period: &str, term: &[&str]) {
+    let pupils = t.window(term);
+    let schools = group_by(&pupils, |p| Some(p.school.clone()));
+    let munis = group_by(&pupils, |p| Some(t.municipality_of(p)));
+    let mut checked = 0;
+    for b in &query(engine, &format!(
+        "SELECT school_unit_code, students, absence_pct, vs_municipality_pp, similar_schools, similar_absence_pct
+         FROM benchmark WHERE period = '{period}' AND \"window\" = 'term'")).await {
+        let code = col_str(b, "school_unit_code");
+        let (n, similar) = (col_int(b, "students"), col_int(b, "similar_schools"));
+        let [abs, vs_muni, similar_pct] = ["absence_pct", "vs_municipality_pp", "similar_absence_pct"].map(|c| col_f64(b, c));
+        for i in 0..b.num_rows() {
+            let c = &code[i];
+            let own = &schools[c];
+            let what = format!("benchmark {c}");
+            assert_eq!(n[i], Some(own.len() as i64), "{what}");
+            close(abs[i], pct(own), &what);
+            close(vs_muni[i], pct(own) - pct(&munis[&t.municipality[c]]), &what);
+            let size = own.len();
+            let peers: Vec<&Vec<&Pupil>> = schools
+                .iter()
+                .filter(|(s, ps)| {
+                    *s != c
+                        && t.school_types[*s] == t.school_types[c]
+                        && 2 * ps.len() >= size
+                        && ps.len() <= 2 * size
+                })
+                .map(|(_, ps)| ps)
+                .collect();
+            let count = peers.len();
+            let like: Vec<&Pupil> = peers.iter().flat_map(|ps| ps.iter().copied()).collect();
+            assert_eq!(similar[i], Some(count as i64), "{what}");
+            if count > 0 {
+                close(similar_pct[i], pct(&like), &what);
+            } else {
+                assert_eq!(similar_pct[i], None, "{what}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 129, "benchmark: every school");
+}
+
+/// attainment: grade 9 outcomes for 2024/25 from the uploaded file beside the school-year
+/// absence at June 2025 of the same schools, from the truth.
+async fn check_attainment(t: &Truth, engine: &Engine, fixtures: &Path) {
+    let mut outcome: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for r in read_csv(&fixtures.join("outcomes.csv")) {
+        if r[1] == "2024/25" && !t.missing.contains(&(r[0].clone(), "2025-06".to_string())) {
+            let e = outcome.entry(r[0].clone()).or_default();
+            e.0 += r[3].parse::<i64>().unwrap();
+            e.1 += r[4].parse::<i64>().unwrap();
+        }
+    }
+    let months = [
+        "2024-08", "2024-09", "2024-10", "2024-11", "2024-12", "2025-01", "2025-02", "2025-03",
+        "2025-04", "2025-05", "2025-06",
+    ];
+    let year = t.window(&months);
+    let munis = group_by(&year, |p| {
+        outcome
+            .contains_key(&p.school)
+            .then(|| t.municipality_of(p))
+    });
+    let mut checked = 0;
+    for b in &query(
+        engine,
+        "SELECT area_code, schools, grade9_students, passed_pct, students, absence_pct
+         FROM attainment WHERE area_type = 'municipality' AND school_year = '2024/25'",
+    )
+    .await
+    {
+        let code = col_str(b, "area_code");
+        let [schools, grade9, students] =
+            ["schools", "grade9_students", "students"].map(|c| col_int(b, c));
+        let [passed, abs] = ["passed_pct", "absence_pct"].map(|c| col_f64(b, c));
+        for i in 0..b.num_rows() {
+            let c = &code[i];
+            let mine: Vec<&(i64, i64)> = outcome
+                .iter()
+                .filter(|(s, _)| t.municipality[*s] == *c)
+                .map(|(_, v)| v)
+                .collect();
+            let (n, k) = mine.iter().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+            let what = format!("attainment {c}");
+            assert_eq!(
+                (schools[i], grade9[i], students[i]),
+                (
+                    Some(mine.len() as i64),
+                    Some(n),
+                    Some(munis[c].len() as i64)
+                ),
+                "{what}"
+            );
+            close(passed[i], 100.0 * k as f64 / n as f64, &what);
+            close(abs[i], pct(&munis[c]), &what);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12, "attainment: every municipality");
 }

@@ -96,7 +96,12 @@ impl sqllogictest::AsyncDB for Db {
 async fn every_indicator_slt_file_passes() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().join("lake")).await.unwrap();
-    for f in ["register.csv", "attendance.csv", "actions.csv"] {
+    for f in [
+        "register.csv",
+        "attendance.csv",
+        "actions.csv",
+        "outcomes.csv",
+    ] {
         narvaro::ingest::ingest_path(&lake, &fixture(&format!("slt/{f}")), now())
             .await
             .unwrap();
