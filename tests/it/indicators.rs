@@ -370,7 +370,18 @@ pub async fn check_against_truth(
     check_escalation(&t, &engine, fixtures, period).await;
     check_benchmark(&t, &engine, period, term).await;
     check_attainment(&t, &engine, fixtures).await;
-    // coverage: in 2025/26 every school uploads every month.
+    check_target_progress(&t, &engine, period, term).await;
+    // coverage: in 2024/25 some schools missed a month; in 2025/26 every school uploads.
+    for p in ["2025-03", "2025-06"] {
+        let lapsed = t.missing.iter().filter(|(_, m)| m == p).count() as i64;
+        let b = query(&engine, &format!(
+            "SELECT schools_uploaded FROM coverage WHERE area_type = 'county' AND period = '{p}'")).await;
+        assert_eq!(
+            col_int(&b[0], "schools_uploaded")[0],
+            Some(129 - lapsed),
+            "coverage {p}"
+        );
+    }
     let b = query(&engine, &format!(
         "SELECT schools_registered, schools_uploaded FROM coverage WHERE area_type = 'county' AND period = '{period}'")).await;
     assert_eq!(
@@ -620,4 +631,55 @@ async fn check_attainment(t: &Truth, engine: &Engine, fixtures: &Path) {
         }
     }
     assert_eq!(checked, 12, "attainment: every municipality");
+}
+
+/// target_progress: each demo target's measured term value and whether it is met.
+async fn check_target_progress(t: &Truth, engine: &Engine, period: &str, term: &[&str]) {
+    let pupils = t.window(term);
+    let munis = group_by(&pupils, |p| Some(t.municipality_of(p)));
+    let mut checked = 0;
+    for b in &query(
+        engine,
+        &format!(
+            "SELECT municipality_code, indicator, level_id, comparator, target_value, value, met
+         FROM target_progress WHERE period = '{period}'"
+        ),
+    )
+    .await
+    {
+        let [code, indicator, level, comparator] =
+            ["municipality_code", "indicator", "level_id", "comparator"].map(|c| col_str(b, c));
+        let [target, value] = ["target_value", "value"].map(|c| col_f64(b, c));
+        let met = col_str(b, "met");
+        for i in 0..b.num_rows() {
+            let ps = &munis[&code[i]];
+            let share = |from: i64| {
+                100.0 * ps.iter().filter(|p| p.pct() >= from).count() as f64 / ps.len() as f64
+            };
+            let want = match (indicator[i].as_str(), level[i].as_str()) {
+                ("absence_rate", _) => pct(ps),
+                ("share_at_or_above", "problematisk") => share(15),
+                ("share_at_or_above", "hog") => share(20),
+                ("reporting_rate", _) => {
+                    let (r, o) = ps
+                        .iter()
+                        .fold((0, 0), |a, p| (a.0 + p.reported, a.1 + p.offered));
+                    100.0 * r as f64 / o as f64
+                }
+                other => panic!("no truth for target {other:?}"),
+            };
+            let what = format!("target_progress {} {}", code[i], indicator[i]);
+            close(value[i], want, &what);
+            let goal = target[i].unwrap();
+            let is_met = match comparator[i].as_str() {
+                "<" => want < goal,
+                "<=" => want <= goal,
+                ">" => want > goal,
+                _ => want >= goal,
+            };
+            assert_eq!(met[i], is_met.to_string(), "{what}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4, "target_progress: the four demo targets");
 }
