@@ -8,7 +8,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::Engine;
+use crate::engine::{AsOf, Engine};
 use crate::fixtures::{self, Scale};
 use crate::ingest;
 use crate::lake::{self, Lake};
@@ -59,9 +59,10 @@ pub enum Command {
     Query {
         #[command(flatten)]
         lake: LakeArg,
-        /// Read the lake as of this data version (the attendance table's Delta version).
+        /// Read the lake as of a data version (the attendance table's Delta version, e.g. 42)
+        /// or a time (2026-03-15 for the end of that day UTC, or 2026-03-15T08:00:00+01:00).
         #[arg(long)]
-        as_of: Option<u64>,
+        as_of: Option<AsOf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         sql: String,

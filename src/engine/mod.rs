@@ -78,6 +78,47 @@ pub fn indicators() -> Vec<Indicator> {
         .collect()
 }
 
+/// Which state of the lake a session reads: a data version (the `attendance` table's Delta
+/// version, as every figure carries it), or a point in time (the versions current then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Version(u64),
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = String;
+
+    /// `42` (a data version), `2026-03-15` (the end of that day, UTC), `2026-03-15T08:00:00Z`
+    /// or with an offset (`+01:00`), or without one (read as UTC).
+    fn from_str(s: &str) -> std::result::Result<AsOf, String> {
+        let s = s.trim();
+        if let Ok(v) = s.parse::<u64>() {
+            return Ok(AsOf::Version(v));
+        }
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Ok(AsOf::Time(t.with_timezone(&chrono::Utc)));
+        }
+        for f in [
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ] {
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+                return Ok(AsOf::Time(t.and_utc()));
+            }
+        }
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            let end = d.and_hms_milli_opt(23, 59, 59, 999).expect("valid time");
+            return Ok(AsOf::Time(end.and_utc()));
+        }
+        Err(format!(
+            "'{s}' är varken en dataversion (t.ex. 42) eller en tidpunkt (t.ex. 2026-03-15 eller 2026-03-15T08:00:00Z)"
+        ))
+    }
+}
+
 /// The data version a session reads: the `attendance` table's Delta version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
@@ -91,36 +132,46 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A session over the lake at its latest version, or at data version `as_of`, with the
-    /// policies from `./policies` (or the built-in copies).
-    pub async fn open(lake: &Lake, as_of: Option<u64>) -> Result<Engine> {
+    /// A session over the lake at its latest version, or as of a data version or a time, with
+    /// the policies from `./policies` (or the built-in copies).
+    pub async fn open(lake: &Lake, as_of: Option<AsOf>) -> Result<Engine> {
         let policies = Policies::load(&policy::Source::resolve(None))
             .map_err(|e| Error::usage(e.to_string()))?;
         Engine::open_with(lake, as_of, &policies).await
     }
 
     /// A session over the lake at `as_of` (or the latest version) with the given policies.
-    pub async fn open_with(lake: &Lake, as_of: Option<u64>, policies: &Policies) -> Result<Engine> {
+    pub async fn open_with(
+        lake: &Lake,
+        as_of: Option<AsOf>,
+        policies: &Policies,
+    ) -> Result<Engine> {
         let ctx = SessionContext::new();
-        let attendance = match as_of {
-            Some(v) => lake.table_at("attendance", v).await?,
-            None => lake.table("attendance").await?,
-        };
-        let data_version = attendance.version().unwrap_or_default();
-        // The lake at data version v is everything committed before data version v + 1 (so
-        // it includes v's own audit row, written just after v). At the latest version, that
-        // is simply every table's latest state.
         let latest = lake
             .table("attendance")
             .await?
             .version()
             .unwrap_or_default();
-        let at_time = match as_of {
-            Some(v) if v < latest => Some(
-                lake.commit_time("attendance", v + 1).await? - chrono::Duration::milliseconds(1),
-            ),
-            _ => None,
+        // The lake at data version v is everything committed before data version v + 1 (so
+        // it includes v's own audit row, written just after v). At the latest version, that
+        // is simply every table's latest state. At a time, every table as it was then.
+        let (attendance, at_time) = match as_of {
+            None => (lake.table("attendance").await?, None),
+            Some(AsOf::Version(v)) => {
+                let t = lake.table_at("attendance", v).await?;
+                let at = if v < latest {
+                    Some(
+                        lake.commit_time("attendance", v + 1).await?
+                            - chrono::Duration::milliseconds(1),
+                    )
+                } else {
+                    None
+                };
+                (t, at)
+            }
+            Some(AsOf::Time(at)) => (lake.table_as_of_time("attendance", at).await?, Some(at)),
         };
+        let data_version = attendance.version().unwrap_or_default();
         for name in TABLES {
             let table = if name == "attendance" {
                 attendance.clone()

@@ -33,7 +33,7 @@ pub async fn small_lake(dir: &Path) -> Lake {
 }
 
 pub async fn sql(lake: &Lake, as_of: Option<u64>, q: &str) -> Vec<RecordBatch> {
-    Engine::open(lake, as_of)
+    Engine::open(lake, as_of.map(narvaro::engine::AsOf::Version))
         .await
         .unwrap()
         .sql(q)

@@ -82,7 +82,7 @@ async fn windows_1252_names_are_stored_as_unicode() {
 async fn an_unknown_version_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let lake = small_lake(dir.path()).await;
-    let err = narvaro::engine::Engine::open(&lake, Some(999))
+    let err = narvaro::engine::Engine::open(&lake, Some(narvaro::engine::AsOf::Version(999)))
         .await
         .err()
         .unwrap();
@@ -181,4 +181,59 @@ async fn as_of_an_older_version_reads_the_other_tables_at_that_version() {
     assert_eq!(scalar(&lake, Some(first), audit).await, 1);
     assert_eq!(scalar(&lake, Some(first + 1), audit).await, 2);
     assert_eq!(scalar(&lake, None, audit).await, 3);
+}
+
+#[tokio::test]
+async fn as_of_a_time_reads_the_lake_as_it_was_then() {
+    use narvaro::engine::AsOf;
+    let dir = tempfile::tempdir().unwrap();
+    let before_anything = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let lake = small_lake(dir.path()).await;
+    let first = lake.table("attendance").await.unwrap().version().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    ingest_path(&lake, &fixture("small/attendance_corrected.csv"), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        at(&lake, between).await,
+        (first, 1),
+        "between the uploads: the first"
+    );
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    assert_eq!(
+        at(&lake, later).await,
+        (first + 1, 2),
+        "in the future: the latest"
+    );
+    assert_eq!(
+        at(&lake, before_anything).await.1,
+        0,
+        "before the first commit: nothing"
+    );
+    // The same through the command line's parser: a date is the end of that day.
+    assert_eq!(
+        "2026-03-15".parse::<AsOf>().unwrap(),
+        AsOf::Time("2026-03-15T23:59:59.999Z".parse().unwrap())
+    );
+    assert_eq!("7".parse::<AsOf>().unwrap(), AsOf::Version(7));
+    let err = "förra veckan".parse::<AsOf>().unwrap_err();
+    assert!(err.contains("förra veckan"), "{err}");
+}
+
+/// (data version, audit rows for attendance) as of time `t`.
+async fn at(lake: &narvaro::lake::Lake, t: chrono::DateTime<chrono::Utc>) -> (u64, i64) {
+    let e = narvaro::engine::Engine::open(lake, Some(narvaro::engine::AsOf::Time(t)))
+        .await
+        .unwrap();
+    let b = e
+        .sql("SELECT count(*) FROM uploads WHERE table_name = 'attendance'")
+        .await
+        .unwrap();
+    let n = arrow::compute::cast(b[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
+    (
+        e.snapshot.data_version,
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&n).value(0),
+    )
 }
