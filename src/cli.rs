@@ -117,6 +117,14 @@ pub enum LakeCommand {
         #[command(flatten)]
         lake: LakeArg,
     },
+    /// List the Parquet files of a table's current version, one path a line (for other
+    /// readers, e.g. DuckDB with hive partitioning).
+    Files {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// attendance, actions, register, outcomes or uploads.
+        table: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -218,6 +226,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let lake = Lake::open(&lake.lake).await?;
             print_lake_info(&lake).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lake {
+            command: LakeCommand::Files { lake, table },
+        } => {
+            let lake = Lake::open(&lake.lake).await?;
+            for f in lake.files(&table).await? {
+                println!("{f}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy {

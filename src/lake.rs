@@ -181,6 +181,20 @@ impl Lake {
         Ok(t)
     }
 
+    /// The data files of the table's current version, as local paths where the lake is local.
+    pub async fn files(&self, table: &str) -> Result<Vec<String>> {
+        if !TABLES.contains(&table) {
+            return Err(Error::usage(format!(
+                "okänd tabell '{table}': välj bland {}",
+                TABLES.join(", ")
+            )));
+        }
+        let t = self.table(table).await?;
+        Ok(t.get_file_uris()?
+            .map(|u| u.strip_prefix("file://").map(String::from).unwrap_or(u))
+            .collect())
+    }
+
     /// The commit time of `version` of `table`.
     pub async fn commit_time(&self, table: &str, version: u64) -> Result<DateTime<Utc>> {
         // Read exactly that version's log entry: the table's history is read from its newest

@@ -213,6 +213,20 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
     assert!(lake.join("attendance/_delta_log/_last_checkpoint").exists());
     let (rows_by_protocol, _) = crate::lake::read_delta_by_protocol(&lake.join("attendance"));
     assert_eq!(rows_by_protocol, rows.len());
+    // `lake files` lists exactly the live files, readable by any Parquet reader.
+    let listed = ok(&["lake", "files", "--lake", lake_s, "attendance"]);
+    let rows_in_listed: usize = listed
+        .lines()
+        .flat_map(|f| read_parquet(Path::new(f)))
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows_in_listed, rows.len(), "{listed}");
+    let (code, _, err) = narvaro(&["lake", "files", "--lake", lake_s, "elever"]);
+    assert_eq!(
+        (code, err.contains("okänd tabell 'elever'")),
+        (2, true),
+        "{err}"
+    );
 
     // Every indicator agrees with the pupil-level truth, in all three windows. Change needs
     // the end of the previous term and the same month a year earlier; attainment needs the
