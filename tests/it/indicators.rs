@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use narvaro::aggregate::{GRADE_NAMES, Gender, Grouping, plan_groups};
 use narvaro::contract::attendance::MIN_GROUP;
@@ -682,4 +682,90 @@ async fn check_target_progress(t: &Truth, engine: &Engine, period: &str, term: &
         }
     }
     assert_eq!(checked, 4, "target_progress: the four demo targets");
+}
+
+/// Pupils at or above `band` in the month rows of 2026-03 of the small fixtures, summed here
+/// from the raw histogram lists.
+async fn raw_at_or_above(lake: &Lake, band: usize) -> i64 {
+    let e = Engine::open(lake, None).await.unwrap();
+    let b = query(
+        &e,
+        "SELECT pct_total FROM attendance WHERE period = '2026-03' AND \"window\" = 'month'",
+    )
+    .await;
+    let mut n = 0;
+    for batch in &b {
+        let lists = batch.column(0).as_list::<i32>();
+        for i in 0..lists.len() {
+            let v = lists.value(i);
+            let v = v.as_primitive::<arrow::datatypes::Int32Type>();
+            n += v.values()[band..].iter().map(|x| *x as i64).sum::<i64>();
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_threshold_changed_in_shared_toml_changes_the_figures_and_the_hash() {
+    use narvaro::policy::{Policies, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = crate::common::small_lake(dir.path()).await;
+    let policies_dir = dir.path().join("policies");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in walk(&src) {
+        let to = policies_dir.join(entry.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+    }
+    let figures = |policies: Policies| {
+        let lake = &lake;
+        async move {
+            let e = Engine::open_with(lake, None, &policies).await.unwrap();
+            let b = query(
+                &e,
+                "SELECT percent, pupils, definition_hash FROM at_or_above
+                 WHERE level_id = 'problematisk' AND area_type = 'country'
+                   AND period = '2026-03' AND \"window\" = 'month'",
+            )
+            .await;
+            (
+                col_int(&b[0], "percent")[0].unwrap(),
+                col_int(&b[0], "pupils")[0].unwrap(),
+                col_str(&b[0], "definition_hash")[0].clone(),
+            )
+        }
+    };
+    let before = figures(Policies::load(&Source::Dir(policies_dir.clone())).unwrap()).await;
+    let shared = policies_dir.join("shared.toml");
+    let text = std::fs::read_to_string(&shared).unwrap();
+    assert!(text.contains("percent = 15"));
+    std::fs::write(&shared, text.replace("percent = 15", "percent = 16")).unwrap();
+    let after = figures(Policies::load(&Source::Dir(policies_dir)).unwrap()).await;
+    let (at_15, at_16) = (
+        raw_at_or_above(&lake, 15).await,
+        raw_at_or_above(&lake, 16).await,
+    );
+    assert_ne!(
+        at_15, at_16,
+        "the small fixtures have pupils at exactly 15 %"
+    );
+    assert_eq!((before.0, before.1), (15, at_15));
+    assert_eq!((after.0, after.1), (16, at_16));
+    assert_ne!(
+        before.2, after.2,
+        "the definition hash follows the threshold"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
