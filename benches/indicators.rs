@@ -8,12 +8,15 @@
 //! and reused afterwards; building the national lake takes a few minutes. Run with
 //! `cargo bench --bench indicators` or `benches/compare_duckdb.sh`. Figures are in README.md.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use narvaro::engine::Engine;
-use narvaro::fixtures::{self, Scale};
+use narvaro::fixtures::Scale;
 use narvaro::lake::Lake;
+
+mod lakes;
+use lakes::prepare;
 
 /// The term: VT2026 is the term window at June 2026.
 const PERIOD: &str = "2026-06";
@@ -52,47 +55,6 @@ fn indicator_set(scope: &str) -> Vec<String> {
 pub const HEADLINE: &str = "SELECT area_code, share_pct FROM at_or_above
     WHERE area_type = 'municipality' AND period = '2026-06' AND \"window\" = 'term'
       AND level_id = 'problematisk'";
-
-/// The lake for a scale, built once and reused.
-fn prepare(rt: &tokio::runtime::Runtime, scale: Scale) -> PathBuf {
-    let name = match scale {
-        Scale::County => "county",
-        Scale::National => "national",
-    };
-    let base = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let (fx, lake_dir, ready) = (base.join("fx"), base.join("lake"), base.join("ready"));
-    if ready.exists() {
-        return lake_dir;
-    }
-    eprintln!("building the {name} bench lake under {}", base.display());
-    let _ = std::fs::remove_dir_all(&base);
-    let opts = fixtures::Options {
-        out: fx.clone(),
-        scale,
-        seed: 2025,
-        truth: false,
-    };
-    fixtures::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
-    let mut inputs = vec![fx.join("register.csv")];
-    inputs.extend(
-        ["2025-06", "2025-12", "2026-06"]
-            .iter()
-            .map(|p| fx.join("attendance").join(p)),
-    );
-    inputs.extend([fx.join("actions.csv"), fx.join("outcomes.csv")]);
-    rt.block_on(async {
-        let lake = Lake::open(&lake_dir).await.unwrap();
-        let refused = narvaro::cli::ingest_all(&lake, &inputs, true)
-            .await
-            .unwrap();
-        assert_eq!(refused, 0, "bench fixtures are valid");
-        lake.optimize(true).await.unwrap();
-    });
-    std::fs::write(&ready, "").unwrap();
-    lake_dir
-}
 
 /// For `benches/compare_duckdb.py`: the current Parquet files of the tables DuckDB reads, and
 /// the headline figures as DataFusion computes them (DuckDB must agree).

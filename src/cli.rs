@@ -14,6 +14,7 @@ use crate::ingest;
 use crate::lake::{self, Lake};
 use crate::output::{self, Format};
 use crate::policy::{self, Policies};
+use crate::report::export;
 use crate::{Error, Result};
 
 #[derive(Parser, Debug)]
@@ -82,11 +83,41 @@ pub enum Command {
         #[command(subcommand)]
         command: LakeCommand,
     },
-    /// Generate the county fixtures into a fresh demo lake and show what was loaded.
+    /// Write a report (committee: a municipality, county: a county, school: a school unit) for
+    /// a term, in the format the file extension names: .html, .csv, .xlsx or .json.
+    Report {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// committee, county or school.
+        #[arg(value_parser = ["committee", "county", "school"])]
+        report: String,
+        /// Municipality code (1880), county code (18) or school unit code (8 digits).
+        code: String,
+        /// HT2025 (Aug–Dec 2025) or VT2026 (Jan–Jun 2026).
+        term: crate::report::Term,
+        #[arg(long)]
+        out: PathBuf,
+        /// Read the lake as of a data version or a time, as `query --as-of`.
+        #[arg(long)]
+        as_of: Option<AsOf>,
+    },
+    /// Serve the report pages (and their CSV, XLSX and JSON alternates) over HTTP.
+    Serve {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+    /// Generate the county fixtures into a fresh demo lake, show what was loaded and serve
+    /// the reports.
     Demo {
         /// Where the demo's fixtures and lake go (recreated each run).
         #[arg(long, default_value = "data/demo")]
         dir: PathBuf,
+        /// Address the report server listens on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
     },
 }
 
@@ -130,7 +161,8 @@ pub enum LakeCommand {
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,narvaro::http=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -248,7 +280,48 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { dir } => demo(&dir).await,
+        Command::Report {
+            lake,
+            report,
+            code,
+            term,
+            out,
+            as_of,
+        } => {
+            let format = out
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(export::Output::from_extension)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "{}: okänt format; filen ska sluta på .html, .csv, .xlsx eller .json",
+                        out.display()
+                    ))
+                })?;
+            let lake = Lake::open(&lake.lake).await?;
+            let engine = Engine::open(&lake, as_of).await?;
+            let spec = crate::report::spec(&report)?;
+            let r = crate::report::build(&engine, &spec, &code, term, Utc::now()).await?;
+            let bytes = export::render(&r, format, None)?;
+            // Written beside the target and renamed, so a failed run never leaves half a file.
+            let tmp = out.with_extension(format!("{}.tmp", format.extension()));
+            std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &out).map_err(|e| Error::io(&out, e))?;
+            println!(
+                "skrev {} ({}, dataversion {}, uppgifter t.o.m. {})",
+                out.display(),
+                r.heading(),
+                r.data_version,
+                r.period
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { lake, addr } => {
+            let lake = open_existing(&lake.lake).await?;
+            serve(lake, &addr).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir, addr } => demo(&dir, &addr).await,
     }
 }
 
@@ -346,7 +419,32 @@ async fn print_lake_info(lake: &Lake) -> Result<()> {
     Ok(())
 }
 
-async fn demo(dir: &Path) -> Result<ExitCode> {
+/// A lake that must already exist (serving an empty, just-created lake would hide a typo).
+async fn open_existing(dir: &Path) -> Result<Lake> {
+    if !dir.join("attendance").join("_delta_log").is_dir() {
+        return Err(Error::usage(format!(
+            "{}: här finns ingen sjö; läs in filer med `narvaro ingest --lake {}` eller kör `narvaro demo`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Lake::open(dir).await
+}
+
+/// Serves the lake, printing the URL once the server listens.
+async fn serve(lake: Lake, addr: &str) -> Result<()> {
+    let policies =
+        Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
+    let root = lake.root().display().to_string();
+    crate::http::serve(lake, policies, addr, |local| {
+        println!("Närvarolagret serverar sjön {root} på http://{local}/ (avsluta med Ctrl-C)");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    })
+    .await
+}
+
+async fn demo(dir: &Path, addr: &str) -> Result<ExitCode> {
     let fixtures_dir = dir.join("fixtures");
     let lake_dir = dir.join("lake");
     for d in [&fixtures_dir, &lake_dir] {
@@ -384,11 +482,12 @@ async fn demo(dir: &Path) -> Result<ExitCode> {
         "\nFrågor mot sjön: cargo run --release -- query --lake {} \"SELECT ...\"",
         lake_dir.display()
     );
-    Ok(if refused > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if refused > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    println!("Rapporterna, t.ex. nämndrapporten för Örebro: /reports/committee/1880/VT2026");
+    serve(lake, addr).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Pupils, schools and absence per municipality for the autumn term 2025, straight from the

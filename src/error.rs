@@ -14,6 +14,9 @@ pub enum Error {
     /// The command line or a request asked for something that does not exist or makes no sense.
     #[error("{0}")]
     Usage(String),
+    /// Something asked for (an area, a term, a report) does not exist in the lake.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -12,11 +12,13 @@ pub mod contract;
 pub mod engine;
 mod error;
 pub mod fixtures;
+pub mod http;
 pub mod ingest;
 pub mod lake;
 pub mod output;
 pub mod policy;
 pub mod reference;
+pub mod report;
 
 pub use error::Error;
 

@@ -273,20 +273,76 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
 }
 
 #[test]
-fn demo_generates_loads_and_shows_the_county() {
+fn report_writes_each_format_and_refuses_what_it_cannot_write() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ok(&["demo", "--dir", dir.path().to_str().unwrap()]);
-    for want in [
-        "129 skolenheter",
-        "35978 elever",
-        "Örebro",
-        "Ljusnarsberg",
-        "attendance",
-    ] {
-        assert!(out.contains(want), "{want} missing from:\n{out}");
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let slt = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/slt");
+    let files: Vec<String> = [
+        "register.csv",
+        "attendance.csv",
+        "actions.csv",
+        "outcomes.csv",
+    ]
+    .iter()
+    .map(|f| slt.join(f).to_str().unwrap().to_string())
+    .collect();
+    let mut args = vec!["ingest", "--lake", lake];
+    args.extend(files.iter().map(String::as_str));
+    ok(&args);
+    for ext in ["html", "csv", "xlsx", "json"] {
+        let out = dir.path().join(format!("r.{ext}"));
+        let printed = ok(&[
+            "report",
+            "--lake",
+            lake,
+            "committee",
+            "1880",
+            "VT2026",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            printed.contains("Nämndrapport: Örebro (1880), VT2026"),
+            "{printed}"
+        );
+        let bytes = std::fs::read(&out).unwrap();
+        match ext {
+            "html" => assert!(
+                String::from_utf8(bytes)
+                    .unwrap()
+                    .contains("<html lang=\"sv\">")
+            ),
+            "csv" => assert!(bytes.starts_with("\u{FEFF}Rapport;Nämndrapport".as_bytes())),
+            "xlsx" => assert!(bytes.starts_with(b"PK")),
+            _ => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(v["area"]["code"], "1880");
+            }
+        }
     }
-    assert!(
-        !out.contains("avvisades"),
-        "the demo's files are all accepted:\n{out}"
-    );
+    // A bad format, area or term is an error that names it, and no file is left behind.
+    for (args, says) in [
+        (
+            vec!["committee", "1880", "VT2026", "--out", "r.pdf"],
+            "okänt format",
+        ),
+        (
+            vec!["committee", "9999", "VT2026", "--out", "x.html"],
+            "ingen kommun med kod 9999",
+        ),
+        (
+            vec!["county", "18", "VT2031", "--out", "x.csv"],
+            "inga uppgifter för Örebro län",
+        ),
+    ] {
+        let out = dir.path().join(args[4]);
+        let mut full = vec!["report", "--lake", lake];
+        full.extend(&args[..4]);
+        full.push(out.to_str().unwrap());
+        let (code, _, err) = narvaro(&full);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} left a file");
+    }
 }

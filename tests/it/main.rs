@@ -3,6 +3,8 @@
 mod cli;
 mod common;
 mod contract;
+mod http;
 mod indicators;
 mod lake;
+mod server;
 mod slt;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Load test of the report server: `narvaro serve` on loopback over a bench lake, 32 concurrent
+# clients for a bounded time (default 20 s) with wrk, rotating over the committee, county and
+# school reports. Prints wrk's latency distribution (p50/p99) and the non-2xx count (errors).
+#
+#   benches/load.sh [county|national] [SECONDS]
+#
+# Needs wrk (`apt-get install -y wrk`) and the bench lake (`cargo bench --bench reports`
+# builds it under target/bench-data/). Figures go into README.md with the machine they ran on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scale="${1:-county}"
+secs="${2:-20}"
+lake="target/bench-data/$scale/lake"
+[ -f "target/bench-data/$scale/ready" ] || { echo "no bench lake at $lake: run cargo bench --bench reports first" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 2; }
+cargo build --release --quiet
+port=18080
+target/release/narvaro serve --lake "$lake" --addr "127.0.0.1:$port" >/tmp/narvaro-load.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+paths=(/reports/committee/1880/VT2026 /reports/county/18/VT2026 /reports/school/18800101/VT2026)
+# Each page once before measuring: the first request builds it (the cold figure is the bench's).
+for p in "${paths[@]}"; do curl -sf -o /dev/null "http://127.0.0.1:$port$p"; done
+script=$(mktemp --suffix=.lua)
+cat >"$script" <<'LUA'
+local paths = { "/reports/committee/1880/VT2026", "/reports/county/18/VT2026",
+                "/reports/school/18800101/VT2026", "/reports/committee/1880/VT2026.csv" }
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+LUA
+wrk -t2 -c32 -d"${secs}s" --latency -s "$script" "http://127.0.0.1:$port"
+echo "server RSS: $(ps -o rss= -p $server) KiB"

@@ -1,0 +1,311 @@
+//! The report server (axum): the only module that knows HTTP.
+//!
+//! `router(app)` serves the index, the three reports with their `.csv`, `.xlsx` and `.json`
+//! alternates, and `/healthz`. Every page reads one snapshot of the lake: the latest data
+//! version, or `?as_of=` (a version or a time) to show exactly what was published then.
+//! Engines are cached per data version and built reports per (report, area, term, version):
+//! a version never changes, so a cached page is always right; a new upload makes a new version.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+
+use crate::engine::{AsOf, Engine};
+use crate::lake::Lake;
+use crate::policy::Policies;
+use crate::report::export::{self, Output};
+use crate::report::{self, Report, Term, html};
+use crate::{Error, Result};
+
+/// How many built reports and engines are kept.
+const REPORT_CACHE: usize = 512;
+const ENGINE_CACHE: usize = 4;
+
+/// (report, area code, term, data version).
+type ReportKey = (String, String, Term, u64);
+
+/// The server's state: the lake, the policies, and caches keyed by data version.
+pub struct App {
+    lake: Lake,
+    policies: Policies,
+    clock: fn() -> DateTime<Utc>,
+    engines: Mutex<Vec<(u64, Arc<Engine>)>>,
+    reports: Mutex<HashMap<ReportKey, Arc<Report>>>,
+}
+
+impl App {
+    /// `clock` gives the generation time printed on pages (tests pass a fixed one).
+    pub fn new(lake: Lake, policies: Policies, clock: fn() -> DateTime<Utc>) -> App {
+        App {
+            lake,
+            policies,
+            clock,
+            engines: Mutex::new(Vec::new()),
+            reports: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The engine for a request's `as_of` (or the latest version).
+    async fn engine(&self, as_of: Option<AsOf>) -> Result<Arc<Engine>> {
+        let latest = self
+            .lake
+            .table("attendance")
+            .await?
+            .version()
+            .unwrap_or_default();
+        let version = match as_of {
+            None => Some(latest),
+            Some(AsOf::Version(v)) if v > latest => {
+                return Err(Error::NotFound(format!(
+                    "dataversion {v} finns inte; den senaste är {latest}"
+                )));
+            }
+            Some(AsOf::Version(v)) => Some(v),
+            Some(AsOf::Time(_)) => None,
+        };
+        if let Some(v) = version
+            && let Some((_, e)) = self
+                .engines
+                .lock()
+                .expect("cache")
+                .iter()
+                .find(|(k, _)| *k == v)
+        {
+            return Ok(e.clone());
+        }
+        let as_of = match version {
+            Some(v) if v == latest => None,
+            Some(v) => Some(AsOf::Version(v)),
+            None => as_of,
+        };
+        let engine = Arc::new(Engine::open_with(&self.lake, as_of, &self.policies).await?);
+        let v = engine.snapshot.data_version;
+        let mut cache = self.engines.lock().expect("cache");
+        if !cache.iter().any(|(k, _)| *k == v) {
+            if cache.len() >= ENGINE_CACHE {
+                cache.remove(0);
+            }
+            cache.push((v, engine.clone()));
+        }
+        Ok(engine)
+    }
+
+    /// A built report, from the cache when this version's was built before.
+    pub async fn report(
+        &self,
+        kind: &str,
+        code: &str,
+        term: Term,
+        as_of: Option<AsOf>,
+    ) -> Result<Arc<Report>> {
+        let spec = report::spec(kind)?;
+        let engine = self.engine(as_of).await?;
+        let key = (
+            kind.to_string(),
+            code.to_string(),
+            term,
+            engine.snapshot.data_version,
+        );
+        if let Some(r) = self.reports.lock().expect("cache").get(&key) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(report::build(&engine, &spec, code, term, (self.clock)()).await?);
+        let mut cache = self.reports.lock().expect("cache");
+        if cache.len() >= REPORT_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, r.clone());
+        Ok(r)
+    }
+}
+
+/// All routes, with request logging.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/reports/{kind}/{code}/{term}", get(report_page))
+        .fallback(not_found)
+        .layer(middleware::from_fn(log))
+        .with_state(app)
+}
+
+/// Serves the lake on `addr` until Ctrl-C; `ready` is told the bound address (port 0 picks
+/// a free one).
+pub async fn serve(
+    lake: Lake,
+    policies: Policies,
+    addr: &str,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(addr, e))?;
+    let local = listener.local_addr().map_err(|e| Error::io(addr, e))?;
+    let app = Arc::new(App::new(lake, policies, Utc::now));
+    ready(local);
+    tracing::info!(%local, "serving");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Error::io(addr, e))
+}
+
+async fn log(req: Request, next: Next) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let start = Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(
+        target: "narvaro::http",
+        %method,
+        uri = %uri,
+        status = res.status().as_u16(),
+        ms = start.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    res
+}
+
+/// An error as a response: client errors carry their (Swedish) message, server errors are
+/// logged and answered with a generic one.
+struct AppError {
+    error: Error,
+    json: bool,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self.error {
+            Error::NotFound(m) => (StatusCode::NOT_FOUND, "Sidan finns inte", m.clone()),
+            Error::Usage(m) => (StatusCode::BAD_REQUEST, "Felaktig begäran", m.clone()),
+            e => {
+                tracing::error!(error = %e, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Något gick fel",
+                    "Ett internt fel inträffade. Felet är loggat; försök igen senare.".into(),
+                )
+            }
+        };
+        if self.json {
+            let body = serde_json::json!({ "error": message, "status": status.as_u16() });
+            (status, axum::Json(body)).into_response()
+        } else {
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html::error_page(status.as_u16(), title, &message),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn page(e: Error) -> AppError {
+    AppError {
+        error: e,
+        json: false,
+    }
+}
+
+/// `?as_of=` as a data version or a time; a bad value is a 400 that says what is wrong.
+fn as_of(q: &HashMap<String, String>) -> Result<Option<AsOf>> {
+    match q.get("as_of").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<AsOf>()
+            .map(Some)
+            .map_err(|e| Error::usage(format!("as_of: {e}"))),
+    }
+}
+
+async fn index(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let engine = app.engine(as_of(&q).map_err(page)?).await.map_err(page)?;
+    let index = report::index(&engine).await.map_err(page)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html::index_page(&index),
+    )
+        .into_response())
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Result<Response, AppError> {
+    let version = app
+        .lake
+        .table("attendance")
+        .await
+        .map_err(|e| AppError {
+            error: e,
+            json: true,
+        })?
+        .version()
+        .unwrap_or_default();
+    Ok(axum::Json(serde_json::json!({ "status": "ok", "data_version": version })).into_response())
+}
+
+async fn not_found() -> AppError {
+    page(Error::NotFound(
+        "det finns ingen sida med den adressen".into(),
+    ))
+}
+
+async fn report_page(
+    State(app): State<Arc<App>>,
+    Path((kind, code, term)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    // `VT2026.csv` asks for the CSV alternate of `VT2026`.
+    let (term, out) = match term.rsplit_once('.') {
+        Some((t, ext)) => match Output::from_extension(ext) {
+            Some(o) => (t.to_string(), o),
+            None => {
+                return Err(page(Error::NotFound(format!(
+                    "formatet .{ext} finns inte; välj .csv, .xlsx eller .json"
+                ))));
+            }
+        },
+        None => (term, Output::Html),
+    };
+    let fail = |e: Error| AppError {
+        error: e,
+        json: out == Output::Json,
+    };
+    let term: Term = term.parse().map_err(|e: String| fail(Error::usage(e)))?;
+    let as_of_value = as_of(&q).map_err(fail)?;
+    let r = app
+        .report(&kind, &code, term, as_of_value)
+        .await
+        .map_err(fail)?;
+    let query = match q.get("as_of") {
+        Some(_) => format!("?as_of={}", r.data_version),
+        None => String::new(),
+    };
+    let body = export::render(&r, out, Some(html::Links { query: &query })).map_err(fail)?;
+    let mut res = ([(header::CONTENT_TYPE, out.content_type())], body).into_response();
+    if out != Output::Html {
+        let name = format!(
+            "attachment; filename=\"narvaro-{}-{}-{}.{}\"",
+            r.report,
+            r.area.code,
+            r.term,
+            out.extension()
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&name) {
+            res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(res)
+}

@@ -1,0 +1,489 @@
+//! Charts: a block's rows drawn with plotters as SVG.
+//!
+//! Readable on a projector and without colour: the Okabe–Ito palette (safe for the common
+//! colour vision deficiencies), and every series also told apart by a fill pattern (bars) or a
+//! marker and dash (lines); values written on the bars; the report's own area marked with ▶
+//! and an outline; missing values drawn as `..` in their place, never as zero. Numbers on axes
+//! use decimal comma. The SVG carries its title and summary for screen readers.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::spec::ChartKind;
+use super::{Block, Cell, sv};
+
+/// Okabe–Ito blue, vermillion, bluish green, and a dark grey: each at least 3:1 against white.
+const PALETTE: [RGBColor; 4] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0x55, 0x55, 0x55),
+];
+const INK: RGBColor = RGBColor(0x1A, 0x1A, 0x1A);
+const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
+const FONT: &str = "sans-serif";
+const WIDTH: u32 = 720;
+
+/// Pattern names, in series order, as the legend and table describe them.
+pub const PATTERNS: [&str; 4] = ["heldragen", "snedstreckad", "vågrätt randig", "rutig"];
+
+struct Series {
+    label: String,
+    values: Vec<Option<f64>>,
+}
+
+/// The chart of a block as an SVG document, or `None` when the block has no chart or no rows.
+/// `id` makes the SVG's title and description ids unique on a page.
+pub fn svg(block: &Block, id: &str) -> Option<String> {
+    let spec = block.chart.as_ref()?;
+    if block.rows.is_empty() {
+        return None;
+    }
+    let cat = block.column(&spec.category)?;
+    let labels: Vec<String> = block
+        .rows
+        .iter()
+        .map(|r| block.columns[cat].display(&r[cat]))
+        .collect();
+    let series: Vec<Series> = spec
+        .series
+        .iter()
+        .filter_map(|name| {
+            let c = block.column(name)?;
+            Some(Series {
+                label: block.columns[c].label.clone(),
+                values: block.rows.iter().map(|r| r[c].as_f64()).collect(),
+            })
+        })
+        .collect();
+    let focus: Vec<bool> = match spec.focus.as_ref().and_then(|f| block.column(f)) {
+        Some(f) => block
+            .rows
+            .iter()
+            .map(|r| matches!(r[f], Cell::Bool(true)))
+            .collect(),
+        None => vec![false; block.rows.len()],
+    };
+    let reference = block.reference_value().map(|v| {
+        (
+            v,
+            spec.reference
+                .as_ref()
+                .map(|r| r.label.clone())
+                .unwrap_or_default(),
+        )
+    });
+    let mut out = String::new();
+    let drawn = match spec.kind {
+        ChartKind::Bars => bars(&mut out, &labels, &series, &focus, reference, &spec.axis),
+        ChartKind::Lines => lines(&mut out, &labels, &series, reference, &spec.axis),
+    };
+    drawn.ok()?;
+    Some(accessible(&out, id, &block.title, &block.summary))
+}
+
+/// Adds `role="img"`, a `<title>` and a `<desc>` to plotters' SVG.
+fn accessible(svg: &str, id: &str, title: &str, desc: &str) -> String {
+    let Some(open_end) = svg.find('>') else {
+        return svg.to_string();
+    };
+    let (open, rest) = svg.split_at(open_end);
+    format!(
+        "{open} role=\"img\" aria-labelledby=\"{id}-t {id}-d\"><title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>{}",
+        super::html::escape(title),
+        super::html::escape(desc),
+        &rest[1..]
+    )
+}
+
+fn text_style(size: u32) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&INK)
+}
+
+fn value_range(series: &[Series], reference: Option<f64>) -> (f64, f64) {
+    let vals = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten().copied())
+        .chain(reference);
+    let (mut lo, mut hi) = (0.0f64, 0.0f64);
+    for v in vals {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if hi - lo < 1e-9 {
+        hi = lo + 1.0;
+    }
+    (lo, hi)
+}
+
+fn decimals_for(span: f64) -> usize {
+    if span < 5.0 { 1 } else { 0 }
+}
+
+type Err = Box<dyn std::error::Error>;
+
+/// Fills a rectangle (pixel coordinates) with series `i`'s colour and pattern.
+fn patterned(
+    root: &DrawingArea<SVGBackend, Shift>,
+    (x0, y0): (i32, i32),
+    (x1, y1): (i32, i32),
+    i: usize,
+) -> Result<(), Err> {
+    let (x0, x1) = (x0.min(x1), x0.max(x1));
+    let (y0, y1) = (y0.min(y1), y0.max(y1));
+    let color = PALETTE[i % PALETTE.len()];
+    let pattern = i % PATTERNS.len();
+    if pattern == 0 {
+        root.draw(&Rectangle::new([(x0, y0), (x1, y1)], color.filled()))?;
+        return Ok(());
+    }
+    root.draw(&Rectangle::new(
+        [(x0, y0), (x1, y1)],
+        color.mix(0.25).filled(),
+    ))?;
+    let line = color.stroke_width(2);
+    let step = 6;
+    if pattern == 1 || pattern == 3 {
+        // Diagonal hatching, clipped to the rectangle.
+        let (w, h) = (x1 - x0, y1 - y0);
+        let mut k = -h;
+        while k < w {
+            let (mut ax, mut ay) = (x0 + k, y1);
+            let (mut bx, mut by) = (x0 + k + h, y0);
+            if ax < x0 {
+                ay -= x0 - ax;
+                ax = x0;
+            }
+            if bx > x1 {
+                by += bx - x1;
+                bx = x1;
+            }
+            if ax <= bx {
+                root.draw(&PathElement::new(vec![(ax, ay), (bx, by)], line))?;
+            }
+            k += step;
+        }
+    }
+    if pattern == 2 || pattern == 3 {
+        let mut y = y0 + 2;
+        while y < y1 {
+            root.draw(&PathElement::new(vec![(x0, y), (x1, y)], line))?;
+            y += step - 1;
+        }
+    }
+    root.draw(&Rectangle::new([(x0, y0), (x1, y1)], color.stroke_width(1)))?;
+    Ok(())
+}
+
+fn marker(root: &DrawingArea<SVGBackend, Shift>, (x, y): (i32, i32), i: usize) -> Result<(), Err> {
+    let c = PALETTE[i % PALETTE.len()];
+    let s = 5;
+    match i % 4 {
+        0 => root.draw(&Circle::new((x, y), s, c.filled()))?,
+        1 => root.draw(&Polygon::new(
+            vec![(x, y - s - 1), (x - s - 1, y + s), (x + s + 1, y + s)],
+            c.filled(),
+        ))?,
+        2 => root.draw(&Rectangle::new(
+            [(x - s, y - s), (x + s, y + s)],
+            c.filled(),
+        ))?,
+        _ => root.draw(&Polygon::new(
+            vec![
+                (x, y - s - 2),
+                (x + s + 2, y),
+                (x, y + s + 2),
+                (x - s - 2, y),
+            ],
+            c.filled(),
+        ))?,
+    }
+    Ok(())
+}
+
+/// The legend across the top: a swatch (pattern or marker and line) and the series' name.
+fn legend(
+    root: &DrawingArea<SVGBackend, Shift>,
+    series: &[Series],
+    lines: bool,
+    y: i32,
+) -> Result<(), Err> {
+    let mut x = 12;
+    for (i, s) in series.iter().enumerate() {
+        if lines {
+            let c = PALETTE[i % PALETTE.len()];
+            root.draw(&PathElement::new(
+                vec![(x, y), (x + 28, y)],
+                c.stroke_width(3),
+            ))?;
+            marker(root, (x + 14, y), i)?;
+        } else {
+            patterned(root, (x, y - 7), (x + 28, y + 7), i)?;
+        }
+        root.draw(&Text::new(
+            s.label.clone(),
+            (x + 36, y),
+            text_style(14).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+        x += 36 + (s.label.chars().count() as i32) * 8 + 24;
+    }
+    Ok(())
+}
+
+fn bars(
+    out: &mut String,
+    labels: &[String],
+    series: &[Series],
+    focus: &[bool],
+    reference: Option<(f64, String)>,
+    axis: &str,
+) -> Result<(), Err> {
+    let n = labels.len();
+    let k = series.len().max(1);
+    let bar_px = 18;
+    let group_px = (k as u32) * bar_px + 12;
+    let legend_px = 34;
+    let height = legend_px + 20 + n as u32 * group_px + 56;
+    let label_px = labels
+        .iter()
+        .map(|l| l.chars().count() as u32 * 8 + 30)
+        .max()
+        .unwrap_or(60)
+        .clamp(60, 300);
+    let (lo, hi) = value_range(series, reference.as_ref().map(|r| r.0));
+    let pad = (hi - lo) * 0.2;
+    let x_range = if lo < 0.0 {
+        lo - pad..hi + pad
+    } else {
+        0.0..hi + pad
+    };
+    let decimals = decimals_for(hi - lo);
+    {
+        let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        legend(&root, series, false, 18)?;
+        let (_, body) = root.split_vertically(legend_px);
+        let mut chart = ChartBuilder::on(&body)
+            .margin_top(16)
+            .margin_right(16)
+            .x_label_area_size(50)
+            .y_label_area_size(label_px)
+            .build_cartesian_2d(x_range.clone(), 0.0..n as f64)?;
+        let fmt = |v: &f64| sv::number(*v, decimals);
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_labels(6)
+            .x_label_formatter(&fmt)
+            .x_desc(axis)
+            .axis_desc_style(text_style(14))
+            .label_style(text_style(13))
+            .light_line_style(GRID)
+            .bold_line_style(GRID)
+            .axis_style(INK)
+            .draw()?;
+        let band = 1.0 / (k as f64 + 0.7);
+        for (row, label) in labels.iter().enumerate() {
+            // First row at the top.
+            let top = n as f64 - row as f64 - 0.2;
+            let mid = n as f64 - row as f64 - 0.5;
+            let (lx, ly) = chart.backend_coord(&(x_range.start, mid));
+            let style = if focus[row] {
+                (FONT, 14).into_font().style(FontStyle::Bold).color(&INK)
+            } else {
+                text_style(13)
+            };
+            let text = if focus[row] {
+                format!("▶ {label}")
+            } else {
+                label.clone()
+            };
+            root.draw(&Text::new(
+                text,
+                (lx - 8, ly),
+                style.pos(Pos::new(HPos::Right, VPos::Center)),
+            ))?;
+            for (i, s) in series.iter().enumerate() {
+                let y1 = top - i as f64 * band * 0.85;
+                let y0 = y1 - band * 0.8;
+                let (_, py) = chart.backend_coord(&(0.0, (y0 + y1) / 2.0));
+                match s.values[row] {
+                    Some(v) => {
+                        let a = chart.backend_coord(&(0.0, y1));
+                        let b = chart.backend_coord(&(v, y0));
+                        patterned(&root, a, b, i)?;
+                        if focus[row] {
+                            root.draw(&Rectangle::new(
+                                [(a.0.min(b.0), a.1), (a.0.max(b.0), b.1)],
+                                INK.stroke_width(2),
+                            ))?;
+                        }
+                        let (hp, dx) = if v < 0.0 {
+                            (HPos::Right, -4)
+                        } else {
+                            (HPos::Left, 4)
+                        };
+                        root.draw(&Text::new(
+                            sv::number(v, 1),
+                            (b.0 + dx, py),
+                            text_style(12).pos(Pos::new(hp, VPos::Center)),
+                        ))?;
+                    }
+                    None => {
+                        let (zx, _) = chart.backend_coord(&(0.0, 0.0));
+                        root.draw(&Text::new(
+                            "..",
+                            (zx + 4, py),
+                            text_style(13).pos(Pos::new(HPos::Left, VPos::Center)),
+                        ))?;
+                    }
+                }
+            }
+        }
+        if lo < 0.0 {
+            let a = chart.backend_coord(&(0.0, 0.0));
+            let b = chart.backend_coord(&(0.0, n as f64));
+            root.draw(&PathElement::new(vec![a, b], INK.stroke_width(1)))?;
+        }
+        if let Some((v, label)) = reference {
+            let a = chart.backend_coord(&(v, 0.0));
+            let b = chart.backend_coord(&(v, n as f64));
+            dashed(&root, a, b)?;
+            root.draw(&Text::new(
+                format!("{label}: {}", sv::number(v, 0)),
+                (b.0 + 4, b.1 - 8),
+                text_style(12).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        root.present()?;
+    }
+    Ok(())
+}
+
+fn dashed(root: &DrawingArea<SVGBackend, Shift>, a: (i32, i32), b: (i32, i32)) -> Result<(), Err> {
+    let len = (((b.0 - a.0).pow(2) + (b.1 - a.1).pow(2)) as f64).sqrt();
+    let steps = (len / 8.0).floor() as i32;
+    for s in (0..steps).step_by(2) {
+        let t0 = s as f64 / steps as f64;
+        let t1 = (s + 1) as f64 / steps as f64;
+        let p = |t: f64| {
+            (
+                a.0 + ((b.0 - a.0) as f64 * t) as i32,
+                a.1 + ((b.1 - a.1) as f64 * t) as i32,
+            )
+        };
+        root.draw(&PathElement::new(vec![p(t0), p(t1)], INK.stroke_width(2)))?;
+    }
+    Ok(())
+}
+
+fn lines(
+    out: &mut String,
+    labels: &[String],
+    series: &[Series],
+    reference: Option<(f64, String)>,
+    axis: &str,
+) -> Result<(), Err> {
+    let n = labels.len();
+    let height = 360;
+    let (lo, hi) = value_range(series, reference.as_ref().map(|r| r.0));
+    let pad = (hi - lo) * 0.15;
+    let y_range = if lo < 0.0 {
+        lo - pad..hi + pad
+    } else {
+        0.0..hi + pad
+    };
+    let decimals = decimals_for(hi - lo);
+    {
+        let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        legend(&root, series, true, 18)?;
+        let (_, body) = root.split_vertically(34);
+        let mut chart = ChartBuilder::on(&body)
+            .margin_top(16)
+            .margin_right(24)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, y_range.clone())?;
+        let fmt = |v: &f64| sv::number(*v, decimals);
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_labels(6)
+            .y_label_formatter(&fmt)
+            .y_desc(axis)
+            .axis_desc_style(text_style(14))
+            .label_style(text_style(13))
+            .light_line_style(GRID)
+            .bold_line_style(GRID)
+            .axis_style(INK)
+            .draw()?;
+        for (i, label) in labels.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64, y_range.start));
+            root.draw(&Text::new(
+                label.clone(),
+                (x, y + 16),
+                text_style(13).pos(Pos::new(HPos::Center, VPos::Center)),
+            ))?;
+        }
+        if let Some((v, label)) = reference {
+            let a = chart.backend_coord(&(-0.5, v));
+            let b = chart.backend_coord(&(n as f64 - 0.5, v));
+            dashed(&root, a, b)?;
+            root.draw(&Text::new(
+                format!("{label}: {}", sv::number(v, 0)),
+                (a.0 + 6, a.1 - 10),
+                text_style(12).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        for (i, s) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let style = color.stroke_width(if i == 0 { 3 } else { 2 });
+            // Consecutive points with values form one segment; a gap stays a gap.
+            let mut segment: Vec<(f64, f64)> = Vec::new();
+            let flush = |seg: &mut Vec<(f64, f64)>,
+                         chart: &mut ChartContext<SVGBackend, _>|
+             -> Result<(), Err> {
+                if seg.len() > 1 {
+                    if i == 0 {
+                        chart.draw_series(LineSeries::new(seg.clone(), style))?;
+                    } else {
+                        chart.draw_series(DashedLineSeries::new(
+                            seg.clone(),
+                            (4 + 4 * i) as i32,
+                            4,
+                            style,
+                        ))?;
+                    }
+                }
+                seg.clear();
+                Ok(())
+            };
+            for (x, v) in s.values.iter().enumerate() {
+                match v {
+                    Some(v) => segment.push((x as f64, *v)),
+                    None => {
+                        flush(&mut segment, &mut chart)?;
+                        let (px, py) = chart.backend_coord(&(x as f64, y_range.start));
+                        root.draw(&Text::new(
+                            "..",
+                            (px, py - 10 - 14 * i as i32),
+                            text_style(13).pos(Pos::new(HPos::Center, VPos::Center)),
+                        ))?;
+                    }
+                }
+            }
+            flush(&mut segment, &mut chart)?;
+            for (x, v) in s.values.iter().enumerate() {
+                if let Some(v) = v {
+                    marker(&root, chart.backend_coord(&(x as f64, *v)), i)?;
+                }
+            }
+        }
+        root.present()?;
+    }
+    Ok(())
+}

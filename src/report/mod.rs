@@ -1,0 +1,733 @@
+//! Reports: a definition from `reports/` run against an engine gives a [`Report`] (plain data:
+//! key figures, sections by SKR's five steps, blocks of rows), which `html`, `export` and
+//! `chart` turn into pages, CSV, XLSX, JSON and SVG. Building runs queries; rendering is pure
+//! (no I/O, no clock: the generation time is passed in).
+
+pub mod chart;
+pub mod export;
+pub mod html;
+pub mod spec;
+pub mod sv;
+mod template;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::{Error, Result, reference};
+pub use spec::{AreaKind, Better, ChartSpec, Format, ReportSpec};
+pub use sv::Term;
+
+/// One value in a report table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Cell::Int(i) => Some(*i as f64),
+            Cell::Num(f) if f.is_finite() => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// A column as a report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    pub name: String,
+    pub label: String,
+    pub format: Format,
+    pub hidden: bool,
+}
+
+impl Column {
+    pub fn numeric(&self) -> bool {
+        matches!(
+            self.format,
+            Format::Int | Format::Pct | Format::Pp | Format::Dec
+        )
+    }
+
+    /// The value as a Swedish reader sees it (`..` for a missing value).
+    pub fn display(&self, cell: &Cell) -> String {
+        match (cell, self.format) {
+            (Cell::Null, _) => "..".into(),
+            (Cell::Bool(b), _) => if *b { "Ja" } else { "Nej" }.into(),
+            (Cell::Text(s), Format::Month) => sv::month(s),
+            (Cell::Text(s), Format::Term) => sv::term_of(s),
+            (Cell::Text(s), _) => s.clone(),
+            (c, Format::Pp) => sv::signed(c.as_f64().unwrap_or(0.0), 1),
+            (c, Format::Int) => sv::number(c.as_f64().unwrap_or(0.0), 0),
+            (c, _) => sv::number(c.as_f64().unwrap_or(0.0), 1),
+        }
+    }
+
+    /// Decimals a number is shown with.
+    pub fn decimals(&self) -> usize {
+        if self.format == Format::Int { 0 } else { 1 }
+    }
+}
+
+/// A table (and maybe a chart) stating one finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Block {
+    pub id: String,
+    pub short: String,
+    /// The heading: the finding, or the definition's neutral heading when there is none.
+    pub title: String,
+    pub summary: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+    /// Footnote marks per cell (same shape as `rows`; empty string for none).
+    pub marks: Vec<Vec<String>>,
+    pub footnotes: Vec<String>,
+    pub chart: Option<ChartSpec>,
+}
+
+impl Block {
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The reference line's value: a constant, or the first value of its column.
+    pub fn reference_value(&self) -> Option<f64> {
+        let r = self.chart.as_ref()?.reference.as_ref()?;
+        if let Some(v) = r.value {
+            return Some(v);
+        }
+        let c = self.column(r.column.as_deref()?)?;
+        self.rows.iter().find_map(|row| row[c].as_f64())
+    }
+}
+
+/// A key figure in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub label: String,
+    pub format: Format,
+    pub value: Option<f64>,
+    pub change_pp: Option<f64>,
+    pub compared_with: Option<String>,
+    pub better: Option<Better>,
+    pub uncertain: bool,
+}
+
+impl Figure {
+    /// ↗, ↘ or → for the change (a change under 0,05 procentenheter is none).
+    pub fn arrow(&self) -> Option<&'static str> {
+        let c = self.change_pp?;
+        Some(if c >= 0.05 {
+            "↗"
+        } else if c <= -0.05 {
+            "↘"
+        } else {
+            "→"
+        })
+    }
+
+    /// "förbättring" / "försämring" / "oförändrat", when the definition says which way is better.
+    pub fn verdict(&self) -> Option<&'static str> {
+        let c = self.change_pp?;
+        if c.abs() < 0.05 {
+            return Some("oförändrat");
+        }
+        let up_is_good = self.better? == Better::Higher;
+        Some(if (c > 0.0) == up_is_good {
+            "förbättring"
+        } else {
+            "försämring"
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    pub step: u8,
+    pub title: String,
+    pub intro: String,
+    pub blocks: Vec<Block>,
+}
+
+/// The area a report is about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Area {
+    pub kind: AreaKind,
+    pub code: String,
+    pub name: String,
+    pub municipality_code: Option<String>,
+    pub county_code: String,
+    pub county_name: String,
+}
+
+/// A rendered-to-data report: everything every format shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub report: String,
+    pub title: String,
+    pub intro: String,
+    pub area: Area,
+    pub term: String,
+    pub school_year: String,
+    /// The last month with data in the term: the term window is read up to it.
+    pub period: String,
+    pub definition_id: String,
+    pub definition_hash: String,
+    pub data_version: u64,
+    pub generated_at: DateTime<Utc>,
+    pub summary: Vec<Figure>,
+    pub sections: Vec<Section>,
+}
+
+impl Report {
+    /// `Nämndrapport: Örebro (1880), VT2026`.
+    pub fn heading(&self) -> String {
+        format!(
+            "{}: {} ({}), {}",
+            self.title, self.area.name, self.area.code, self.term
+        )
+    }
+
+    /// The page's path, e.g. `/reports/committee/1880/VT2026`.
+    pub fn path(&self) -> String {
+        format!("/reports/{}/{}/{}", self.report, self.area.code, self.term)
+    }
+}
+
+/// The built-in definition of a report (`committee`, `county`, `school`).
+pub fn spec(id: &str) -> Result<ReportSpec> {
+    let text = spec::REPORTS
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "rapporten '{id}' finns inte; välj committee, county eller school"
+            ))
+        })?;
+    spec::parse(&format!("reports/{id}.toml"), text)
+}
+
+/// Builds a report for an area and term from the engine's snapshot of the lake.
+pub async fn build(
+    engine: &Engine,
+    spec: &ReportSpec,
+    code: &str,
+    term: Term,
+    generated_at: DateTime<Utc>,
+) -> Result<Report> {
+    let area = resolve_area(engine, spec.area, code).await?;
+    let period = report_period(engine, &area, term).await?;
+    let (term_start, term_end) = term.months();
+    let previous = Term {
+        year: if term.autumn {
+            term.year
+        } else {
+            term.year - 1
+        },
+        autumn: !term.autumn,
+    };
+    let params: Vec<(&str, String)> = vec![
+        ("$area", area.code.clone()),
+        (
+            "$municipality",
+            area.municipality_code.clone().unwrap_or_default(),
+        ),
+        ("$county", area.county_code.clone()),
+        ("$period", period.clone()),
+        ("$term_start", term_start),
+        ("$term_end", term_end),
+        ("$previous_term_end", previous.months().1),
+    ];
+    let bind = |sql: &str| {
+        let mut s = sql.to_string();
+        for (k, v) in &params {
+            // Every value is a code or a YYYY-MM checked above: digits and '-' only.
+            debug_assert!(v.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
+            s = s.replace(k, &format!("'{v}'"));
+        }
+        s
+    };
+    let file = format!("reports/{}.toml", spec.id);
+
+    let figures = futures::future::try_join_all(spec.summary.iter().map(|f| {
+        let sql = bind(&f.sql);
+        let file = &file;
+        async move {
+            let batches = engine
+                .sql(&sql)
+                .await
+                .map_err(|e| query_error(file, &f.label, e))?;
+            let first = |name: &str, format: Format| -> Option<Cell> {
+                let b = batches.iter().find(|b| b.num_rows() > 0)?;
+                let i = b.schema().index_of(name).ok()?;
+                cell(b.column(i), 0, format).ok()
+            };
+            Ok::<Figure, Error>(Figure {
+                label: f.label.clone(),
+                format: f.format,
+                value: first("value", Format::Dec).and_then(|c| c.as_f64()),
+                change_pp: first("change_pp", Format::Dec).and_then(|c| c.as_f64()),
+                compared_with: f.compared_with.clone(),
+                better: f.better,
+                uncertain: matches!(first("uncertain", Format::Bool), Some(Cell::Bool(true))),
+            })
+        }
+    }))
+    .await?;
+
+    let globals_term = term.to_string();
+    let school_year = term.school_year();
+    let period_label = sv::month(&period);
+    let globals = template::Globals {
+        area: &area.name,
+        term: &globals_term,
+        period: &period_label,
+        school_year: &school_year,
+    };
+    let mut sections = Vec::new();
+    for s in &spec.sections {
+        let blocks = futures::future::try_join_all(s.blocks.iter().map(|b| {
+            let sql = bind(&b.sql);
+            let file = &file;
+            async move {
+                let batches = engine
+                    .sql(&sql)
+                    .await
+                    .map_err(|e| query_error(file, &b.id, e))?;
+                block(file, b, &batches)
+            }
+        }))
+        .await?;
+        let blocks = blocks
+            .into_iter()
+            .zip(&s.blocks)
+            .map(|(mut blk, bs)| {
+                match (
+                    template::fill(&bs.finding, &blk, &globals),
+                    template::fill(&bs.summary, &blk, &globals),
+                ) {
+                    (Some(t), Some(s)) => {
+                        blk.title = t;
+                        blk.summary = s;
+                    }
+                    _ => {
+                        blk.title = bs.heading.clone();
+                        blk.summary = if blk.rows.is_empty() {
+                            format!("Det finns inga uppgifter att visa för {}.", globals.term)
+                        } else {
+                            "Uppgifterna räcker inte för en sammanfattning; se tabellen.".into()
+                        };
+                    }
+                }
+                blk
+            })
+            .collect();
+        sections.push(Section {
+            step: s.step,
+            title: s.title.clone(),
+            intro: s.intro.clone(),
+            blocks,
+        });
+    }
+    let def = engine
+        .sql("SELECT definition_id, definition_hash FROM definition")
+        .await?;
+    let text = |c: usize| -> String {
+        def.first()
+            .and_then(|b| cell(b.column(c), 0, Format::Text).ok())
+            .map(|c| match c {
+                Cell::Text(s) => s,
+                _ => String::new(),
+            })
+            .unwrap_or_default()
+    };
+    Ok(Report {
+        report: spec.id.clone(),
+        title: spec.title.clone(),
+        intro: spec.intro.clone(),
+        area,
+        term: term.to_string(),
+        school_year,
+        period,
+        definition_id: text(0),
+        definition_hash: text(1),
+        data_version: engine.snapshot.data_version,
+        generated_at,
+        summary: figures,
+        sections,
+    })
+}
+
+fn query_error(file: &str, what: &str, e: Error) -> Error {
+    Error::usage(format!("{file}: {what}: {e}"))
+}
+
+/// Codes are digits of a fixed length: 8 for a school unit, 4 for a municipality, 2 for a county.
+fn check_code(kind: AreaKind, code: &str) -> Result<()> {
+    let len = match kind {
+        AreaKind::School => 8,
+        AreaKind::Municipality => 4,
+        AreaKind::County => 2,
+    };
+    if code.len() != len || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::usage(format!(
+            "'{code}' är ingen {}kod: den ska vara {len} siffror",
+            kind.noun()
+        )));
+    }
+    Ok(())
+}
+
+async fn resolve_area(engine: &Engine, kind: AreaKind, code: &str) -> Result<Area> {
+    check_code(kind, code)?;
+    let unknown = || Error::NotFound(format!("det finns {} med kod {code}", kind.none()));
+    match kind {
+        AreaKind::Municipality => {
+            let m = reference::municipality(code).ok_or_else(unknown)?;
+            Ok(Area {
+                kind,
+                code: code.into(),
+                name: m.name.clone(),
+                municipality_code: Some(code.into()),
+                county_code: m.county_code.clone(),
+                county_name: m.county_name.clone(),
+            })
+        }
+        AreaKind::County => {
+            let m = reference::municipalities()
+                .iter()
+                .find(|m| m.county_code == code)
+                .ok_or_else(unknown)?;
+            Ok(Area {
+                kind,
+                code: code.into(),
+                name: m.county_name.clone(),
+                municipality_code: None,
+                county_code: code.into(),
+                county_name: m.county_name.clone(),
+            })
+        }
+        AreaKind::School => {
+            let b = engine
+                .sql(&format!(
+                    "SELECT school_name, municipality_code FROM register \
+                     WHERE school_unit_code = '{code}' ORDER BY valid_from DESC LIMIT 1"
+                ))
+                .await?;
+            let b = b.iter().find(|b| b.num_rows() > 0).ok_or_else(unknown)?;
+            let text = |i: usize| match cell(b.column(i), 0, Format::Text) {
+                Ok(Cell::Text(s)) => s,
+                _ => String::new(),
+            };
+            let (name, mcode) = (text(0), text(1));
+            let m = reference::municipality(&mcode).ok_or_else(unknown)?;
+            Ok(Area {
+                kind,
+                code: code.into(),
+                name,
+                municipality_code: Some(mcode),
+                county_code: m.county_code.clone(),
+                county_name: m.county_name.clone(),
+            })
+        }
+    }
+}
+
+/// The last month of the term with data for the area; a clear 404 naming the terms that do
+/// have data otherwise.
+async fn report_period(engine: &Engine, area: &Area, term: Term) -> Result<String> {
+    let batches = engine
+        .sql(&format!(
+            "SELECT DISTINCT period FROM school_attendance WHERE {} = '{}' AND \"window\" = 'term' ORDER BY period",
+            area.kind.column(),
+            area.code
+        ))
+        .await?;
+    let periods: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let col = arrow::compute::cast(b.column(0), &DataType::Utf8).expect("period as text");
+            let s = col.as_string::<i32>().clone();
+            (0..s.len())
+                .filter(|&i| s.is_valid(i))
+                .map(|i| s.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if let Some(p) = periods
+        .iter()
+        .filter(|p| Term::of_period(p) == Some(term))
+        .max()
+    {
+        return Ok(p.clone());
+    }
+    let mut terms: Vec<Term> = periods.iter().filter_map(|p| Term::of_period(p)).collect();
+    terms.dedup();
+    let have = if terms.is_empty() {
+        "ingen termin ännu".to_string()
+    } else {
+        terms
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(Error::NotFound(format!(
+        "det finns inga uppgifter för {} ({}) {term}; uppgifter finns för: {have}",
+        area.name, area.code
+    )))
+}
+
+/// The rows of a block, with its footnote marks.
+fn block(file: &str, spec: &spec::BlockSpec, batches: &[RecordBatch]) -> Result<Block> {
+    let columns: Vec<Column> = spec
+        .columns
+        .iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            label: c.label.clone(),
+            format: c.format,
+            hidden: c.hidden,
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut marks = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut any_null = false;
+    for b in batches {
+        let schema = b.schema();
+        let index = |name: &str| {
+            schema.index_of(name).map_err(|_| {
+                Error::usage(format!(
+                    "{file}: block {}: kolumnen {name} saknas i frågans resultat",
+                    spec.id
+                ))
+            })
+        };
+        let idx: Vec<usize> = spec
+            .columns
+            .iter()
+            .map(|c| index(&c.name))
+            .collect::<Result<_>>()?;
+        let flags: Vec<Option<usize>> = spec
+            .columns
+            .iter()
+            .map(|c| c.flag.as_deref().map(index).transpose())
+            .collect::<Result<_>>()?;
+        for r in 0..b.num_rows() {
+            let mut row = Vec::with_capacity(idx.len());
+            let mut mrow = Vec::with_capacity(idx.len());
+            for (k, c) in spec.columns.iter().enumerate() {
+                let v = cell(b.column(idx[k]), r, c.format)?;
+                any_null |= v == Cell::Null && !c.hidden;
+                row.push(v);
+                let flagged = flags[k]
+                    .map(|f| matches!(cell(b.column(f), r, Format::Bool), Ok(Cell::Bool(true))))
+                    .unwrap_or(false);
+                let mark = if flagged {
+                    let note = c
+                        .flag_note
+                        .clone()
+                        .unwrap_or_else(|| "Osäker uppgift.".into());
+                    let n = match notes.iter().position(|x| *x == note) {
+                        Some(n) => n,
+                        None => {
+                            notes.push(note);
+                            notes.len() - 1
+                        }
+                    };
+                    "*".repeat(n + 1)
+                } else {
+                    String::new()
+                };
+                mrow.push(mark);
+            }
+            rows.push(row);
+            marks.push(mrow);
+        }
+    }
+    let mut footnotes: Vec<String> = notes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{} {n}", "*".repeat(i + 1)))
+        .collect();
+    if any_null {
+        footnotes.push(
+            ".. Uppgift saknas: ingen jämförelseperiod, ingen numerisk gräns eller inga rapporterade uppgifter."
+                .into(),
+        );
+    }
+    footnotes.extend(spec.notes.iter().cloned());
+    Ok(Block {
+        id: spec.id.clone(),
+        short: spec.short.clone(),
+        title: spec.heading.clone(),
+        summary: String::new(),
+        columns,
+        rows,
+        marks,
+        footnotes,
+        chart: spec.chart.clone(),
+    })
+}
+
+/// One value of an Arrow column as a report cell of the given format.
+fn cell(col: &dyn Array, row: usize, format: Format) -> Result<Cell> {
+    if col.is_null(row) {
+        return Ok(Cell::Null);
+    }
+    let one = col.slice(row, 1);
+    Ok(match format {
+        Format::Text | Format::Month | Format::Term => {
+            let s = arrow::compute::cast(&one, &DataType::Utf8)?;
+            Cell::Text(s.as_string::<i32>().value(0).to_string())
+        }
+        Format::Int => {
+            let s = arrow::compute::cast(&one, &DataType::Int64)?;
+            Cell::Int(s.as_primitive::<Int64Type>().value(0))
+        }
+        Format::Bool => {
+            let s = arrow::compute::cast(&one, &DataType::Boolean)?;
+            Cell::Bool(s.as_boolean().value(0))
+        }
+        Format::Pct | Format::Pp | Format::Dec => {
+            let s = arrow::compute::cast(&one, &DataType::Float64)?;
+            let v = s.as_primitive::<Float64Type>().value(0);
+            if v.is_finite() {
+                Cell::Num(v)
+            } else {
+                Cell::Null
+            }
+        }
+    })
+}
+
+/// One area in the index, with the terms that have data.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexArea {
+    pub code: String,
+    pub name: String,
+    pub terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexMunicipality {
+    pub code: String,
+    pub name: String,
+    pub terms: Vec<Term>,
+    pub schools: Vec<IndexArea>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexCounty {
+    pub code: String,
+    pub name: String,
+    pub terms: Vec<Term>,
+    pub municipalities: Vec<IndexMunicipality>,
+}
+
+/// Every area with data and its terms: what the index page lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct Index {
+    pub definition_id: String,
+    pub definition_hash: String,
+    pub data_version: u64,
+    pub counties: Vec<IndexCounty>,
+}
+
+/// Lists every county, municipality and school unit with term-window data, by term.
+pub async fn index(engine: &Engine) -> Result<Index> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let batches = engine
+        .sql(
+            "SELECT DISTINCT s.county_code, s.municipality_code, s.school_unit_code, s.period, \
+             n.school_name FROM school_attendance s \
+             LEFT JOIN (SELECT school_unit_code, max(school_name) AS school_name FROM register GROUP BY school_unit_code) n \
+               ON n.school_unit_code = s.school_unit_code \
+             WHERE s.\"window\" = 'term'",
+        )
+        .await?;
+    type Terms = BTreeSet<Term>;
+    let mut counties: BTreeMap<String, Terms> = BTreeMap::new();
+    let mut munis: BTreeMap<String, Terms> = BTreeMap::new();
+    let mut schools: BTreeMap<(String, String), (String, Terms)> = BTreeMap::new();
+    for b in &batches {
+        let text = |c: usize, r: usize| match cell(b.column(c), r, Format::Text) {
+            Ok(Cell::Text(s)) => s,
+            _ => String::new(),
+        };
+        for r in 0..b.num_rows() {
+            let (county, muni, school, period, name) =
+                (text(0, r), text(1, r), text(2, r), text(3, r), text(4, r));
+            let Some(t) = Term::of_period(&period) else {
+                continue;
+            };
+            counties.entry(county).or_default().insert(t);
+            munis.entry(muni.clone()).or_default().insert(t);
+            schools
+                .entry((muni, school))
+                .or_insert_with(|| (name, Terms::new()))
+                .1
+                .insert(t);
+        }
+    }
+    let def = engine
+        .sql("SELECT definition_id, definition_hash FROM definition")
+        .await?;
+    let dtext = |c: usize| match def.first().map(|b| cell(b.column(c), 0, Format::Text)) {
+        Some(Ok(Cell::Text(s))) => s,
+        _ => String::new(),
+    };
+    let counties = counties
+        .into_iter()
+        .map(|(code, terms)| {
+            let name = reference::municipalities()
+                .iter()
+                .find(|m| m.county_code == code)
+                .map(|m| m.county_name.clone())
+                .unwrap_or_else(|| code.clone());
+            let municipalities = munis
+                .iter()
+                .filter_map(|(m, terms)| {
+                    let r = reference::municipality(m)?;
+                    (r.county_code == code).then(|| IndexMunicipality {
+                        code: m.clone(),
+                        name: r.name.clone(),
+                        terms: terms.iter().copied().collect(),
+                        schools: schools
+                            .range((m.clone(), String::new())..)
+                            .take_while(|((mm, _), _)| mm == m)
+                            .map(|((_, s), (n, t))| IndexArea {
+                                code: s.clone(),
+                                name: n.clone(),
+                                terms: t.iter().copied().collect(),
+                            })
+                            .collect(),
+                    })
+                })
+                .collect();
+            IndexCounty {
+                code,
+                name,
+                terms: terms.into_iter().collect(),
+                municipalities,
+            }
+        })
+        .collect();
+    Ok(Index {
+        definition_id: dtext(0),
+        definition_hash: dtext(1),
+        data_version: engine.snapshot.data_version,
+        counties,
+    })
+}

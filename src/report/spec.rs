@@ -1,0 +1,243 @@
+//! Report definitions: `reports/*.toml`, compiled into the binary like `sql/`. A definition
+//! says which key figures open the report, which sections (the five SKR steps) follow, and for
+//! each block which query fills its table, which columns are shown and how, which chart is
+//! drawn and the Swedish sentences that state its finding. Rust only runs and renders them.
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The built-in report definitions, by id.
+pub const REPORTS: [(&str, &str); 3] = [
+    ("committee", include_str!("../../reports/committee.toml")),
+    ("county", include_str!("../../reports/county.toml")),
+    ("school", include_str!("../../reports/school.toml")),
+];
+
+/// What kind of area a report is about; its code is the report's `$area`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AreaKind {
+    School,
+    Municipality,
+    County,
+}
+
+impl AreaKind {
+    /// The column of `school_attendance` that holds this kind of area's code.
+    pub fn column(self) -> &'static str {
+        match self {
+            AreaKind::School => "school_unit_code",
+            AreaKind::Municipality => "municipality_code",
+            AreaKind::County => "county_code",
+        }
+    }
+
+    /// "ingen kommun", "inget län": for messages about an unknown area.
+    pub fn none(self) -> &'static str {
+        match self {
+            AreaKind::School => "ingen skolenhet",
+            AreaKind::Municipality => "ingen kommun",
+            AreaKind::County => "inget län",
+        }
+    }
+
+    /// Swedish noun, for messages: "skolenhet", "kommun", "län".
+    pub fn noun(self) -> &'static str {
+        match self {
+            AreaKind::School => "skolenhet",
+            AreaKind::Municipality => "kommun",
+            AreaKind::County => "län",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    pub id: String,
+    /// "Nämndrapport".
+    pub title: String,
+    pub area: AreaKind,
+    /// One paragraph under the title: who the report is for and what it shows.
+    pub intro: String,
+    pub summary: Vec<FigureSpec>,
+    pub sections: Vec<SectionSpec>,
+}
+
+/// A key figure in the summary. `sql` returns one row with `value` and optionally `change_pp`
+/// (the change since `compared_with`, in procentenheter) and `uncertain` (bool).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FigureSpec {
+    pub label: String,
+    pub sql: String,
+    pub format: Format,
+    /// Which direction is an improvement: `lower` (absence) or `higher` (reporting rate).
+    #[serde(default)]
+    pub better: Option<Better>,
+    /// What the change compares with, e.g. "föregående termin".
+    #[serde(default)]
+    pub compared_with: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SectionSpec {
+    /// SKR's step, 1–5.
+    pub step: u8,
+    pub title: String,
+    pub intro: String,
+    pub blocks: Vec<BlockSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockSpec {
+    pub id: String,
+    /// A short name (sheet names in XLSX, at most 25 characters).
+    pub short: String,
+    /// The heading when the data cannot state a finding (no rows, or a value missing).
+    pub heading: String,
+    /// The heading that states the finding, a template (see `template.rs`).
+    pub finding: String,
+    /// One sentence that sums up the chart for those who cannot see it, a template.
+    pub summary: String,
+    pub sql: String,
+    pub columns: Vec<ColumnSpec>,
+    #[serde(default)]
+    pub chart: Option<ChartSpec>,
+    /// Notes printed under the table.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Column name in the query result.
+    pub name: String,
+    /// Swedish column heading.
+    pub label: String,
+    pub format: Format,
+    /// A boolean column in the result; where it is true the value gets a footnote mark.
+    #[serde(default)]
+    pub flag: Option<String>,
+    /// The footnote for `flag`.
+    #[serde(default)]
+    pub flag_note: Option<String>,
+    /// Shown only in exports and the data table, not needed for the chart.
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+/// How a value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Text as it is.
+    Text,
+    /// A whole number with thousands grouping.
+    Int,
+    /// A percentage with one decimal (the label says "%").
+    Pct,
+    /// A change in procentenheter with sign and one decimal.
+    Pp,
+    /// A rate with one decimal (e.g. per 100 pupils).
+    Dec,
+    /// A month `YYYY-MM` written `mars 2026`.
+    Month,
+    /// A month written as the term it ends, `VT2026`.
+    Term,
+    /// Ja/Nej.
+    Bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChartKind {
+    /// Horizontal bars, one group per row, one bar per series.
+    Bars,
+    /// One line per series over the rows in order (time).
+    Lines,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartSpec {
+    pub kind: ChartKind,
+    /// The column naming each row (bar label or x-axis point).
+    pub category: String,
+    /// Numeric columns drawn, each a series (legend label = the column's label).
+    pub series: Vec<String>,
+    /// Axis title for the values, e.g. "Frånvaro, procent av erbjuden tid".
+    pub axis: String,
+    /// A boolean column marking the report's own area, drawn emphasised and with a marker.
+    #[serde(default)]
+    pub focus: Option<String>,
+    /// A reference line: a column (its first non-null value) or a constant, with a label.
+    #[serde(default)]
+    pub reference: Option<Reference>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(default)]
+    pub value: Option<f64>,
+    pub label: String,
+}
+
+/// Parses every built-in definition and checks that each chart and flag names a column the
+/// block shows.
+pub fn builtin() -> Result<Vec<ReportSpec>> {
+    REPORTS
+        .iter()
+        .map(|(id, text)| parse(&format!("reports/{id}.toml"), text))
+        .collect()
+}
+
+pub fn parse(file: &str, text: &str) -> Result<ReportSpec> {
+    let spec: ReportSpec =
+        toml::from_str(text).map_err(|e| Error::usage(format!("{file}: {e}")))?;
+    for s in &spec.sections {
+        if !(1..=5).contains(&s.step) {
+            return Err(Error::usage(format!(
+                "{file}: steg {} finns inte (SKR:s steg är 1–5)",
+                s.step
+            )));
+        }
+        for b in &s.blocks {
+            let has = |c: &str| b.columns.iter().any(|x| x.name == c);
+            let mut needed: Vec<&str> = Vec::new();
+            if let Some(c) = &b.chart {
+                needed.push(&c.category);
+                needed.extend(c.series.iter().map(String::as_str));
+            }
+            for n in needed {
+                if !has(n) {
+                    return Err(Error::usage(format!(
+                        "{file}: block {}: diagrammet använder kolumnen {n}, som inte finns bland columns",
+                        b.id
+                    )));
+                }
+            }
+            if b.short.chars().count() > 25 {
+                return Err(Error::usage(format!(
+                    "{file}: block {}: short är längre än 25 tecken",
+                    b.id
+                )));
+            }
+        }
+    }
+    Ok(spec)
+}

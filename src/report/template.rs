@@ -1,0 +1,137 @@
+//! The sentences a report definition writes about its data: `{name}` placeholders filled from
+//! the block's rows. A template that names something the data does not have (no rows, a
+//! missing value) fails as a whole, so a heading never states half a finding.
+//!
+//! Placeholders: `{area}`, `{term}`, `{period}` (month), `{school_year}`, `{n}` (rows with a
+//! value), `{first.COL}`, `{last.COL}`, `{max.COL}`, `{min.COL}`, `{focus.COL}` (COL a column
+//! name or `label`, the chart's category; rows picked by the first series), `{trend}`
+//! (ökade / minskade / var oförändrad from first to last), `{change}` (that difference in
+//! procentenheter), `{rank}` (the focus row's place, highest first), `{above}` and `{below}`
+//! (rows above / below the reference line).
+
+use super::{Block, Cell};
+
+pub struct Globals<'a> {
+    pub area: &'a str,
+    pub term: &'a str,
+    pub period: &'a str,
+    pub school_year: &'a str,
+}
+
+/// Fills a template, or `None` if any placeholder has no value.
+pub fn fill(template: &str, block: &Block, g: &Globals) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}')? + start;
+        out.push_str(&value(&rest[start + 1..end], block, g)?);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The column the finding is about: the first chart series, else the first numeric column.
+fn measure(block: &Block) -> Option<usize> {
+    let name = block
+        .chart
+        .as_ref()
+        .and_then(|c| c.series.first().cloned())
+        .or_else(|| {
+            block
+                .columns
+                .iter()
+                .find(|c| c.numeric())
+                .map(|c| c.name.clone())
+        })?;
+    block.column(&name)
+}
+
+/// Row indices with a value in the measure column, in row order.
+fn valued(block: &Block, m: usize) -> Vec<usize> {
+    (0..block.rows.len())
+        .filter(|&r| block.rows[r][m].as_f64().is_some())
+        .collect()
+}
+
+fn value(key: &str, block: &Block, g: &Globals) -> Option<String> {
+    match key {
+        "area" => return Some(g.area.to_string()),
+        "term" => return Some(g.term.to_string()),
+        "period" => return Some(g.period.to_string()),
+        "school_year" => return Some(g.school_year.to_string()),
+        _ => {}
+    }
+    let m = measure(block)?;
+    let rows = valued(block, m);
+    let num = |r: usize| block.rows[r][m].as_f64().unwrap_or(0.0);
+    match key {
+        "n" => return Some(rows.len().to_string()),
+        "trend" | "change" => {
+            let (a, b) = (num(*rows.first()?), num(*rows.last()?));
+            if rows.len() < 2 {
+                return None;
+            }
+            let d = b - a;
+            return Some(if key == "trend" {
+                if d.abs() < 0.05 {
+                    "var oförändrad".into()
+                } else if d > 0.0 {
+                    "ökade".into()
+                } else {
+                    "minskade".into()
+                }
+            } else {
+                format!("{} procentenheter", super::sv::number(d.abs(), 1))
+            });
+        }
+        "rank" => {
+            let f = focus_row(block)?;
+            let v = block.rows[f][m].as_f64()?;
+            return Some((rows.iter().filter(|&&r| num(r) > v).count() + 1).to_string());
+        }
+        "above" | "below" => {
+            let reference = block.reference_value()?;
+            let n = rows
+                .iter()
+                .filter(|&&r| {
+                    if key == "above" {
+                        num(r) > reference
+                    } else {
+                        num(r) < reference
+                    }
+                })
+                .count();
+            return Some(n.to_string());
+        }
+        _ => {}
+    }
+    let (which, col) = key.split_once('.')?;
+    // Highest and lowest only mean something among at least two.
+    if matches!(which, "max" | "min") && rows.len() < 2 {
+        return None;
+    }
+    let row = match which {
+        "first" => *rows.first()?,
+        "last" => *rows.last()?,
+        "max" => *rows.iter().max_by(|&&a, &&b| num(a).total_cmp(&num(b)))?,
+        "min" => *rows.iter().min_by(|&&a, &&b| num(a).total_cmp(&num(b)))?,
+        "focus" => focus_row(block)?,
+        _ => return None,
+    };
+    let c = if col == "label" {
+        block.column(&block.chart.as_ref()?.category)?
+    } else {
+        block.column(col)?
+    };
+    match &block.rows[row][c] {
+        Cell::Null => None,
+        cell => Some(block.columns[c].display(cell)),
+    }
+}
+
+fn focus_row(block: &Block) -> Option<usize> {
+    let f = block.column(block.chart.as_ref()?.focus.as_ref()?)?;
+    (0..block.rows.len()).find(|&r| matches!(block.rows[r][f], Cell::Bool(true)))
+}
