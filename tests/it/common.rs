@@ -32,6 +32,23 @@ pub async fn small_lake(dir: &Path) -> Lake {
     lake
 }
 
+/// A fresh lake holding the `.slt` fixtures: two terms for three schools in Örebro län, one in
+/// Östersund and one in Upplands Väsby.
+pub async fn slt_lake(dir: &Path) -> Lake {
+    let lake = Lake::open(dir.join("lake")).await.unwrap();
+    for f in [
+        "register.csv",
+        "attendance.csv",
+        "actions.csv",
+        "outcomes.csv",
+    ] {
+        narvaro::ingest::ingest_path(&lake, &fixture(&format!("slt/{f}")), now())
+            .await
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    lake
+}
+
 pub async fn sql(lake: &Lake, as_of: Option<u64>, q: &str) -> Vec<RecordBatch> {
     Engine::open(lake, as_of.map(narvaro::engine::AsOf::Version))
         .await

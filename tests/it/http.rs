@@ -11,23 +11,7 @@ use narvaro::lake::Lake;
 use narvaro::policy::{self, Policies};
 use tower::ServiceExt;
 
-use crate::common::{fixture, now};
-
-/// A lake with the slt fixtures: two terms for three schools in Örebro län and one elsewhere.
-async fn slt_lake(dir: &std::path::Path) -> Lake {
-    let lake = Lake::open(dir.join("lake")).await.unwrap();
-    for f in [
-        "register.csv",
-        "attendance.csv",
-        "actions.csv",
-        "outcomes.csv",
-    ] {
-        narvaro::ingest::ingest_path(&lake, &fixture(&format!("slt/{f}")), now())
-            .await
-            .unwrap();
-    }
-    lake
-}
+use crate::common::{fixture, now, slt_lake};
 
 fn app(lake: Lake) -> axum::Router {
     let policies = Policies::load(&policy::Source::resolve(None)).unwrap();

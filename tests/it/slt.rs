@@ -6,10 +6,7 @@ use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use narvaro::engine::Engine;
-use narvaro::lake::Lake;
 use sqllogictest::{DBOutput, DefaultColumnType};
-
-use crate::common::{fixture, now};
 
 #[derive(Debug)]
 struct SqlError(String);
@@ -95,17 +92,7 @@ impl sqllogictest::AsyncDB for Db {
 #[tokio::test]
 async fn every_indicator_slt_file_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().join("lake")).await.unwrap();
-    for f in [
-        "register.csv",
-        "attendance.csv",
-        "actions.csv",
-        "outcomes.csv",
-    ] {
-        narvaro::ingest::ingest_path(&lake, &fixture(&format!("slt/{f}")), now())
-            .await
-            .unwrap();
-    }
+    let lake = crate::common::slt_lake(dir.path()).await;
     let engine = Engine::open(&lake, None).await.unwrap();
     let sql_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
     let mut files: Vec<_> = std::fs::read_dir(&sql_dir)
