@@ -339,18 +339,7 @@ pub async fn build(
             blocks,
         });
     }
-    let def = engine
-        .sql("SELECT definition_id, definition_hash FROM definition")
-        .await?;
-    let text = |c: usize| -> String {
-        def.first()
-            .and_then(|b| cell(b.column(c), 0, Format::Text).ok())
-            .map(|c| match c {
-                Cell::Text(s) => s,
-                _ => String::new(),
-            })
-            .unwrap_or_default()
-    };
+    let (definition_id, definition_hash) = definition(engine).await?;
     Ok(Report {
         report: spec.id.clone(),
         title: spec.title.clone(),
@@ -359,13 +348,25 @@ pub async fn build(
         term: term.to_string(),
         school_year,
         period,
-        definition_id: text(0),
-        definition_hash: text(1),
+        definition_id,
+        definition_hash,
         data_version: engine.snapshot.data_version,
         generated_at,
         summary: figures,
         sections,
     })
+}
+
+/// The definition id and hash every figure of a session carries.
+async fn definition(engine: &Engine) -> Result<(String, String)> {
+    let b = engine
+        .sql("SELECT definition_id, definition_hash FROM definition")
+        .await?;
+    let text = |c: usize| match b.first().map(|b| cell(b.column(c), 0, Format::Text)) {
+        Some(Ok(Cell::Text(s))) => s,
+        _ => String::new(),
+    };
+    Ok((text(0), text(1)))
 }
 
 fn query_error(file: &str, what: &str, e: Error) -> Error {
@@ -681,13 +682,7 @@ pub async fn index(engine: &Engine) -> Result<Index> {
                 .insert(t);
         }
     }
-    let def = engine
-        .sql("SELECT definition_id, definition_hash FROM definition")
-        .await?;
-    let dtext = |c: usize| match def.first().map(|b| cell(b.column(c), 0, Format::Text)) {
-        Some(Ok(Cell::Text(s))) => s,
-        _ => String::new(),
-    };
+    let (definition_id, definition_hash) = definition(engine).await?;
     let counties = counties
         .into_iter()
         .map(|(code, terms)| {
@@ -725,8 +720,8 @@ pub async fn index(engine: &Engine) -> Result<Index> {
         })
         .collect();
     Ok(Index {
-        definition_id: dtext(0),
-        definition_hash: dtext(1),
+        definition_id,
+        definition_hash,
         data_version: engine.snapshot.data_version,
         counties,
     })

@@ -18,23 +18,17 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// A fresh lake holding the small hand-made fixtures.
 pub async fn small_lake(dir: &Path) -> Lake {
-    let lake = Lake::open(dir.join("lake")).await.unwrap();
-    for f in [
-        "register.csv",
-        "attendance.csv",
-        "actions.csv",
-        "outcomes.csv",
-    ] {
-        narvaro::ingest::ingest_path(&lake, &fixture(&format!("small/{f}")), now())
-            .await
-            .unwrap_or_else(|e| panic!("{f}: {e}"));
-    }
-    lake
+    fixture_lake(dir, "small").await
 }
 
 /// A fresh lake holding the `.slt` fixtures: two terms for three schools in Örebro län, one in
 /// Östersund and one in Upplands Väsby.
 pub async fn slt_lake(dir: &Path) -> Lake {
+    fixture_lake(dir, "slt").await
+}
+
+/// A fresh lake under `dir/lake` with one fixture set's register, attendance, actions, outcomes.
+async fn fixture_lake(dir: &Path, set: &str) -> Lake {
     let lake = Lake::open(dir.join("lake")).await.unwrap();
     for f in [
         "register.csv",
@@ -42,9 +36,9 @@ pub async fn slt_lake(dir: &Path) -> Lake {
         "actions.csv",
         "outcomes.csv",
     ] {
-        narvaro::ingest::ingest_path(&lake, &fixture(&format!("slt/{f}")), now())
+        narvaro::ingest::ingest_path(&lake, &fixture(&format!("{set}/{f}")), now())
             .await
-            .unwrap_or_else(|e| panic!("{f}: {e}"));
+            .unwrap_or_else(|e| panic!("{set}/{f}: {e}"));
     }
     lake
 }
