@@ -101,13 +101,21 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<AsOf>,
     },
-    /// Serve the report pages (and their CSV, XLSX and JSON alternates) over HTTP.
+    /// Serve the report pages (and their CSV, XLSX and JSON alternates) and the upload API
+    /// over HTTP.
     Serve {
         #[command(flatten)]
         lake: LakeArg,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+    },
+    /// Upload tokens: create (printed once, stored hashed), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Generate the county fixtures into a fresh demo lake, show what was loaded and serve
     /// the reports.
@@ -118,6 +126,40 @@ pub enum Command {
         /// Address the report server listens on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// The server configuration file: settings and (hashed) tokens.
+    #[arg(long, default_value = crate::auth::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Who the token is for, e.g. the school or school system; shown in the audit.
+        #[arg(long)]
+        name: String,
+        /// upload:school:CODE, upload:municipality:CODE, read:municipality:CODE,
+        /// read:county:CODE or admin (repeat for several).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<crate::auth::Scope>,
+    },
+    /// List tokens (names, ids, scopes; never the tokens themselves).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Revoke a token by name or id; a running server refuses it at once.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
     },
 }
 
@@ -316,11 +358,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { lake, addr } => {
+        Command::Serve { lake, config, addr } => {
             let lake = open_existing(&lake.lake).await?;
-            serve(lake, &addr).await?;
+            serve(lake, &config.config, &addr).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Token { command } => token(command),
         Command::Demo { dir, addr } => demo(&dir, &addr).await,
     }
 }
@@ -347,11 +390,11 @@ pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<
                         println!(
                             "ok    {}: {} rader, {} nycklar ({} ersatta) → {} version {}",
                             f.display(),
-                            r.rows,
-                            r.keys,
-                            r.keys_replaced,
-                            r.table,
-                            r.version
+                            r.audit.rows,
+                            r.audit.keys,
+                            r.audit.keys_replaced,
+                            r.audit.table,
+                            r.audit.version
                         );
                         for w in &r.warnings {
                             println!("      varning: {w}");
@@ -431,12 +474,69 @@ async fn open_existing(dir: &Path) -> Result<Lake> {
     Lake::open(dir).await
 }
 
-/// Serves the lake, printing the URL once the server listens.
-async fn serve(lake: Lake, addr: &str) -> Result<()> {
+fn token(command: TokenCommand) -> Result<ExitCode> {
+    use crate::auth::Config;
+    match command {
+        TokenCommand::Create {
+            config,
+            name,
+            scopes,
+        } => {
+            let path = &config.config;
+            let mut c = Config::load(path)?;
+            let token = c.create_token(&name, &scopes, Utc::now())?;
+            c.save(path)?;
+            eprintln!(
+                "Token '{}' skapat i {}. Spara det nu: det visas bara den här gången.",
+                name.trim(),
+                path.display()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List { config } => {
+            let c = Config::load(&config.config)?;
+            if c.tokens.is_empty() {
+                println!("inga token i {}", config.config.display());
+            }
+            for t in &c.tokens {
+                let status = match t.revoked_at {
+                    Some(at) => format!("återkallat {}", at.format("%Y-%m-%d %H:%M")),
+                    None => "aktivt".into(),
+                };
+                println!(
+                    "{:<24} {}  skapat {}  {:<22} {}",
+                    t.name,
+                    t.id,
+                    t.created_at.format("%Y-%m-%d %H:%M"),
+                    status,
+                    t.scopes.join(" ")
+                );
+            }
+        }
+        TokenCommand::Revoke { config, name } => {
+            let path = &config.config;
+            let mut c = Config::load(path)?;
+            let t = c.revoke(&name, Utc::now())?.name.clone();
+            c.save(path)?;
+            println!("token '{t}' återkallat i {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the lake with the tokens of `config`, printing the URL once the server listens.
+async fn serve(lake: Lake, config: &Path, addr: &str) -> Result<()> {
     let policies =
         Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
+    let tokens = crate::auth::Tokens::open(Some(config))?;
+    if !config.exists() {
+        eprintln!(
+            "{} finns inte: inga token, så uppladdningar avvisas (skapa ett med narvaro token create)",
+            config.display()
+        );
+    }
     let root = lake.root().display().to_string();
-    crate::http::serve(lake, policies, addr, |local| {
+    crate::http::serve(lake, policies, tokens, addr, |local| {
         println!("Närvarolagret serverar sjön {root} på http://{local}/ (avsluta med Ctrl-C)");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -486,7 +586,7 @@ async fn demo(dir: &Path, addr: &str) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     println!("Rapporterna, t.ex. nämndrapporten för Örebro: /reports/committee/1880/VT2026");
-    serve(lake, addr).await?;
+    serve(lake, Path::new(crate::auth::DEFAULT_CONFIG), addr).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,6 +17,15 @@ pub enum Error {
     /// Something asked for (an area, a term, a report) does not exist in the lake.
     #[error("{0}")]
     NotFound(String),
+    /// No or an unknown token (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token without the scope the request needs (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The lake cannot be written right now (a full disk, no permission); nothing was stored.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -31,6 +40,8 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl Error {

@@ -1,31 +1,57 @@
 //! Ingest: a file's bytes → validation against the lake's register → one commit.
 //!
-//! The same path serves `narvaro ingest` and (later) `POST /api/v1/uploads`.
+//! The same path serves `narvaro ingest` and `POST /api/v1/uploads` (which checks the
+//! token's scope between `validate` and `commit`).
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::contract::{self, Context, Kind};
+use crate::contract::{self, Context, Kind, Validated};
 use crate::lake::{Lake, Receipt};
 use crate::{Error, Result};
 
-/// Validates `bytes` (named `file` in every message) and commits them to the lake.
-/// A refused file returns [`Error::Rejected`] and changes nothing.
+/// The uploader the audit names for files ingested from the command line.
+pub const CLI_UPLOADER: &str = "narvaro ingest";
+
+/// Validates `bytes` (named `file` in every message) against the lake's register.
+/// A refused file returns [`Error::Rejected`] with every problem found.
+pub async fn validate(
+    lake: &Lake,
+    file: &str,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Validated> {
+    let ctx = Context {
+        register: lake.register().await?,
+        today: now.date_naive(),
+    };
+    Ok(contract::validate(file, bytes, &ctx)?)
+}
+
+/// Commits a validated file: one commit replacing exactly its keys, and its audit record.
+pub async fn commit(
+    lake: &Lake,
+    validated: Validated,
+    file: &str,
+    bytes: &[u8],
+    uploader: &str,
+    now: DateTime<Utc>,
+) -> Result<Receipt> {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    lake.commit(validated, file, &sha256, uploader, now).await
+}
+
+/// Validates and commits `bytes` as `narvaro ingest` does. A refused file changes nothing.
 pub async fn ingest_bytes(
     lake: &Lake,
     file: &str,
     bytes: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Receipt> {
-    let ctx = Context {
-        register: lake.register().await?,
-        today: now.date_naive(),
-    };
-    let validated = contract::validate(file, bytes, &ctx)?;
-    let sha256 = hex::encode(Sha256::digest(bytes));
-    lake.commit(validated, file, &sha256, now).await
+    let validated = validate(lake, file, bytes, now).await?;
+    commit(lake, validated, file, bytes, CLI_UPLOADER, now).await
 }
 
 /// Reads and ingests one file from disk.

@@ -29,7 +29,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::contract::schema::{UPLOAD_ID, uploads_schema};
@@ -59,9 +59,11 @@ fn partitions_of(table: &str) -> &'static [&'static str] {
         .map_or(&[], |k| k.partition_columns())
 }
 
-/// What an accepted upload did; shown to the uploader and stored in `uploads`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Receipt {
+/// The audit record of one accepted upload: a row of `uploads`, and also carried in the data
+/// commit's own commit info (`narvaro.receipt`), so the row can always be restored from the
+/// data table alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Audit {
     pub upload_id: String,
     pub table: String,
     pub source_file: String,
@@ -76,6 +78,19 @@ pub struct Receipt {
     /// The data table's Delta version this upload created.
     pub version: u64,
     pub received_at: DateTime<Utc>,
+    /// The name of the token (or `narvaro ingest`) that sent it; unknown in older lakes.
+    pub uploader: Option<String>,
+    /// The school units it wrote rows for.
+    pub schools: Vec<String>,
+    /// The months (outcomes: school years) it wrote rows for.
+    pub periods: Vec<String>,
+}
+
+/// What an accepted upload did: its audit record and what the uploader should know.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Receipt {
+    #[serde(flatten)]
+    pub audit: Audit,
     pub warnings: Vec<crate::contract::Problem>,
 }
 
@@ -87,6 +102,9 @@ pub struct Lake {
     /// Latest loaded state per table; brought up to date incrementally (only new log
     /// entries are read), so a stream of uploads does not replay each log from its checkpoint.
     tables: tokio::sync::Mutex<HashMap<String, DeltaTable>>,
+    /// One writer per table in this process; writers in other processes are serialised by
+    /// Delta's optimistic concurrency and retried (see `commit`).
+    writers: HashMap<&'static str, tokio::sync::Mutex<()>>,
 }
 
 impl Lake {
@@ -99,10 +117,15 @@ impl Lake {
             root,
             register_cache: Mutex::new(None),
             tables: tokio::sync::Mutex::new(HashMap::new()),
+            writers: TABLES
+                .iter()
+                .map(|t| (*t, tokio::sync::Mutex::new(())))
+                .collect(),
         };
         for t in TABLES {
             lake.create_if_missing(t).await?;
         }
+        lake.restore_audit().await?;
         Ok(lake)
     }
 
@@ -226,7 +249,12 @@ impl Lake {
         let batches = scan(
             &table,
             None,
-            &["school_unit_code", "valid_from", "valid_to"],
+            &[
+                "school_unit_code",
+                "valid_from",
+                "valid_to",
+                "municipality_code",
+            ],
         )
         .await?;
         let mut register = Register::default();
@@ -236,9 +264,10 @@ impl Lake {
             let code = string_column(b, 0);
             let from = b.column(1).as_primitive::<Date32Type>();
             let to = b.column(2).as_primitive::<Date32Type>();
+            let municipality = string_column(b, 3);
             for i in 0..b.num_rows() {
                 let to = (!to.is_null(i)).then(|| day(to.value(i)));
-                register.insert(code.value(i), day(from.value(i)), to);
+                register.insert(code.value(i), municipality.value(i), day(from.value(i)), to);
             }
         }
         let register = Arc::new(register);
@@ -247,23 +276,77 @@ impl Lake {
     }
 
     /// Commits an accepted upload: one Delta commit replacing exactly the keys it carries,
-    /// then its audit row.
+    /// then its audit row. A commit that loses a race with another process's commit is
+    /// retried from a fresh read of the table, so no upload is lost or applied twice.
     pub async fn commit(
         &self,
         upload: Validated,
         source_file: &str,
         sha256: &str,
+        uploader: &str,
         received_at: DateTime<Utc>,
     ) -> Result<Receipt> {
         let kind = upload.kind;
-        let upload_id = uuid::Uuid::new_v4().to_string();
+        let _writer = self.writers[kind.table()].lock().await;
+        // The audit keeps the file's name, not the uploader's local path.
+        let source_file = Path::new(source_file)
+            .file_name()
+            .map_or(source_file.to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+        let mut audit = Audit {
+            upload_id: uuid::Uuid::new_v4().to_string(),
+            table: kind.table().to_string(),
+            source_file,
+            sha256: sha256.to_string(),
+            rows: upload.batch.num_rows(),
+            keys: upload.keys.len(),
+            keys_replaced: 0,
+            supersedes: Vec::new(),
+            version: 0,
+            received_at,
+            uploader: Some(uploader.to_string()),
+            schools: upload.schools(),
+            periods: upload.periods(),
+        };
+        let batch = with_upload_id(&upload.batch, kind, &audit.upload_id)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .try_commit(kind, &upload.keys, &batch, &mut audit)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if is_conflict(&e) && attempt < COMMIT_ATTEMPTS => {
+                    tracing::info!(table = kind.table(), attempt, "commit conflict, retrying");
+                    let jitter = rand::random::<u64>() % 50;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        20 * attempt as u64 + jitter,
+                    ))
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.audit(std::slice::from_ref(&audit)).await?;
+        Ok(Receipt {
+            audit,
+            warnings: upload.warnings,
+        })
+    }
+
+    /// One attempt: read which keys exist (and which uploads wrote them), then write.
+    async fn try_commit(
+        &self,
+        kind: Kind,
+        keys: &KeySet,
+        batch: &RecordBatch,
+        audit: &mut Audit,
+    ) -> Result<()> {
         let started = std::time::Instant::now();
         let table = self.table(kind.table()).await?;
-        let loaded = started.elapsed();
-        let predicate = replace_predicate(kind, &upload.keys);
-
-        // Which keys exist already, and which uploads wrote them: the audit's link from a
-        // correction to what it supersedes.
+        let predicate = replace_predicate(kind, keys);
         let key_cols = kind.key_columns();
         let mut cols: Vec<&str> = key_cols.to_vec();
         cols.push(UPLOAD_ID);
@@ -282,89 +365,89 @@ impl Lake {
                 supersedes.insert(ids.value(i).to_string());
             }
         }
-
-        // The audit keeps the file's name, not the uploader's local path.
-        let source_file = Path::new(source_file)
-            .file_name()
-            .map_or(source_file.to_string(), |n| {
-                n.to_string_lossy().into_owned()
-            });
-        let source_file = source_file.as_str();
+        audit.keys_replaced = replaced.len();
+        audit.supersedes = supersedes.into_iter().collect();
         let scanned = started.elapsed();
-        let rows = upload.batch.num_rows();
-        let batch = with_upload_id(&upload.batch, kind, &upload_id)?;
         let metadata = [
             (
                 "narvaro.upload_id".to_string(),
-                serde_json::json!(upload_id),
+                serde_json::json!(audit.upload_id),
             ),
             (
                 "narvaro.source_file".to_string(),
-                serde_json::json!(source_file),
+                serde_json::json!(audit.source_file),
             ),
-            ("narvaro.sha256".to_string(), serde_json::json!(sha256)),
+            (
+                "narvaro.sha256".to_string(),
+                serde_json::json!(audit.sha256),
+            ),
+            (RECEIPT_KEY.to_string(), serde_json::to_value(&*audit)?),
         ];
         let table = table
-            .write(vec![batch])
+            .write(vec![batch.clone()])
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(predicate)
             .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-            .await?;
+            .await
+            .map_err(unavailable)?;
         self.remember(kind.table(), &table).await;
-        let written = started.elapsed();
-        let version = table.version().unwrap_or_default();
-        let receipt = Receipt {
-            upload_id,
-            table: kind.table().to_string(),
-            source_file: source_file.to_string(),
-            sha256: sha256.to_string(),
-            rows,
-            keys: upload.keys.len(),
-            keys_replaced: replaced.len(),
-            supersedes: supersedes.into_iter().collect(),
-            version,
-            received_at,
-            warnings: upload.warnings,
-        };
-        self.audit(&receipt).await?;
+        audit.version = table.version().unwrap_or_default();
         tracing::debug!(
             table = kind.table(),
-            rows,
-            load_ms = loaded.as_millis() as u64,
-            key_scan_ms = (scanned - loaded).as_millis() as u64,
-            write_ms = (written - scanned).as_millis() as u64,
-            audit_ms = (started.elapsed() - written).as_millis() as u64,
+            rows = audit.rows,
+            key_scan_ms = scanned.as_millis() as u64,
+            write_ms = (started.elapsed() - scanned).as_millis() as u64,
             "upload committed"
         );
-        Ok(receipt)
+        Ok(())
     }
 
-    async fn audit(&self, r: &Receipt) -> Result<()> {
-        let mut supersedes = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(
-            arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Utf8, true),
-        ));
-        for s in &r.supersedes {
-            supersedes.values().append_value(s);
+    async fn audit(&self, records: &[Audit]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
         }
-        supersedes.append(true);
-        let text = |s: &str| Arc::new(StringArray::from(vec![s.to_string()])) as ArrayRef;
-        let int = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+        let _writer = self.writers[UPLOADS].lock().await;
+        let list = |values: &mut dyn Iterator<Item = &Vec<String>>| {
+            let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(
+                arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Utf8, true),
+            ));
+            for v in values {
+                for s in v {
+                    b.values().append_value(s);
+                }
+                b.append(true);
+            }
+            Arc::new(b.finish()) as ArrayRef
+        };
+        let text = |f: &dyn Fn(&Audit) -> &str| {
+            Arc::new(StringArray::from_iter_values(records.iter().map(f))) as ArrayRef
+        };
+        let int = |f: &dyn Fn(&Audit) -> i64| {
+            Arc::new(Int64Array::from_iter_values(records.iter().map(f))) as ArrayRef
+        };
         let batch = RecordBatch::try_new(
             uploads_schema(),
             vec![
-                text(&r.upload_id),
-                text(&r.table),
-                text(&r.source_file),
-                text(&r.sha256),
-                int(r.rows as i64),
-                int(r.keys as i64),
-                int(r.keys_replaced as i64),
-                Arc::new(supersedes.finish()),
+                text(&|r| &r.upload_id),
+                text(&|r| &r.table),
+                text(&|r| &r.source_file),
+                text(&|r| &r.sha256),
+                int(&|r| r.rows as i64),
+                int(&|r| r.keys as i64),
+                int(&|r| r.keys_replaced as i64),
+                list(&mut records.iter().map(|r| &r.supersedes)),
                 Arc::new(
-                    TimestampMicrosecondArray::from(vec![r.received_at.timestamp_micros()])
-                        .with_timezone("UTC"),
+                    TimestampMicrosecondArray::from_iter_values(
+                        records.iter().map(|r| r.received_at.timestamp_micros()),
+                    )
+                    .with_timezone("UTC"),
                 ),
-                int(r.version as i64),
+                int(&|r| r.version as i64),
+                Arc::new(StringArray::from_iter(
+                    records.iter().map(|r| r.uploader.as_deref()),
+                )),
+                list(&mut records.iter().map(|r| &r.schools)),
+                list(&mut records.iter().map(|r| &r.periods)),
             ],
         )?;
         let table = self
@@ -372,9 +455,139 @@ impl Lake {
             .await?
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
-            .await?;
+            // Lakes made before the upload API lack the newest audit columns.
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
+            .await
+            .map_err(unavailable)?;
         self.remember(UPLOADS, &table).await;
         Ok(())
+    }
+
+    /// Every audit record, oldest first, one per upload.
+    pub async fn audits(&self) -> Result<Vec<Audit>> {
+        let table = self.table(UPLOADS).await?;
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state())?;
+        ctx.register_table(UPLOADS, table.table_provider().await?)?;
+        let batches = ctx
+            .sql("SELECT * FROM uploads ORDER BY received_at, upload_id")
+            .await?
+            .collect()
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for b in &batches {
+            let text = |name: &str| b.column_by_name(name).map(strings);
+            let int = |name: &str| {
+                b.column_by_name(name)
+                    .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone())
+            };
+            let list = |name: &str| -> Vec<Vec<String>> {
+                match b.column_by_name(name) {
+                    Some(c) => {
+                        let l = c.as_list::<i32>();
+                        (0..b.num_rows())
+                            .map(|i| {
+                                if l.is_null(i) {
+                                    Vec::new()
+                                } else {
+                                    strings(&l.value(i))
+                                        .iter()
+                                        .flatten()
+                                        .map(String::from)
+                                        .collect()
+                                }
+                            })
+                            .collect()
+                    }
+                    None => vec![Vec::new(); b.num_rows()],
+                }
+            };
+            let (id, table, file, sha) = (
+                text(UPLOAD_ID).expect("upload_id"),
+                text("table_name").expect("table_name"),
+                text("source_file").expect("source_file"),
+                text("sha256").expect("sha256"),
+            );
+            let uploader = text("uploader");
+            let (rows, keys, replaced, version) = (
+                int("rows").expect("rows"),
+                int("keys").expect("keys"),
+                int("keys_replaced").expect("keys_replaced"),
+                int("table_version").expect("table_version"),
+            );
+            let at = b
+                .column_by_name("received_at")
+                .expect("received_at")
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .clone();
+            let (supersedes, schools, periods) =
+                (list("supersedes"), list("schools"), list("periods"));
+            for i in 0..b.num_rows() {
+                // A restored row may race with the writer's own: one record per upload.
+                if !seen.insert(id.value(i).to_string()) {
+                    continue;
+                }
+                out.push(Audit {
+                    upload_id: id.value(i).to_string(),
+                    table: table.value(i).to_string(),
+                    source_file: file.value(i).to_string(),
+                    sha256: sha.value(i).to_string(),
+                    rows: rows.value(i) as usize,
+                    keys: keys.value(i) as usize,
+                    keys_replaced: replaced.value(i) as usize,
+                    supersedes: supersedes[i].clone(),
+                    version: version.value(i) as u64,
+                    received_at: DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default(),
+                    uploader: uploader
+                        .as_ref()
+                        .and_then(|u| (!u.is_null(i)).then(|| u.value(i).to_string())),
+                    schools: schools[i].clone(),
+                    periods: periods[i].clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores audit rows that a crash between an upload's data commit and its audit commit
+    /// left out: every data commit carries its record in its commit info. Runs on open, so a
+    /// restart needs no repair step; only commits after the last audited one are read.
+    async fn restore_audit(&self) -> Result<()> {
+        let audits = self.audits().await?;
+        let known: std::collections::HashSet<&str> =
+            audits.iter().map(|a| a.upload_id.as_str()).collect();
+        let mut missing = Vec::new();
+        for kind in Kind::ALL {
+            let name = kind.table();
+            let last = audits
+                .iter()
+                .filter(|a| a.table == name)
+                .map(|a| a.version)
+                .max()
+                .unwrap_or(0);
+            let table = self.table(name).await?;
+            let latest = table.version().unwrap_or_default();
+            let log = table.log_store();
+            for v in last + 1..=latest {
+                let Some(entry) = log.read_commit_entry(v).await? else {
+                    continue;
+                };
+                let receipt = String::from_utf8_lossy(&entry)
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .find_map(|a| a["commitInfo"].get(RECEIPT_KEY).cloned());
+                let Some(receipt) = receipt else { continue };
+                let mut audit: Audit = serde_json::from_value(receipt)?;
+                audit.version = v;
+                if !known.contains(audit.upload_id.as_str()) {
+                    tracing::warn!(upload_id = %audit.upload_id, table = name, version = v,
+                        "restoring the audit row of an upload whose audit commit was lost");
+                    missing.push(audit);
+                }
+            }
+        }
+        self.audit(&missing).await
     }
 
     /// Compacts small files and writes a checkpoint in every table where small files have
@@ -403,6 +616,64 @@ impl Lake {
         }
         Ok(done)
     }
+}
+
+/// The commit-info key under which a data commit carries its upload's audit record.
+const RECEIPT_KEY: &str = "narvaro.receipt";
+
+/// How often a commit that lost a race with another writer is tried again.
+const COMMIT_ATTEMPTS: usize = 10;
+
+/// Whether a commit failed only because another writer committed first (worth a retry).
+fn is_conflict(e: &Error) -> bool {
+    use deltalake::kernel::transaction::TransactionError as T;
+    matches!(
+        e,
+        Error::Delta(
+            deltalake::DeltaTableError::VersionAlreadyExists(_)
+                | deltalake::DeltaTableError::Transaction {
+                    source: T::CommitConflict(_)
+                        | T::VersionAlreadyExists(_)
+                        | T::MaxCommitAttempts(_)
+                }
+        )
+    )
+}
+
+/// A write that failed because the lake cannot be written (permissions, a full disk, a
+/// read-only file system) becomes [`Error::Unavailable`]; nothing was committed.
+fn unavailable(e: deltalake::DeltaTableError) -> Error {
+    use std::io::ErrorKind as K;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                K::PermissionDenied | K::StorageFull | K::ReadOnlyFilesystem | K::QuotaExceeded
+            )
+        {
+            return Error::Unavailable(format!("lagret går inte att skriva till just nu: {io}"));
+        }
+        if let Some(os) = s.downcast_ref::<deltalake::ObjectStoreError>()
+            && matches!(
+                os,
+                deltalake::ObjectStoreError::PermissionDenied { .. }
+                    | deltalake::ObjectStoreError::Unauthenticated { .. }
+            )
+        {
+            return Error::Unavailable(format!("lagret går inte att skriva till just nu: {os}"));
+        }
+        source = s.source();
+    }
+    e.into()
+}
+
+/// A string column (any string type) as `Utf8`.
+fn strings(a: &ArrayRef) -> StringArray {
+    arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8)
+        .expect("strings cast to Utf8")
+        .as_string::<i32>()
+        .clone()
 }
 
 /// Files a partition may hold before `Lake::optimize` compacts the table on its own.
@@ -457,9 +728,7 @@ fn with_upload_id(batch: &RecordBatch, kind: Kind, upload_id: &str) -> Result<Re
 
 /// Column `i` as plain strings (DataFusion may hand out `Utf8View`).
 fn string_column(b: &RecordBatch, i: usize) -> StringArray {
-    let a = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8)
-        .expect("strings cast to Utf8");
-    a.as_string::<i32>().clone()
+    strings(b.column(i))
 }
 
 /// Reads `columns` of `table`'s rows matching `filter`, for the lake's own bookkeeping (the

@@ -21,7 +21,7 @@ use serde::Serialize;
 pub use schema::Kind;
 
 /// One thing wrong with an uploaded file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Stable machine code, e.g. `histogram_sum_mismatch`.
     pub code: &'static str,
@@ -110,18 +110,33 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-/// The school units known to the register, with the dates each was active.
+/// The school units known to the register, with the dates each was active and the
+/// municipality each belongs to (what an upload scope is checked against).
 #[derive(Debug, Clone, Default)]
 pub struct Register {
     schools: HashMap<String, Vec<(NaiveDate, Option<NaiveDate>)>>,
+    municipality: HashMap<String, String>,
 }
 
 impl Register {
-    pub fn insert(&mut self, code: &str, from: NaiveDate, to: Option<NaiveDate>) {
+    pub fn insert(
+        &mut self,
+        code: &str,
+        municipality: &str,
+        from: NaiveDate,
+        to: Option<NaiveDate>,
+    ) {
         self.schools
             .entry(code.to_string())
             .or_default()
             .push((from, to));
+        self.municipality
+            .insert(code.to_string(), municipality.to_string());
+    }
+
+    /// The municipality code of a registered school.
+    pub fn municipality_of(&self, code: &str) -> Option<&str> {
+        self.municipality.get(code).map(String::as_str)
     }
 
     pub fn contains(&self, code: &str) -> bool {
@@ -273,6 +288,60 @@ pub struct Validated {
     pub keys: KeySet,
     /// Things worth telling the uploader that did not stop the file (e.g. ignored columns).
     pub warnings: Vec<Problem>,
+}
+
+impl Validated {
+    /// The distinct values of a string column of the upload, sorted (empty if it has none).
+    fn distinct(&self, column: &str) -> Vec<String> {
+        let Ok(i) = self.batch.schema().index_of(column) else {
+            return Vec::new();
+        };
+        let Ok(a) = arrow::compute::cast(self.batch.column(i), &arrow::datatypes::DataType::Utf8)
+        else {
+            return Vec::new();
+        };
+        let a = arrow::array::AsArray::as_string::<i32>(&a);
+        let set: BTreeSet<String> = a.iter().flatten().map(String::from).collect();
+        set.into_iter().collect()
+    }
+
+    /// The school units the upload writes rows for.
+    pub fn schools(&self) -> Vec<String> {
+        self.distinct(schema::SCHOOL)
+    }
+
+    /// The months (or, for outcomes, school years) the upload writes rows for.
+    pub fn periods(&self) -> Vec<String> {
+        match self.kind {
+            Kind::Outcomes => self.distinct("school_year"),
+            Kind::Register => Vec::new(),
+            _ => self.distinct("period"),
+        }
+    }
+
+    /// For a register upload, the municipality each school unit is registered in.
+    pub fn registered_municipalities(&self) -> HashMap<String, String> {
+        let schema = self.batch.schema();
+        let (Ok(s), Ok(m)) = (
+            schema.index_of(schema::SCHOOL),
+            schema.index_of("municipality_code"),
+        ) else {
+            return HashMap::new();
+        };
+        let text = |i: usize| {
+            arrow::compute::cast(self.batch.column(i), &arrow::datatypes::DataType::Utf8)
+                .expect("strings cast to Utf8")
+        };
+        let (s, m) = (text(s), text(m));
+        let (s, m) = (
+            arrow::array::AsArray::as_string::<i32>(&s),
+            arrow::array::AsArray::as_string::<i32>(&m),
+        );
+        s.iter()
+            .zip(m.iter())
+            .filter_map(|(s, m)| Some((s?.to_string(), m?.to_string())))
+            .collect()
+    }
 }
 
 /// Reads and validates one file. `file` names it in every problem.
@@ -518,7 +587,8 @@ mod tests {
     fn register_activity_spans_months() {
         let mut r = Register::default();
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        r.insert("12345678", d("2025-08-15"), Some(d("2026-01-10")));
+        r.insert("12345678", "1880", d("2025-08-15"), Some(d("2026-01-10")));
+        assert_eq!(r.municipality_of("12345678"), Some("1880"));
         assert!(r.active_in("12345678", Period::parse("2025-08").unwrap()));
         assert!(r.active_in("12345678", Period::parse("2026-01").unwrap()));
         assert!(!r.active_in("12345678", Period::parse("2026-02").unwrap()));

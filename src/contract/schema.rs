@@ -265,6 +265,18 @@ pub fn uploads_schema() -> SchemaRef {
             false,
         ),
         Field::new("table_version", DataType::Int64, false),
+        // Added with the upload API; rows from older lakes read them as null.
+        Field::new("uploader", DataType::Utf8, true),
+        Field::new(
+            "schools",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            true,
+        ),
+        Field::new(
+            "periods",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            true,
+        ),
     ]))
 }
 

@@ -1,7 +1,7 @@
 //! The report server (axum): the only module that knows HTTP.
 //!
 //! `router(app)` serves the index, the three reports with their `.csv`, `.xlsx` and `.json`
-//! alternates, and `/healthz`. Every page reads one snapshot of the lake: the latest data
+//! alternates, `/healthz`, and the upload API under `/api/v1` ([`api`]). Every page reads one snapshot of the lake: the latest data
 //! version, or `?as_of=` (a version or a time) to show exactly what was published then.
 //! Engines are cached per data version and built reports per (report, area, term, version):
 //! a version never changes, so a cached page is always right; a new upload makes a new version.
@@ -15,9 +15,12 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 
+pub mod api;
+
+use crate::auth::Tokens;
 use crate::engine::{AsOf, Engine};
 use crate::lake::Lake;
 use crate::policy::Policies;
@@ -37,20 +40,29 @@ pub struct App {
     lake: Lake,
     policies: Policies,
     clock: fn() -> DateTime<Utc>,
+    tokens: Tokens,
     engines: Mutex<Vec<(u64, Arc<Engine>)>>,
     reports: Mutex<HashMap<ReportKey, Arc<Report>>>,
 }
 
 impl App {
-    /// `clock` gives the generation time printed on pages (tests pass a fixed one).
+    /// `clock` gives the generation time printed on pages and the time uploads are received
+    /// (tests pass a fixed one). Without [`App::with_tokens`] no token is valid.
     pub fn new(lake: Lake, policies: Policies, clock: fn() -> DateTime<Utc>) -> App {
         App {
             lake,
             policies,
             clock,
+            tokens: Tokens::open(None).expect("no configuration file to read"),
             engines: Mutex::new(Vec::new()),
             reports: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The tokens (and server settings) uploads are checked against.
+    pub fn with_tokens(mut self, tokens: Tokens) -> App {
+        self.tokens = tokens;
+        self
     }
 
     /// The engine for a request's `as_of` (or the latest version).
@@ -133,6 +145,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/reports/{kind}/{code}/{term}", get(report_page))
+        .route("/api/v1/uploads", post(api::upload).get(api::list_uploads))
+        .route("/api/v1/uploads/{id}", get(api::get_upload))
+        .route("/api/v1/openapi.json", get(api::openapi_json))
         .fallback(not_found)
         .layer(middleware::from_fn(log))
         .with_state(app)
@@ -143,6 +158,7 @@ pub fn router(app: Arc<App>) -> Router {
 pub async fn serve(
     lake: Lake,
     policies: Policies,
+    tokens: Tokens,
     addr: &str,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
@@ -150,7 +166,7 @@ pub async fn serve(
         .await
         .map_err(|e| Error::io(addr, e))?;
     let local = listener.local_addr().map_err(|e| Error::io(addr, e))?;
-    let app = Arc::new(App::new(lake, policies, Utc::now));
+    let app = Arc::new(App::new(lake, policies, Utc::now).with_tokens(tokens));
     ready(local);
     tracing::info!(%local, "serving");
     axum::serve(listener, router(app))
@@ -177,18 +193,53 @@ async fn log(req: Request, next: Next) -> Response {
 }
 
 /// An error as a response: client errors carry their (Swedish) message, server errors are
-/// logged and answered with a generic one.
+/// logged and answered with a generic one. Pages get an HTML page, the API and `.json`
+/// alternates JSON.
 struct AppError {
     error: Error,
     json: bool,
+    /// A status decided by the HTTP layer itself (413, 415), not by the error's kind.
+    status: Option<StatusCode>,
+}
+
+impl AppError {
+    fn json(error: Error) -> AppError {
+        AppError {
+            error,
+            json: true,
+            status: None,
+        }
+    }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, title, message) = match &self.error {
-            Error::NotFound(m) => (StatusCode::NOT_FOUND, "Sidan finns inte", m.clone()),
-            Error::Usage(m) => (StatusCode::BAD_REQUEST, "Felaktig begäran", m.clone()),
-            e => {
+        let (status, title, message) = match (&self.error, self.status) {
+            (e, Some(s)) => (s, "Felaktig begäran", e.to_string()),
+            (Error::NotFound(m), _) => (StatusCode::NOT_FOUND, "Sidan finns inte", m.clone()),
+            (Error::Usage(m), _) => (StatusCode::BAD_REQUEST, "Felaktig begäran", m.clone()),
+            (Error::Rejected(r), _) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Filen avvisades",
+                format!(
+                    "{}: filen avvisades, inget sparades ({} fel)",
+                    r.file,
+                    r.problems.len()
+                ),
+            ),
+            (Error::Unauthorized(m), _) => {
+                (StatusCode::UNAUTHORIZED, "Ingen behörighet", m.clone())
+            }
+            (Error::Forbidden(m), _) => (StatusCode::FORBIDDEN, "Ingen behörighet", m.clone()),
+            (Error::Unavailable(m), _) => {
+                tracing::error!(error = %m, "lake unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Tillfälligt otillgänglig",
+                    format!("{m}; inget sparades, försök igen senare"),
+                )
+            }
+            (e, _) => {
                 tracing::error!(error = %e, "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -197,8 +248,17 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        if self.json {
-            let body = serde_json::json!({ "error": message, "status": status.as_u16() });
+        let mut res = if self.json {
+            let (file, problems) = match self.error {
+                Error::Rejected(r) => (Some(r.file), r.problems),
+                _ => (None, Vec::new()),
+            };
+            let body = api::ApiError {
+                status: status.as_u16(),
+                error: message,
+                file,
+                problems,
+            };
             (status, axum::Json(body)).into_response()
         } else {
             (
@@ -207,7 +267,14 @@ impl IntoResponse for AppError {
                 html::error_page(status.as_u16(), title, &message),
             )
                 .into_response()
+        };
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
+        res
     }
 }
 
@@ -215,6 +282,7 @@ fn page(e: Error) -> AppError {
     AppError {
         error: e,
         json: false,
+        status: None,
     }
 }
 
@@ -247,10 +315,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Result<Response, AppError> {
         .lake
         .table("attendance")
         .await
-        .map_err(|e| AppError {
-            error: e,
-            json: true,
-        })?
+        .map_err(AppError::json)?
         .version()
         .unwrap_or_default();
     Ok(axum::Json(serde_json::json!({ "status": "ok", "data_version": version })).into_response())
@@ -282,6 +347,7 @@ async fn report_page(
     let fail = |e: Error| AppError {
         error: e,
         json: out == Output::Json,
+        status: None,
     };
     let term: Term = term.parse().map_err(|e: String| fail(Error::usage(e)))?;
     let as_of_value = as_of(&q).map_err(fail)?;

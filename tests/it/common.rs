@@ -1,4 +1,8 @@
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, TimeZone, Utc};
@@ -68,4 +72,68 @@ pub async fn state(lake: &Lake) -> Vec<(String, u64, usize)> {
         .collect();
     v.sort();
     v
+}
+
+/// A running `narvaro` process that printed its URL; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub output: String,
+}
+
+impl Server {
+    pub fn start(args: &[&str], within: Duration) -> Server {
+        Server::start_with(env!("CARGO_BIN_EXE_narvaro"), args, within)
+    }
+
+    /// Runs `program` (e.g. a wrapper that then runs `narvaro`) until it prints a URL.
+    pub fn start_with(program: &str, args: &[&str], within: Duration) -> Server {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + within;
+        let mut output = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    output.push_str(&line);
+                    output.push('\n');
+                    if let Some(i) = line.find("http://") {
+                        let url = line[i..].split_whitespace().next().unwrap();
+                        return Server {
+                            child,
+                            url: url.trim_end_matches('/').to_string(),
+                            output,
+                        };
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("narvaro {args:?} printed no URL:\n{output}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -19,13 +19,13 @@ async fn a_correction_replaces_its_keys_and_the_old_version_stays_readable() {
     let receipt = ingest_path(&lake, &fixture("small/attendance_corrected.csv"), now())
         .await
         .unwrap();
-    assert_eq!(receipt.version, first + 1, "one commit");
+    assert_eq!(receipt.audit.version, first + 1, "one commit");
     assert_eq!(
-        (receipt.keys, receipt.keys_replaced),
+        (receipt.audit.keys, receipt.audit.keys_replaced),
         (2, 2),
         "school × month, term"
     );
-    assert_eq!(receipt.supersedes.len(), 1);
+    assert_eq!(receipt.audit.supersedes.len(), 1);
 
     assert_eq!(
         scalar(&lake, None, "SELECT count(*) FROM attendance").await,
@@ -57,7 +57,7 @@ async fn a_correction_replaces_its_keys_and_the_old_version_stays_readable() {
         None,
         &format!(
             "SELECT a.source_file FROM uploads a WHERE a.upload_id = '{}'",
-            receipt.supersedes[0]
+            receipt.audit.supersedes[0]
         ),
     )
     .await;

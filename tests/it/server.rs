@@ -7,69 +7,12 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
+
+use crate::common::Server;
 use serde_json::{Value, json};
-
-/// A running `narvaro` process that printed its URL; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    output: String,
-}
-
-impl Server {
-    fn start(args: &[&str], within: Duration) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_narvaro"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + within;
-        let mut output = String::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    output.push_str(&line);
-                    output.push('\n');
-                    if let Some(i) = line.find("http://") {
-                        let url = line[i..].split_whitespace().next().unwrap();
-                        return Server {
-                            child,
-                            url: url.trim_end_matches('/').to_string(),
-                            output,
-                        };
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("narvaro {args:?} printed no URL:\n{output}");
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A plain HTTP/1.1 GET: (status, body).
 fn get(url: &str) -> (u16, String) {

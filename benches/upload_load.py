@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Upload load test: a school year for Örebro county sent in parallel through
+`POST /api/v1/uploads` while report pages are read, against `narvaro serve` on loopback.
+
+    benches/upload_load.py [--uploaders 8] [--readers 4] [--year 2025/26]
+
+Each municipality's school system uploads its monthly files with its own token
+(`upload:municipality:CODE`), as in production. Prints upload throughput (files/s and rows/s),
+p50/p99 latency of uploads and of page reads, every error, and the server's RSS.
+Needs only Python's standard library and a release build (`cargo build --release`, which the
+script runs). Figures go into README.md with the machine they ran on.
+"""
+
+import argparse
+import concurrent.futures as cf
+import json
+import pathlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORK = ROOT / "target" / "bench-data" / "upload-load"
+BIN = ROOT / "target" / "release" / "narvaro"
+PAGES = [
+    "/reports/committee/1880/VT2026",
+    "/reports/county/18/VT2026",
+    "/reports/committee/1884/HT2025",
+    "/",
+]
+
+
+def run(*args, **kw):
+    return subprocess.run([str(BIN), *args], check=True, capture_output=True, text=True, **kw)
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))
+    return xs[k]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--uploaders", type=int, default=8)
+    ap.add_argument("--readers", type=int, default=4)
+    ap.add_argument("--year", default="2025/26")
+    a = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    fx, lake, config = WORK / "fx", WORK / "lake", WORK / "narvaro.toml"
+    run("fixtures", "--out", str(fx), "--scale", "county")
+    run("ingest", "--lake", str(lake), str(fx / "register.csv"))
+
+    start_year = int(a.year[:4])
+    months = {f"{start_year}-{m:02d}" for m in range(8, 13)} | {
+        f"{start_year + 1}-{m:02d}" for m in range(1, 7)
+    }
+    files = sorted(
+        p for p in fx.rglob("*") if p.is_file() and p.parent.name in months
+    )
+    tokens = {}
+    for code in sorted({p.stem for p in files}):
+        out = run("token", "create", "--config", str(config), "--name", f"skolsystem {code}",
+                  "--scope", f"upload:municipality:{code}")
+        tokens[code] = out.stdout.strip()
+
+    server = subprocess.Popen(
+        [str(BIN), "serve", "--lake", str(lake), "--config", str(config), "--addr", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        url = re.search(r"http://[^\s/]+", line).group(0)
+        rss_peak = [0]
+
+        def rss():
+            with open(f"/proc/{server.pid}/status") as f:
+                for l in f:
+                    if l.startswith("VmRSS:"):
+                        return int(l.split()[1])
+            return 0
+
+        def upload(path):
+            body = path.read_bytes()
+            media = "application/vnd.apache.parquet" if path.suffix == ".parquet" else "text/csv"
+            req = urllib.request.Request(
+                f"{url}/api/v1/uploads?filename={path.parent.name}-{path.name}", data=body,
+                method="POST", headers={"Content-Type": media,
+                                        "Authorization": f"Bearer {tokens[path.stem]}"})
+            t = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=300) as r:
+                    receipt = json.load(r)
+                    return time.perf_counter() - t, r.status, receipt["rows"], None
+            except urllib.error.HTTPError as e:
+                return time.perf_counter() - t, e.code, 0, e.read()[:300]
+
+        done = threading.Event()
+        page_times, page_errors = [], []
+
+        def reader(i):
+            n = i
+            while not done.is_set():
+                path = PAGES[n % len(PAGES)]
+                n += 1
+                t = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(f"{url}{path}", timeout=300) as r:
+                        r.read()
+                    page_times.append(time.perf_counter() - t)
+                except urllib.error.HTTPError as e:
+                    # A page for a term not uploaded yet is a correct 404, not an error.
+                    if e.code != 404:
+                        page_errors.append((path, e.code))
+                rss_peak[0] = max(rss_peak[0], rss())
+
+        readers = [threading.Thread(target=reader, args=(i,)) for i in range(a.readers)]
+        for r in readers:
+            r.start()
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(a.uploaders) as pool:
+            results = list(pool.map(upload, files))
+        wall = time.perf_counter() - t0
+        done.set()
+        for r in readers:
+            r.join()
+
+        lat = [r[0] for r in results]
+        errors = [(f.name, r[1], r[3]) for f, r in zip(files, results) if r[1] != 201]
+        rows = sum(r[2] for r in results)
+        print(f"uploads: {len(files)} files ({rows} rows) for {a.year} from {len(tokens)} "
+              f"school systems, {a.uploaders} at a time, with {a.readers} page readers")
+        print(f"  throughput: {len(files) / wall:.1f} files/s, {rows / wall:.0f} rows/s "
+              f"({wall:.1f} s)")
+        print(f"  latency: p50 {1000 * percentile(lat, 50):.0f} ms, "
+              f"p99 {1000 * percentile(lat, 99):.0f} ms")
+        print(f"  errors: {len(errors)}")
+        for e in errors[:10]:
+            print(f"    {e}")
+        print(f"pages read meanwhile: {len(page_times)}, p50 "
+              f"{1000 * percentile(page_times, 50):.0f} ms, p99 "
+              f"{1000 * percentile(page_times, 99):.0f} ms, errors {len(page_errors)}")
+        print(f"server RSS peak: {rss_peak[0] // 1024} MB")
+        first = sorted(tokens)[0]
+        req = urllib.request.Request(f"{url}/api/v1/uploads?limit=1000",
+                                     headers={"Authorization": f"Bearer {tokens[first]}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            seen = len(json.load(r)["uploads"])
+        print(f"audit records visible to school system {first}: {seen}")
+        return 1 if errors or page_errors else 0
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
