@@ -244,6 +244,12 @@ fn outcomes_schema() -> SchemaRef {
     ]))
 }
 
+/// A list of strings (the audit's lists of upload ids, schools, periods).
+fn texts(name: &str, nullable: bool) -> Field {
+    let element = Arc::new(Field::new("element", DataType::Utf8, true));
+    Field::new(name, DataType::List(element), nullable)
+}
+
 /// The audit table: one row per accepted upload.
 pub fn uploads_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -254,11 +260,7 @@ pub fn uploads_schema() -> SchemaRef {
         Field::new("rows", DataType::Int64, false),
         Field::new("keys", DataType::Int64, false),
         Field::new("keys_replaced", DataType::Int64, false),
-        Field::new(
-            "supersedes",
-            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
-            false,
-        ),
+        texts("supersedes", false),
         Field::new(
             "received_at",
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -267,16 +269,8 @@ pub fn uploads_schema() -> SchemaRef {
         Field::new("table_version", DataType::Int64, false),
         // Added with the upload API; rows from older lakes read them as null.
         Field::new("uploader", DataType::Utf8, true),
-        Field::new(
-            "schools",
-            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
-            true,
-        ),
-        Field::new(
-            "periods",
-            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
-            true,
-        ),
+        texts("schools", true),
+        texts("periods", true),
     ]))
 }
 

@@ -200,11 +200,12 @@ pub(super) async fn upload(
         .schools()
         .into_iter()
         .filter(|s| {
-            let m = own
-                .get(s)
-                .map(String::as_str)
-                .or(register.municipality_of(s));
-            !who.may_upload(s, m)
+            // A register row names the school's municipality itself; a school already
+            // registered elsewhere may not be moved by a token of its new municipality.
+            let registered = register.municipality_of(s);
+            let stated = own.get(s).map(String::as_str);
+            !(who.may_upload(s, stated.or(registered))
+                && registered.is_none_or(|m| who.may_upload(s, Some(m))))
         })
         .collect();
     if !outside.is_empty() {

@@ -319,6 +319,16 @@ async fn uploads_answer_every_status_and_keep_an_audit() {
     let reg: Value = res.json().await.unwrap();
     assert_eq!(reg["table"], "register");
     assert_eq!(reg["source_file"], "Skolenheter Örebro.csv");
+    // Nora's school system may not move an Örebro school into Nora through the register.
+    let register = String::from_utf8(read("slt/register.csv")).unwrap();
+    let header = register.lines().next().unwrap();
+    let row = register
+        .lines()
+        .find(|l| l.starts_with("18800102"))
+        .unwrap();
+    let moved = format!("{header}\n{}\n", row.replacen(",1880,", ",1884,", 1));
+    let (s, body, _) = post(&url, Some(&tokens["nora"]), csv, moved.into_bytes()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
 
     // The audit: filters, and each token sees only what its scopes cover.
     let list = |v: &Value| -> Vec<String> {

@@ -237,3 +237,40 @@ async fn at(lake: &narvaro::lake::Lake, t: chrono::DateTime<chrono::Utc>) -> (u6
         arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&n).value(0),
     )
 }
+
+/// A crash between an upload's data commit and its audit commit: the audit commit is gone
+/// (its log entry removed, as if never written). Opening the lake restores the row from the
+/// data commit's own commit info, once, with the same content.
+#[tokio::test]
+async fn a_lost_audit_row_is_restored_when_the_lake_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path()).await;
+    let receipt = ingest_path(&lake, &fixture("small/attendance_corrected.csv"), now())
+        .await
+        .unwrap();
+    let before = lake.audits().await.unwrap();
+    assert!(before.contains(&receipt.audit));
+    let uploads = lake.table("uploads").await.unwrap().version().unwrap();
+    drop(lake);
+    let log = dir
+        .path()
+        .join(format!("lake/uploads/_delta_log/{uploads:020}.json"));
+    std::fs::remove_file(&log).unwrap();
+
+    let lake = narvaro::lake::Lake::open(dir.path().join("lake"))
+        .await
+        .unwrap();
+    let after = lake.audits().await.unwrap();
+    assert_eq!(after.len(), before.len(), "restored once");
+    let restored = after
+        .iter()
+        .find(|a| a.upload_id == receipt.audit.upload_id)
+        .expect("restored");
+    assert_eq!(restored, &receipt.audit);
+    // Opening again restores nothing more.
+    drop(lake);
+    let lake = narvaro::lake::Lake::open(dir.path().join("lake"))
+        .await
+        .unwrap();
+    assert_eq!(lake.audits().await.unwrap().len(), before.len());
+}
