@@ -14,9 +14,11 @@ secs="${2:-20}"
 lake="target/bench-data/$scale/lake"
 [ -f "target/bench-data/$scale/ready" ] || { echo "no bench lake at $lake: run cargo bench --bench reports first" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 2; }
-cargo build --release --quiet
+# NARVARO_BIN skips the build (e.g. the binary `cargo bench` just built in target/release).
+bin="${NARVARO_BIN:-}"
+if [ -z "$bin" ]; then cargo build --release --quiet; bin=target/release/narvaro; fi
 port=18080
-target/release/narvaro serve --lake "$lake" --addr "127.0.0.1:$port" >/tmp/narvaro-load.log 2>&1 &
+"$bin" serve --lake "$lake" --addr "127.0.0.1:$port" >/tmp/narvaro-load.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done

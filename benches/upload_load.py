@@ -14,6 +14,7 @@ script runs). Figures go into README.md with the machine they ran on.
 import argparse
 import concurrent.futures as cf
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -27,7 +28,8 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORK = ROOT / "target" / "bench-data" / "upload-load"
-BIN = ROOT / "target" / "release" / "narvaro"
+# NARVARO_BIN skips the build (e.g. the binary `cargo bench` just built in target/release).
+BIN = pathlib.Path(os.environ.get("NARVARO_BIN", ROOT / "target" / "release" / "narvaro"))
 PAGES = [
     "/reports/committee/1880/VT2026",
     "/reports/county/18/VT2026",
@@ -55,7 +57,8 @@ def main():
     ap.add_argument("--year", default="2025/26")
     a = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if "NARVARO_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     if WORK.exists():
         shutil.rmtree(WORK)
     fx, lake, config = WORK / "fx", WORK / "lake", WORK / "narvaro.toml"
