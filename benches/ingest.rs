@@ -1,5 +1,6 @@
-//! Ingest benchmarks: one school-month upload validated and committed, and a bulk ingest of a
-//! whole county month (12 municipality files in every upload format).
+//! Ingest benchmarks: one school-month upload validated and committed, a bulk ingest of a
+//! whole county month (12 municipality files in every upload format), and the school side:
+//! `narvaro aggregate` over a large municipality's school year of SS 12000 records.
 //!
 //! Run with `cargo bench --bench ingest`. The figures and the machine they were measured on are
 //! in README.md ("Performance").
@@ -55,6 +56,8 @@ fn bench(c: &mut Criterion) {
         scale: Scale::County,
         seed: 2025,
         truth: false,
+        ss12000: None,
+        municipality: None,
     };
     fixtures::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
     let month = |p: &str| ingest::upload_files(&fx.join("attendance").join(p)).unwrap();
@@ -96,5 +99,71 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The school side: Örebro's school year (18,656 pupils, August to June, six activities a
+/// pupil and month: 1.23 million `AggregatedAttendance` records in 11 monthly JSON files of
+/// every shape) parsed, checked and aggregated into the June upload.
+fn aggregate(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("fx");
+    let opts = fixtures::Options {
+        out: fx.clone(),
+        scale: Scale::County,
+        seed: 2025,
+        truth: false,
+        ss12000: Some(fixtures::Ss12000 {
+            period: narvaro::contract::Period::parse("2026-06").unwrap(),
+            activities: 6,
+        }),
+        municipality: Some("1880".into()),
+    };
+    fixtures::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
+    let src = fx.join("ss12000/1880");
+    let mut files: Vec<_> = std::fs::read_dir(src.join("attendance"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let bytes: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    let roster_path = ["roster.json", "roster.csv"]
+        .iter()
+        .map(|r| src.join(r))
+        .find(|p| p.exists())
+        .unwrap();
+    let roster = std::fs::read(&roster_path).unwrap();
+    let total: usize = bytes.iter().map(|(_, b)| b.len()).sum();
+    eprintln!(
+        "aggregate: {} files, {} MB of SS 12000 JSON, roster {}",
+        bytes.len(),
+        total / 1_000_000,
+        roster_path.display()
+    );
+    let mut group = c.benchmark_group("aggregate");
+    group.sample_size(10);
+    group.bench_function("orebro_school_year_ss12000", |b| {
+        b.iter(|| {
+            let inputs: Vec<narvaro::aggregate::Input> = bytes
+                .iter()
+                .map(|(name, b)| narvaro::aggregate::Input { name, bytes: b })
+                .collect();
+            let (rows, summary) = narvaro::aggregate::from_ss12000(
+                &inputs,
+                narvaro::aggregate::Input {
+                    name: "roster",
+                    bytes: &roster,
+                },
+                narvaro::contract::Period::parse("2026-06").unwrap(),
+                5,
+            )
+            .unwrap();
+            assert_eq!(summary.records, 18_656 * 11 * 6);
+            rows
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, aggregate);
 criterion_main!(benches);

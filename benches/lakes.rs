@@ -27,6 +27,8 @@ pub fn prepare(rt: &tokio::runtime::Runtime, scale: Scale) -> PathBuf {
         scale,
         seed: 2025,
         truth: false,
+        ss12000: None,
+        municipality: None,
     };
     fixtures::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
     let mut inputs = vec![fx.join("register.csv")];

@@ -48,6 +48,45 @@ pub enum Command {
         /// Also write the simulated pupils under OUT/truth/.
         #[arg(long)]
         truth: bool,
+        /// Also write each municipality's pupils as SS 12000 exports (roster and one attendance
+        /// file a month of the school year up to this month) under OUT/ss12000/, for
+        /// `narvaro aggregate`.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_period)]
+        ss12000: Option<crate::contract::Period>,
+        /// Activities (subjects) each pupil's month is split over in the SS 12000 export.
+        #[arg(long, default_value_t = 6)]
+        activities: usize,
+        /// Only this municipality (code), e.g. 1880.
+        #[arg(long)]
+        municipality: Option<String>,
+    },
+    /// At the school: turn SS 12000 attendance and a roster into an anonymised contract v1
+    /// aggregate for one month (month, term and school year to date), and optionally upload it.
+    Aggregate {
+        /// SS 12000 AggregatedAttendance records as JSON: an array, pages {"data": [...]} or
+        /// JSON lines; several files (e.g. one a month) or a directory of .json files.
+        #[arg(long, required = true, num_args = 1..)]
+        attendance: Vec<PathBuf>,
+        /// Pupil → school unit, grade and gender: SS 12000 persons with enrolments (JSON) or a
+        /// CSV with student, school_unit_code, grade, gender.
+        #[arg(long)]
+        roster: PathBuf,
+        /// The month to aggregate, e.g. 2025-10.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_period)]
+        period: crate::contract::Period,
+        /// The shared definition (its min_group); default ./policies/shared.toml or the
+        /// built-in one.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Where to write the aggregate: .parquet, or .csv.
+        #[arg(long)]
+        out: PathBuf,
+        /// Send the aggregate to a Närvarolagret server (e.g. https://narvaro.example.se).
+        #[arg(long, requires = "token")]
+        upload: Option<String>,
+        /// The upload token (or set NARVARO_TOKEN).
+        #[arg(long)]
+        token: Option<String>,
     },
     /// Validate files and commit each accepted one to the lake (directories are searched).
     Ingest {
@@ -200,6 +239,10 @@ pub enum LakeCommand {
     },
 }
 
+fn parse_period(s: &str) -> std::result::Result<crate::contract::Period, String> {
+    crate::contract::Period::parse(s).ok_or_else(|| format!("'{s}' är ingen månad (ÅÅÅÅ-MM)"))
+}
+
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -240,12 +283,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             scale,
             seed,
             truth,
+            ss12000,
+            activities,
+            municipality,
         } => {
             let opts = fixtures::Options {
                 out,
                 scale,
                 seed,
                 truth,
+                ss12000: ss12000.map(|period| fixtures::Ss12000 { period, activities }),
+                municipality,
             };
             let pb = progress(0, "kommuner");
             let s = fixtures::generate(&opts, &pb)?;
@@ -365,7 +413,173 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Token { command } => token(command),
         Command::Demo { dir, addr } => demo(&dir, &addr).await,
+        Command::Aggregate {
+            attendance,
+            roster,
+            period,
+            policy,
+            out,
+            upload,
+            token,
+        } => {
+            let min_group = match policy {
+                Some(p) => policy::load_shared(&p),
+                None => Policies::load(&policy::Source::resolve(None)).map(|p| p.shared),
+            }
+            .map_err(|e| Error::usage(e.to_string()))?
+            .policy
+            .min_group();
+            match aggregate(&attendance, &roster, period, min_group, &out) {
+                Ok(()) => {}
+                Err(e) if e.is_refusal() => {
+                    println!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e),
+            }
+            let Some(url) = upload else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let token = token
+                .or_else(|| std::env::var("NARVARO_TOKEN").ok())
+                .ok_or_else(|| Error::usage("--upload kräver --token eller NARVARO_TOKEN"))?;
+            send(&url, &token, &out).await
+        }
     }
+}
+
+/// `narvaro aggregate`: read, aggregate, write, print the summary.
+fn aggregate(
+    attendance: &[PathBuf],
+    roster: &Path,
+    period: crate::contract::Period,
+    min_group: i64,
+    out: &Path,
+) -> Result<()> {
+    let mut files = Vec::new();
+    for p in attendance {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io(p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "json" || x == "jsonl"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(Error::usage(format!(
+                    "{}: inga .json-filer i katalogen",
+                    p.display()
+                )));
+            }
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
+    let bytes: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|p| Ok((p.display().to_string(), read(p)?)))
+        .collect::<Result<_>>()?;
+    let roster_name = roster.display().to_string();
+    let roster_bytes = read(roster)?;
+    let inputs: Vec<crate::aggregate::Input> = bytes
+        .iter()
+        .map(|(name, b)| crate::aggregate::Input { name, bytes: b })
+        .collect();
+    let (rows, s) = crate::aggregate::from_ss12000(
+        &inputs,
+        crate::aggregate::Input {
+            name: &roster_name,
+            bytes: &roster_bytes,
+        },
+        period,
+        min_group,
+    )?;
+    crate::aggregate::write_rows(out, &rows)?;
+    println!(
+        "skrev {}: {} rader för {} skolenheter, {period} (minsta grupp {min_group})",
+        out.display(),
+        s.rows,
+        s.schools
+    );
+    println!(
+        "läste {} närvaroposter i {} filer och {} elever i elevlistan",
+        s.records,
+        files.len(),
+        s.roster_pupils
+    );
+    for w in &s.windows {
+        let name = match w.window {
+            "month" => "månad",
+            "term" => "termin",
+            _ => "läsår",
+        };
+        println!("  {name:<7} {:>9} poster {:>7} elever", w.records, w.pupils);
+    }
+    for w in &s.warnings {
+        println!("varning: {w}");
+    }
+    for r in &s.refused {
+        println!("utelämnad: {r}");
+    }
+    Ok(())
+}
+
+/// Posts a written aggregate to `POST /api/v1/uploads` and prints the server's answer. Exit 0
+/// when it was stored (201), 1 when it was refused (4xx), 2 when the server failed or could
+/// not be reached.
+async fn send(url: &str, token: &str, file: &Path) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+    let base = url.trim_end_matches('/');
+    let endpoint = if base.ends_with("/api/v1/uploads") {
+        base.to_string()
+    } else {
+        format!("{base}/api/v1/uploads")
+    };
+    let mut endpoint = url::Url::parse(&endpoint)
+        .map_err(|e| Error::usage(format!("--upload {url}: ogiltig adress ({e})")))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    endpoint.query_pairs_mut().append_pair("filename", &name);
+    let csv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let res = http_client::Client::new()
+        .post(endpoint.clone())
+        .bearer_auth(token)
+        .header(
+            http_client::header::CONTENT_TYPE,
+            if csv {
+                "text/csv; charset=utf-8"
+            } else {
+                "application/vnd.apache.parquet"
+            },
+        )
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable(format!("{endpoint}: kunde inte nås ({e})")))?;
+    let status = res.status();
+    let body = res
+        .text()
+        .await
+        .map_err(|e| Error::Unavailable(format!("{endpoint}: svaret bröts ({e})")))?;
+    let pretty = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(body);
+    println!("uppladdning till {endpoint}: {status}");
+    println!("{pretty}");
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else if status.is_client_error() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// Ingests files (directories expanded) in dependency order, printing one line per file.
@@ -558,6 +772,8 @@ async fn demo(dir: &Path, addr: &str) -> Result<ExitCode> {
         scale: Scale::County,
         seed: 2025,
         truth: false,
+        ss12000: None,
+        municipality: None,
     };
     let pb = progress(0, "genererar");
     let s = fixtures::generate(&opts, &pb)?;

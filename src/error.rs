@@ -11,6 +11,10 @@ pub enum Error {
     /// A file broke the data contract; nothing from it was stored.
     #[error("{0}")]
     Rejected(Box<Rejection>),
+    /// Several files broke their contract (e.g. `narvaro aggregate`'s inputs); nothing was
+    /// produced.
+    #[error("{}", .0.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n"))]
+    Refused(Vec<Rejection>),
     /// The command line or a request asked for something that does not exist or makes no sense.
     #[error("{0}")]
     Usage(String),
@@ -61,5 +65,12 @@ impl Error {
 impl From<Rejection> for Error {
     fn from(r: Rejection) -> Self {
         Error::Rejected(Box::new(r))
+    }
+}
+
+impl Error {
+    /// Whether the input was refused (exit code 1) rather than the program failing.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Rejected(_) | Error::Refused(_))
     }
 }

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Binomial, Distribution, Normal};
 use serde::Serialize;
 
-use crate::aggregate::{GRADE_NAMES, Gender, GroupTotals, Minutes, plan_groups};
+use crate::aggregate::{GRADE_NAMES, Gender, Minutes, plan_groups, school_rows};
 use crate::contract::Period;
 use crate::contract::attendance::{self, AttendanceRow, MIN_GROUP};
 use crate::contract::schema::{ACTIONS, HISTOGRAMS, MINUTES};
@@ -46,6 +46,18 @@ pub struct Options {
     pub seed: u64,
     /// Also write the simulated pupils under `out/truth/`.
     pub truth: bool,
+    /// Also write each municipality's pupils as SS 12000 exports under `out/ss12000/`.
+    pub ss12000: Option<Ss12000>,
+    /// Only this municipality (a code), e.g. for a benchmark of one large municipality.
+    pub municipality: Option<String>,
+}
+
+/// What the SS 12000 export holds: the school year up to `period`, each pupil's month split
+/// over `activities` activities.
+#[derive(Debug, Clone, Copy)]
+pub struct Ss12000 {
+    pub period: Period,
+    pub activities: usize,
 }
 
 /// The school years generated: 2024/25 and 2025/26.
@@ -397,7 +409,15 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
     let out = &opts.out;
     let mkdir = |p: &Path| fs::create_dir_all(p).map_err(|e| Error::io(p, e));
     mkdir(out)?;
-    let munis = municipalities(opts.scale, opts.seed);
+    let mut munis = municipalities(opts.scale, opts.seed);
+    if let Some(code) = &opts.municipality {
+        munis.retain(|m| &m.code == code);
+        if munis.is_empty() {
+            return Err(Error::usage(format!(
+                "kommunen {code} finns inte i fixturerna för denna skala"
+            )));
+        }
+    }
     let schools: Vec<Vec<School>> = munis.iter().map(|m| schools_of(m, opts.seed)).collect();
     let mut summary = Summary {
         municipalities: munis.len(),
@@ -443,6 +463,10 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
             let year_effect = yi as f64 * year_trend;
             // rows[month] for this municipality
             let mut rows: Vec<Vec<AttendanceRow>> = (0..11).map(|_| Vec::new()).collect();
+            let export = opts
+                .ss12000
+                .filter(|x| x.period.school_year_start() == year);
+            let mut exported: Vec<Exported> = Vec::new();
             for s in schools {
                 let pupils = pupils_of(s, year, muni_effect, opts.seed);
                 let mut r = rng(opts.seed, &[6, code_num(&s.code), year as u64]);
@@ -450,7 +474,6 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
                     .iter()
                     .map(|p| simulate_months(p, s, year_effect, &mut r))
                     .collect();
-                let cumulative: Vec<[Minutes; 11]> = months.iter().map(cumulate).collect();
                 let roster: Vec<(usize, Gender)> =
                     pupils.iter().map(|p| (p.grade, p.gender)).collect();
                 let grouping =
@@ -468,33 +491,22 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
                         missing.push(format!("{};{period}", s.code));
                         continue;
                     }
-                    let term_start = if mi_ < 5 { 0 } else { 5 };
-                    for (window, start) in
-                        [("month", mi_), ("term", term_start), ("school_year", 0)]
-                    {
-                        let mut groups = vec![GroupTotals::default(); grouping.groups.len()];
-                        for (p, cum) in pupils.iter().zip(&cumulative) {
-                            let sum = window_sum(cum, start, mi_);
-                            groups[grouping.group_of(p.grade, p.gender)].add_pupil(&sum);
-                        }
-                        for ((grade, gender), totals) in grouping.groups.iter().zip(groups) {
-                            rows[mi_].push(AttendanceRow {
-                                line: 0,
-                                school: s.code.clone(),
-                                period,
-                                window: window.to_string(),
-                                grade: grade.clone(),
-                                gender: gender.clone(),
-                                students: totals.students,
-                                minutes: minutes_array(&totals.minutes),
-                                hists: totals.hists,
-                            });
-                        }
-                    }
+                    rows[mi_].extend(school_rows(
+                        &s.code,
+                        period,
+                        &grouping,
+                        pupils
+                            .iter()
+                            .zip(&months)
+                            .map(|(p, m)| (p.grade, p.gender, m)),
+                    ));
                     actions.push(actions_row(s, period, &months, mi_, escalation, &mut r));
                 }
                 outcomes.extend(outcomes_rows(s, year, &pupils, &months, passing, &mut r));
                 truth.add(s, year, &pupils, &months)?;
+                if export.is_some() {
+                    exported.push((s, pupils, months));
+                }
             }
             for (mi_, rows) in rows.into_iter().enumerate() {
                 let period = Period {
@@ -508,6 +520,12 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
                 write_attendance(&path, &rows, format)?;
                 summary.attendance_files += 1;
                 summary.files.push(path);
+            }
+            if let Some(x) = export {
+                let dir = out.join("ss12000").join(&m.code);
+                summary
+                    .files
+                    .extend(write_ss12000(&dir, mi, x, opts.seed, &exported)?);
             }
         }
         progress.inc(1);
@@ -530,32 +548,6 @@ pub fn generate(opts: &Options, progress: &indicatif::ProgressBar) -> Result<Sum
     summary.files.push(outcomes_path);
     truth.finish(&missing)?;
     Ok(summary)
-}
-
-/// Running sums over the school year's months, so any window is one subtraction.
-fn cumulate(months: &[Minutes; 11]) -> [Minutes; 11] {
-    let mut acc = Minutes::default();
-    months.map(|m| {
-        acc.add(&m);
-        acc
-    })
-}
-
-/// A pupil's minutes over months `start..=end` from their running sums.
-fn window_sum(cum: &[Minutes; 11], start: usize, end: usize) -> Minutes {
-    let e = cum[end];
-    if start == 0 {
-        return e;
-    }
-    let s = cum[start - 1];
-    Minutes {
-        offered: e.offered - s.offered,
-        attendance: e.attendance - s.attendance,
-        valid: e.valid - s.valid,
-        invalid: e.invalid - s.invalid,
-        other: e.other - s.other,
-        reported: e.reported - s.reported,
-    }
 }
 
 fn actions_row(
@@ -708,15 +700,14 @@ fn attendance_header() -> Vec<String> {
     h
 }
 
-fn minutes_array(m: &Minutes) -> [i64; 6] {
-    [
-        m.offered,
-        m.attendance,
-        m.valid,
-        m.invalid,
-        m.other,
-        m.reported,
-    ]
+/// Writes rows as UTF-8 CSV (`csv`) or Parquet with list histograms (for `narvaro aggregate`).
+pub(crate) fn write_attendance_as(path: &Path, rows: &[AttendanceRow], csv: bool) -> Result<()> {
+    let format = if csv {
+        FileFormat::CsvUtf8
+    } else {
+        FileFormat::ParquetList
+    };
+    write_attendance(path, rows, format)
 }
 
 fn write_attendance(path: &Path, rows: &[AttendanceRow], format: FileFormat) -> Result<()> {
@@ -794,6 +785,251 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
+const GIVEN_K: [&str; 8] = [
+    "Alice", "Maja", "Elsa", "Astrid", "Wilma", "Freja", "Ebba", "Alma",
+];
+const GIVEN_M: [&str; 8] = [
+    "Noah", "William", "Hugo", "Lucas", "Liam", "Oscar", "Elias", "Adam",
+];
+const FAMILY: [&str; 8] = [
+    "Andersson",
+    "Johansson",
+    "Karlsson",
+    "Nilsson",
+    "Eriksson",
+    "Larsson",
+    "Olsson",
+    "Persson",
+];
+
+/// A school, its pupils and their months, kept for the SS 12000 export.
+type Exported<'a> = (&'a School, Vec<Pupil>, Vec<[Minutes; 11]>);
+
+/// A stable UUID-shaped id from a seed.
+fn uuid_of(h: u64) -> String {
+    let l = sub_seed(h, &[1]);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        l >> 52,
+        l & 0xffff_ffff_ffff
+    )
+}
+
+/// Splits a pupil's month over `k` activities so the records sum to it exactly: offered time
+/// is shared out evenly, and the minutes (valid, invalid, other, attended, in that order) are
+/// laid end to end and cut at the activities' boundaries; reported time fills each activity
+/// in turn.
+fn split_minutes(m: &Minutes, k: usize) -> Vec<Minutes> {
+    let k = k.max(1) as i64;
+    let mut out = Vec::with_capacity(k as usize);
+    let fields = [m.valid, m.invalid, m.other, m.attendance];
+    let (mut from, mut reported) = (0i64, m.reported);
+    for j in 0..k {
+        let offered = m.offered / k + i64::from(j < m.offered % k);
+        let to = from + offered;
+        let mut cut = [0i64; 4];
+        let mut at = 0;
+        for (c, f) in cut.iter_mut().zip(fields) {
+            *c = (to.min(at + f) - from.max(at)).max(0);
+            at += f;
+        }
+        let rep = reported.min(offered);
+        reported -= rep;
+        out.push(Minutes {
+            offered,
+            valid: cut[0],
+            invalid: cut[1],
+            other: cut[2],
+            attendance: cut[3],
+            reported: rep,
+        });
+        from = to;
+    }
+    out
+}
+
+/// Writes one municipality's pupils as its school system would export them by SS 12000
+/// (DESIGN.md §12): `roster.json` (persons with enrolments, and organisations) or
+/// `roster.csv`, and `attendance/YYYY-MM.json` with one `AggregatedAttendance` record per pupil,
+/// activity and month up to the period. The three export shapes rotate by municipality: a JSON
+/// array, pages `{"data": [...]}` one per line, and JSON lines of records.
+fn write_ss12000(
+    dir: &Path,
+    form: usize,
+    x: Ss12000,
+    seed: u64,
+    schools: &[Exported],
+) -> Result<Vec<PathBuf>> {
+    use crate::ss12000::{RawRecord, Ref};
+    use std::io::Write;
+    let adir = dir.join("attendance");
+    fs::create_dir_all(&adir).map_err(|e| Error::io(&adir, e))?;
+    let year = x.period.school_year_start();
+    let pupil_id = |p: &Pupil| uuid_of(p.id);
+    let name = |p: &Pupil| {
+        let h = sub_seed(p.id, &[7]) as usize;
+        let given = if p.gender == Gender::K {
+            GIVEN_K
+        } else {
+            GIVEN_M
+        };
+        format!("{} {}", given[h % 8], FAMILY[(h / 8) % 8])
+    };
+    let mut files = Vec::new();
+    // The roster.
+    let org_id = |s: &School| uuid_of(sub_seed(seed, &[8, code_num(&s.code)]));
+    let roster_path = if form.is_multiple_of(2) {
+        let mut persons = Vec::new();
+        for (s, pupils, _) in schools {
+            for p in pupils {
+                let h = sub_seed(p.id, &[9]);
+                let born = year - 6 - p.grade as i32;
+                let (month, day) = (1 + h % 12, 1 + (h >> 8) % 28);
+                let (given, family) = name(p)
+                    .split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .expect("two names");
+                persons.push(serde_json::json!({
+                    "id": pupil_id(p),
+                    "givenName": given,
+                    "familyName": family,
+                    "birthDate": format!("{born}-{month:02}-{day:02}"),
+                    "civicNo": {"value": format!("{born}{month:02}{day:02}-{:04}", (h >> 16) % 10_000)},
+                    "sex": if p.gender == Gender::K { "Kvinna" } else { "Man" },
+                    "enrolments": [{
+                        "enroledAt": {"id": org_id(s)},
+                        "schoolYear": p.grade,
+                        "schoolType": if p.grade == 0 { "FKLASS" } else { "GR" },
+                        "startDate": format!("{}-08-{:02}", year - (p.grade as i32) % 3, 10 + h % 10),
+                    }],
+                }));
+            }
+        }
+        let orgs: Vec<_> = schools
+            .iter()
+            .map(|(s, _, _)| {
+                serde_json::json!({
+                    "id": org_id(s),
+                    "displayName": s.name,
+                    "schoolUnitCode": s.code,
+                    "organisationType": "Skolenhet",
+                })
+            })
+            .collect();
+        let path = dir.join("roster.json");
+        let body = serde_json::json!({"persons": persons, "organisations": orgs});
+        fs::write(&path, serde_json::to_vec(&body)?).map_err(|e| Error::io(&path, e))?;
+        path
+    } else {
+        let mut text = String::from("student,school_unit_code,grade,gender\n");
+        for (s, pupils, _) in schools {
+            for p in pupils {
+                let g = if p.gender == Gender::K { "K" } else { "M" };
+                text.push_str(&format!(
+                    "{},{},{},{g}\n",
+                    pupil_id(p),
+                    s.code,
+                    GRADE_NAMES[p.grade]
+                ));
+            }
+        }
+        let path = dir.join("roster.csv");
+        fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        path
+    };
+    files.push(roster_path);
+    // One attendance file a month, as one API call a month gives.
+    for mi in 0..=crate::aggregate::month_index(x.period) {
+        let period = Period {
+            year: if MONTHS[mi].0 >= 8 { year } else { year + 1 },
+            month: MONTHS[mi].0,
+        };
+        let (start, end) = (
+            period.first_day().to_string(),
+            period.last_day().to_string(),
+        );
+        let path = adir.join(format!("{period}.json"));
+        let f = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = std::io::BufWriter::new(f);
+        let io = |e: std::io::Error| Error::io(&path, e);
+        let mut page: Vec<RawRecord> = Vec::new();
+        let mut first = true;
+        if form.is_multiple_of(3) {
+            w.write_all(b"[").map_err(io)?;
+        }
+        for (s, pupils, months) in schools {
+            for (p, pm) in pupils.iter().zip(months) {
+                for (ai, part) in split_minutes(&pm[mi], x.activities).iter().enumerate() {
+                    let r = RawRecord {
+                        student: Some(Ref {
+                            id: pupil_id(p),
+                            display_name: Some(name(p)),
+                        }),
+                        activity: Some(Ref {
+                            id: uuid_of(sub_seed(
+                                seed,
+                                &[10, code_num(&s.code), p.grade as u64, ai as u64],
+                            )),
+                            display_name: None,
+                        }),
+                        start_date: Some(start.clone()),
+                        end_date: Some(end.clone()),
+                        attendance_sum: Some(part.attendance),
+                        valid_absence_sum: Some(part.valid),
+                        invalid_absence_sum: Some(part.invalid),
+                        other_attendance_sum: Some(part.other),
+                        reported_sum: Some(part.reported),
+                        offered_sum: Some(part.offered),
+                        data: None,
+                    };
+                    match form % 3 {
+                        0 => {
+                            if !first {
+                                w.write_all(b",\n").map_err(io)?;
+                            }
+                            serde_json::to_writer(&mut w, &r)?;
+                        }
+                        1 => {
+                            page.push(r);
+                            if page.len() == 1000 {
+                                let full = RawRecord {
+                                    data: Some(std::mem::take(&mut page)),
+                                    ..RawRecord::default()
+                                };
+                                serde_json::to_writer(&mut w, &full)?;
+                                w.write_all(b"\n").map_err(io)?;
+                            }
+                        }
+                        _ => {
+                            serde_json::to_writer(&mut w, &r)?;
+                            w.write_all(b"\n").map_err(io)?;
+                        }
+                    }
+                    first = false;
+                }
+            }
+        }
+        match form % 3 {
+            0 => w.write_all(b"]\n").map_err(io)?,
+            1 if !page.is_empty() => {
+                let last = RawRecord {
+                    data: Some(page),
+                    ..RawRecord::default()
+                };
+                serde_json::to_writer(&mut w, &last)?;
+                w.write_all(b"\n").map_err(io)?;
+            }
+            _ => {}
+        }
+        w.flush().map_err(io)?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
 /// Writes the simulated pupils: one row per pupil and month.
 struct TruthWriter {
     dir: Option<PathBuf>,
@@ -869,7 +1105,7 @@ impl TruthWriter {
                 ]) {
                     b.append_value(v);
                 }
-                for (b, v) in minutes.iter_mut().zip(minutes_array(m)) {
+                for (b, v) in minutes.iter_mut().zip(m.as_array()) {
                     b.append_value(v);
                 }
             }
@@ -896,6 +1132,29 @@ impl TruthWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_minutes_sums_to_the_month_and_keeps_each_part_possible() {
+        let m = Minutes {
+            offered: 1003,
+            attendance: 700,
+            valid: 180,
+            invalid: 90,
+            other: 33,
+            reported: 950,
+        };
+        let parts = split_minutes(&m, 4);
+        let mut sum = Minutes::default();
+        for p in &parts {
+            assert!(
+                p.valid + p.invalid + p.other + p.attendance == p.offered,
+                "{p:?}"
+            );
+            assert!(p.reported <= p.offered);
+            sum.add(p);
+        }
+        assert_eq!(sum, m);
+    }
 
     #[test]
     fn apportion_is_exact() {

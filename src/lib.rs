@@ -20,6 +20,7 @@ pub mod output;
 pub mod policy;
 pub mod reference;
 pub mod report;
+pub mod ss12000;
 
 pub use error::Error;
 

@@ -135,7 +135,50 @@ pub struct SharedDefinition {
     /// Percent of offered minutes that must be reported for a figure to be certain.
     #[serde(default = "default_min_reporting_rate")]
     pub min_reporting_rate: f64,
+    /// Smallest group a school's aggregate may carry; `narvaro aggregate` merges smaller ones.
+    /// At least the contract's 5 (the default when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_group: Option<i64>,
     pub levels: Vec<Level>,
+}
+
+impl SharedDefinition {
+    /// The smallest group size `narvaro aggregate` produces.
+    pub fn min_group(&self) -> i64 {
+        self.min_group
+            .unwrap_or(crate::contract::attendance::MIN_GROUP)
+    }
+}
+
+/// Loads one shared definition file (`narvaro aggregate --policy`), checked.
+pub fn load_shared(path: &Path) -> Result<Hashed<SharedDefinition>, PolicyErrors> {
+    let file = path.display().to_string();
+    let problem = |message: String| {
+        PolicyErrors(vec![PolicyProblem {
+            file: file.clone(),
+            message,
+        }])
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| problem(format!("kan inte läsas: {e}")))?;
+    let p = toml::from_str::<SharedDefinition>(&text).map_err(|e| problem(toml_message(&e)))?;
+    let problems = check_shared(&p);
+    if !problems.is_empty() {
+        return Err(PolicyErrors(
+            problems
+                .into_iter()
+                .map(|message| PolicyProblem {
+                    file: file.clone(),
+                    message,
+                })
+                .collect(),
+        ));
+    }
+    Ok(Hashed {
+        file,
+        hash: content_hash(&p),
+        policy: p,
+    })
 }
 
 fn default_min_reporting_rate() -> f64 {
@@ -451,6 +494,15 @@ fn check_shared(p: &SharedDefinition) -> Vec<String> {
     }
     if p.windows.is_empty() {
         out.push("windows: ange minst ett fönster (month, term, school_year)".to_string());
+    }
+    if let Some(m) = p
+        .min_group
+        .filter(|m| *m < crate::contract::attendance::MIN_GROUP)
+    {
+        out.push(format!(
+            "min_group: {m} är mindre än kontraktets minsta grupp {}",
+            crate::contract::attendance::MIN_GROUP
+        ));
     }
     if !(0.0..=100.0).contains(&p.min_reporting_rate) {
         out.push(format!(

@@ -1,5 +1,6 @@
 //! The one integration test binary: the library and the `narvaro` binary end to end.
 
+mod aggregate;
 mod api;
 mod cli;
 mod common;
