@@ -1,6 +1,7 @@
 //! The command line: parse, call the library, print. Exit 0 on success, 1 when a file was
 //! refused, 2 on any other error.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -151,6 +152,11 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
     },
+    /// Disclosure control: protect a county's release and audit what an attacker could learn.
+    Disclosure {
+        #[command(subcommand)]
+        command: DisclosureCommand,
+    },
     /// Upload tokens: create (printed once, stored hashed), list, revoke.
     Token {
         #[command(subcommand)]
@@ -199,6 +205,26 @@ pub enum TokenCommand {
         #[command(flatten)]
         config: ConfigArg,
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DisclosureCommand {
+    /// Build the release of an area's county for a term (pupils per shared-level band and in
+    /// total, for every school, municipality and the county, by grade, stage and gender),
+    /// suppress it, and compute for every hidden cell the interval it can be narrowed to from
+    /// everything published. Exit 1 if any interval is narrower than the policy allows.
+    Audit {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// A county (18) or municipality (1880) code; a municipality is audited within its
+        /// county's release.
+        area: String,
+        /// HT2025 or VT2026.
+        term: crate::report::Term,
+        /// month, term or school_year (the window of the term's last month with data).
+        #[arg(long, default_value = "term", value_parser = ["month", "term", "school_year"])]
+        window: String,
     },
 }
 
@@ -413,6 +439,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Token { command } => token(command),
         Command::Demo { dir, addr } => demo(&dir, &addr).await,
+        Command::Disclosure {
+            command:
+                DisclosureCommand::Audit {
+                    lake,
+                    area,
+                    term,
+                    window,
+                },
+        } => disclosure_audit(&lake.lake, &area, term, &window).await,
         Command::Aggregate {
             attendance,
             roster,
@@ -446,6 +481,108 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             send(&url, &token, &out).await
         }
     }
+}
+
+/// `narvaro disclosure audit`.
+async fn disclosure_audit(
+    lake: &Path,
+    area: &str,
+    term: crate::report::Term,
+    window: &str,
+) -> Result<ExitCode> {
+    use crate::disclosure::{self, Status};
+    let county = match area.len() {
+        2 if crate::reference::municipalities()
+            .iter()
+            .any(|m| m.county_code == area) =>
+        {
+            area.to_string()
+        }
+        4 => crate::reference::municipality(area)
+            .map(|m| m.county_code.clone())
+            .ok_or_else(|| Error::NotFound(format!("det finns ingen kommun med kod {area}")))?,
+        _ => {
+            return Err(Error::usage(format!(
+                "'{area}' är ingen läns- eller kommunkod (2 eller 4 siffror)"
+            )));
+        }
+    };
+    let lake = open_existing(lake).await?;
+    let engine = Engine::open(&lake, None).await?;
+    let (start, end) = term.months();
+    let b = engine
+        .sql(&format!(
+            "SELECT max(period) FROM school_attendance WHERE county_code = '{county}' \
+             AND \"window\" = 'term' AND period BETWEEN '{start}' AND '{end}'"
+        ))
+        .await?;
+    let period = b
+        .first()
+        .and_then(|b| {
+            let a = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).ok()?;
+            let s = arrow::array::AsArray::as_string::<i32>(&a).clone();
+            (!arrow::array::Array::is_empty(&s) && arrow::array::Array::is_valid(&s, 0))
+                .then(|| s.value(0).to_string())
+        })
+        .ok_or_else(|| {
+            Error::NotFound(format!("det finns inga uppgifter för län {county} {term}"))
+        })?;
+    let policies =
+        Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
+    let shared = &policies.shared.policy;
+    let rules = shared.disclosure;
+    let levels: Vec<u32> = shared.levels.iter().map(|l| l.percent).collect();
+    let release =
+        disclosure::release::county_release(&engine, &county, &period, window, &levels).await?;
+    let started = std::time::Instant::now();
+    let status = disclosure::protect(&release, &rules);
+    let protected = started.elapsed();
+    let started = std::time::Instant::now();
+    let report = disclosure::audit::audit(&release, &status, &rules);
+    let audited = started.elapsed();
+    let mut counts: BTreeMap<Status, usize> = BTreeMap::new();
+    for s in &status {
+        *counts.entry(*s).or_default() += 1;
+    }
+    println!(
+        "röjandekontroll: län {county}, {period} ({window}), {} celler över {} inre celler",
+        release.cells.len(),
+        release.inner
+    );
+    for (s, n) in &counts {
+        println!("  {:<11} {n}", format!("{s:?}"));
+    }
+    println!(
+        "skydd {:.1} s, granskning {:.1} s: {} dolda celler, {} för smala intervall",
+        protected.as_secs_f64(),
+        audited.as_secs_f64(),
+        report.hidden,
+        report.failures.len()
+    );
+    let mut narrowest: Vec<&disclosure::audit::Interval> = report.intervals.iter().collect();
+    narrowest.sort_by_key(|i| (i.width().unwrap_or(i64::MAX), i.key.clone()));
+    println!("snävaste intervallen en angripare kan räkna fram:");
+    for i in narrowest.iter().take(10) {
+        println!(
+            "  {:<40} {} – {}",
+            i.key,
+            i.min,
+            i.max.map_or("obegränsat".to_string(), |m| m.to_string())
+        );
+    }
+    for f in &report.failures {
+        println!(
+            "FEL: {} kan ringas in till {} – {}",
+            f.key,
+            f.min,
+            f.max.unwrap_or(0)
+        );
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `narvaro aggregate`: read, aggregate, write, print the summary.

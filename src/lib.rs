@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod auth;
 pub mod cli;
 pub mod contract;
+pub mod disclosure;
 pub mod engine;
 mod error;
 pub mod fixtures;

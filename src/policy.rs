@@ -140,6 +140,10 @@ pub struct SharedDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_group: Option<i64>,
     pub levels: Vec<Level>,
+    /// What may be published (DESIGN.md §7). Not part of the content hash: it decides which
+    /// figures are shown, never their values; a release names these rules itself.
+    #[serde(default, skip_serializing)]
+    pub disclosure: crate::disclosure::Rules,
 }
 
 impl SharedDefinition {
@@ -503,6 +507,10 @@ fn check_shared(p: &SharedDefinition) -> Vec<String> {
             "min_group: {m} är mindre än kontraktets minsta grupp {}",
             crate::contract::attendance::MIN_GROUP
         ));
+    }
+    let d = &p.disclosure;
+    if d.min_pupils < 1 || d.max_hidden_count < 0 || d.dominance < 0 || d.protection < 0 {
+        out.push("disclosure: gränserna får inte vara negativa (min_pupils minst 1)".to_string());
     }
     if !(0.0..=100.0).contains(&p.min_reporting_rate) {
         out.push(format!(

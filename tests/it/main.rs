@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod common;
 mod contract;
+mod disclosure;
 mod http;
 mod indicators;
 mod lake;

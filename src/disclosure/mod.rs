@@ -1,0 +1,491 @@
+//! Disclosure control (DESIGN.md §7): which cells of a release may be published.
+//!
+//! A release is a set of linked tables over one set of *inner cells*: the finest counts the
+//! warehouse holds (a school's uploaded group's pupils in one histogram band). Every published
+//! cell (a school's, a municipality's or a county's pupils in a band, a gender, a total) is the
+//! sum of some inner cells, so every hierarchy the tables expose (school → municipality →
+//! county, grade → stage → all, K + M = T, bands → total, months → term) is a linear relation
+//! between cells.
+//!
+//! 1. **Primary suppression** hides cells by the policy's rules ([`Rules`]).
+//! 2. **Secondary suppression** by Gaussian elimination (the method of Statistics Norway's
+//!    `GaussSuppression`): cells are taken in priority order and published only when doing so
+//!    does not put a hidden cell in the span of the published ones, i.e. make it computable.
+//! 3. **Interval protection**: the [`audit`] computes, by integer linear programming, the
+//!    interval each hidden cell can be narrowed to from everything published; while one is
+//!    narrower than the policy allows, the smallest published cell that constrains it is hidden
+//!    too.
+//!
+//! The result is deterministic: the same release gives the same statuses, whatever view asks.
+
+pub mod audit;
+pub mod release;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The policy's disclosure rules (`[disclosure]` in `policies/shared.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// A count or rate based on fewer pupils than this is suppressed (Skolverket: 10).
+    #[serde(default = "d_min_pupils")]
+    pub min_pupils: i64,
+    /// Band counts from 1 up to this are hidden (4: counts 1–4).
+    #[serde(default = "d_max_hidden_count")]
+    pub max_hidden_count: i64,
+    /// When all but at most this many pupils of a group are in one band, that band is shown
+    /// as a bound and the rest hidden.
+    #[serde(default = "d_max_hidden_count")]
+    pub dominance: i64,
+    /// An area figure needs at least this many contributing schools.
+    #[serde(default = "d_min_schools")]
+    pub min_schools: usize,
+    /// No hidden cell may be narrowed to an interval of fewer than `2 × protection + 1`
+    /// values (bounded within ± this many pupils).
+    #[serde(default = "d_protection")]
+    pub protection: i64,
+}
+
+fn d_min_pupils() -> i64 {
+    10
+}
+fn d_max_hidden_count() -> i64 {
+    4
+}
+fn d_min_schools() -> usize {
+    3
+}
+fn d_protection() -> i64 {
+    5
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            min_pupils: d_min_pupils(),
+            max_hidden_count: d_max_hidden_count(),
+            dominance: d_max_hidden_count(),
+            min_schools: d_min_schools(),
+            protection: d_protection(),
+        }
+    }
+}
+
+/// What a cell counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Kind {
+    /// Pupils in one band of a group (e.g. 15–19 % absence).
+    Band,
+    /// All pupils of a group.
+    Total,
+}
+
+/// One cell of a release.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    /// A stable name, e.g. `school:18800101|K|15-19`; orders ties deterministically.
+    pub key: String,
+    pub kind: Kind,
+    /// The count.
+    pub value: i64,
+    /// The pupils the figure is based on: the group's total.
+    pub base: i64,
+    /// Contributing schools (1 for a school's own cell).
+    pub schools: usize,
+    /// Whether the cell is an area's (municipality, county), which needs `min_schools`.
+    pub area: bool,
+    /// The inner cells it sums, sorted and distinct.
+    pub inner: Vec<usize>,
+}
+
+/// A set of linked tables over `inner` inner cells.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Release {
+    pub inner: usize,
+    pub cells: Vec<Cell>,
+}
+
+/// Why a cell is not published as a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Status {
+    Published,
+    /// Shown as a bound: at least `base − dominance` pupils (e.g. `≥ 95 %`).
+    Bound,
+    /// Based on fewer than `min_pupils` pupils.
+    FewPupils,
+    /// A band count of 1 to `max_hidden_count`.
+    SmallCount,
+    /// An area figure from fewer than `min_schools` schools.
+    FewSchools,
+    /// The rest of a group that is nearly all in one band.
+    Dominance,
+    /// Hidden so that another hidden cell cannot be computed or narrowed.
+    Secondary,
+}
+
+impl Status {
+    pub fn published(self) -> bool {
+        self == Status::Published
+    }
+
+    /// The footnote a suppressed cell carries, in Swedish.
+    pub fn footnote(self, rules: &Rules) -> Option<String> {
+        Some(match self {
+            Status::Published => return None,
+            Status::Bound => format!(
+                "≥ Nästan alla elever i gruppen (alla utom högst {}) finns här; exakt antal visas inte.",
+                rules.dominance
+            ),
+            Status::FewPupils => format!(
+                ".. Uppgiften bygger på färre än {} elever och visas inte.",
+                rules.min_pupils
+            ),
+            Status::SmallCount => format!(
+                ".. Antal mellan 1 och {} visas inte, så att enskilda elever inte kan urskiljas.",
+                rules.max_hidden_count
+            ),
+            Status::FewSchools => format!(
+                ".. Uppgiften bygger på färre än {} skolenheter och visas inte.",
+                rules.min_schools
+            ),
+            Status::Dominance => {
+                ".. Visas inte: nästan alla elever i gruppen har samma värde.".into()
+            }
+            Status::Secondary => {
+                ".. Dold för att en annan dold uppgift inte ska kunna räknas fram ur summorna."
+                    .into()
+            }
+        })
+    }
+}
+
+/// The primary status of every cell by the rules alone.
+pub fn primary(release: &Release, rules: &Rules) -> Vec<Status> {
+    let mut status: Vec<Status> = release
+        .cells
+        .iter()
+        .map(|c| {
+            if c.area && c.schools < rules.min_schools {
+                Status::FewSchools
+            } else if c.base < rules.min_pupils {
+                Status::FewPupils
+            } else if c.kind == Kind::Band && (1..=rules.max_hidden_count).contains(&c.value) {
+                Status::SmallCount
+            } else {
+                Status::Published
+            }
+        })
+        .collect();
+    // Dominance: a band holding all but 1..=dominance pupils of its group is shown as a bound;
+    // the group's other bands are hidden.
+    let mut groups: HashMap<(&str, i64), Vec<usize>> = HashMap::new();
+    for (i, c) in release.cells.iter().enumerate() {
+        if c.kind == Kind::Band {
+            groups
+                .entry((group_of(&c.key), c.base))
+                .or_default()
+                .push(i);
+        }
+    }
+    for members in groups.values() {
+        for &i in members {
+            let c = &release.cells[i];
+            let rest = c.base - c.value;
+            if status[i] == Status::Published && (1..=rules.dominance).contains(&rest) {
+                status[i] = Status::Bound;
+                for &j in members {
+                    if j != i && release.cells[j].value > 0 && status[j] == Status::Published {
+                        status[j] = Status::Dominance;
+                    }
+                }
+            }
+        }
+    }
+    status
+}
+
+/// A band cell's group: its key up to the last `|`.
+fn group_of(key: &str) -> &str {
+    key.rsplit_once('|').map_or(key, |(g, _)| g)
+}
+
+/// A sparse integer vector over inner cells, sorted by index, without zeros.
+type Vector = Vec<(usize, i64)>;
+
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.abs(), b.abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `a·x − b·y`, normalised by the gcd of its coefficients and sign of its first.
+fn combine(x: &Vector, a: i64, y: &Vector, b: i64) -> Vector {
+    let mut out = Vec::with_capacity(x.len() + y.len());
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() || j < y.len() {
+        let (k, v) = match (x.get(i), y.get(j)) {
+            (Some(&(kx, vx)), Some(&(ky, _))) if kx < ky => {
+                i += 1;
+                (kx, a * vx)
+            }
+            (Some(&(kx, _)), Some(&(ky, vy))) if ky < kx => {
+                j += 1;
+                (ky, -b * vy)
+            }
+            (Some(&(kx, vx)), Some(&(_, vy))) => {
+                i += 1;
+                j += 1;
+                (kx, a * vx - b * vy)
+            }
+            (Some(&(kx, vx)), None) => {
+                i += 1;
+                (kx, a * vx)
+            }
+            (None, Some(&(ky, vy))) => {
+                j += 1;
+                (ky, -b * vy)
+            }
+            (None, None) => unreachable!(),
+        };
+        if v != 0 {
+            out.push((k, v));
+        }
+    }
+    normalise(out)
+}
+
+fn normalise(mut v: Vector) -> Vector {
+    let g = v.iter().fold(0, |g, (_, x)| gcd(g, *x));
+    if g > 1 {
+        v.iter_mut().for_each(|(_, x)| *x /= g);
+    }
+    if v.first().is_some_and(|(_, x)| *x < 0) {
+        v.iter_mut().for_each(|(_, x)| *x = -*x);
+    }
+    v
+}
+
+/// Published vectors in echelon form: each row's pivot (its first index) appears in no other
+/// row's leading position, and rows are eliminated against earlier pivots.
+#[derive(Default)]
+struct Basis {
+    rows: HashMap<usize, Vector>,
+}
+
+impl Basis {
+    /// The part of `v` outside the span of the basis.
+    fn reduce(&self, v: &Vector) -> Vector {
+        let mut v = v.clone();
+        let mut at = 0;
+        while at < v.len() {
+            let (k, x) = v[at];
+            match self.rows.get(&k) {
+                Some(row) => {
+                    // row[0] = (k, p): v·p − row·x removes index k.
+                    let p = row[0].1;
+                    v = combine(&v, p / gcd(p, x), row, x / gcd(p, x));
+                    at = v.partition_point(|(i, _)| *i < k);
+                }
+                None => at += 1,
+            }
+        }
+        v
+    }
+
+    /// Adds a reduced, non-zero vector.
+    fn add(&mut self, r: Vector) {
+        self.rows.insert(r[0].0, r);
+    }
+}
+
+/// Whether `a` is a non-zero multiple of `b` (both normalised).
+fn parallel(a: &Vector, b: &Vector) -> bool {
+    !a.is_empty() && a == b
+}
+
+fn vector(c: &Cell) -> Vector {
+    c.inner.iter().map(|&i| (i, 1)).collect()
+}
+
+/// The order cells are offered for publication: totals before bands, larger values and
+/// wider cells (more schools, more inner cells) first, then by key. Cells offered later are
+/// the ones hidden when something must give.
+fn priority(release: &Release) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..release.cells.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&release.cells[a], &release.cells[b]);
+        (y.kind == Kind::Total)
+            .cmp(&(x.kind == Kind::Total))
+            .then(y.inner.len().cmp(&x.inner.len()))
+            .then(y.value.cmp(&x.value))
+            .then(x.key.cmp(&y.key))
+    });
+    order
+}
+
+/// Secondary suppression by Gaussian elimination: starting from `status` (primary), publishes
+/// each cell in priority order only when no hidden cell becomes computable.
+pub fn gauss(release: &Release, status: &mut [Status]) {
+    let mut basis = Basis::default();
+    // Hidden cells with their part outside the published span.
+    let mut hidden: Vec<(usize, Vector)> = Vec::new();
+    let order = priority(release);
+    for &i in &order {
+        if !status[i].published() {
+            hidden.push((i, vector(&release.cells[i])));
+        }
+    }
+    for &i in &order {
+        if !status[i].published() {
+            continue;
+        }
+        let r = basis.reduce(&vector(&release.cells[i]));
+        if r.is_empty() {
+            // Already implied by what is published: no new information.
+            continue;
+        }
+        if hidden.iter().any(|(_, h)| parallel(h, &r)) {
+            status[i] = Status::Secondary;
+            hidden.push((i, r));
+            continue;
+        }
+        let pivot = r[0];
+        for (_, h) in hidden.iter_mut() {
+            if let Ok(p) = h.binary_search_by_key(&pivot.0, |(k, _)| *k) {
+                let x = h[p].1;
+                let g = gcd(pivot.1, x);
+                *h = combine(h, pivot.1 / g, &r, x / g);
+            }
+        }
+        basis.add(r);
+    }
+}
+
+/// Cells with the same inner cells are one figure under several names (a school with one
+/// group; a municipality with one school): they get one status, the strictest any of them
+/// needs. Returns the release of distinct cells and, per cell, its distinct cell's index.
+fn distinct(release: &Release) -> (Release, Vec<usize>) {
+    // The twin with the smallest key stands for the others, whatever order the cells came in.
+    let mut first: HashMap<&[usize], usize> = HashMap::new();
+    for (i, c) in release.cells.iter().enumerate() {
+        let e = first.entry(&c.inner).or_insert(i);
+        if c.key < release.cells[*e].key {
+            *e = i;
+        }
+    }
+    let mut reps: Vec<usize> = first.values().copied().collect();
+    reps.sort_unstable();
+    let index: HashMap<usize, usize> = reps.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let of = release
+        .cells
+        .iter()
+        .map(|c| index[&first[c.inner.as_slice()]])
+        .collect();
+    (
+        Release {
+            inner: release.inner,
+            cells: reps.iter().map(|&i| release.cells[i].clone()).collect(),
+        },
+        of,
+    )
+}
+
+/// Primary and Gaussian secondary suppression (no interval repair), twins kept together.
+pub fn suppress(release: &Release, rules: &Rules) -> Vec<Status> {
+    let (uniq, of) = distinct(release);
+    let status = suppress_distinct(release, &uniq, &of, rules);
+    of.iter().map(|&k| status[k]).collect()
+}
+
+fn primary_distinct(release: &Release, of: &[usize], n: usize, rules: &Rules) -> Vec<Status> {
+    let mut status = vec![Status::Published; n];
+    for (i, p) in primary(release, rules).into_iter().enumerate() {
+        let s = &mut status[of[i]];
+        if !p.published() && (s.published() || p < *s) {
+            *s = p;
+        }
+    }
+    status
+}
+
+fn suppress_distinct(
+    release: &Release,
+    uniq: &Release,
+    of: &[usize],
+    rules: &Rules,
+) -> Vec<Status> {
+    let mut status = primary_distinct(release, of, uniq.cells.len(), rules);
+    gauss(uniq, &mut status);
+    status
+}
+
+/// The full protection: primary rules and Gaussian secondary suppression; then, while the
+/// audit finds a hidden cell narrowed too far, the smallest published cell that overlaps it is
+/// hidden too and the Gaussian step rerun so that cell cannot be computed either. Twins (the
+/// same figure under several names) share a status.
+pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
+    let (uniq, of) = distinct(release);
+    let mut forced = primary_distinct(release, &of, uniq.cells.len(), rules);
+    let release = &uniq;
+    let status = loop {
+        let mut status = forced.clone();
+        gauss(release, &mut status);
+        let report = audit::audit(release, &status, rules);
+        let mut changed = false;
+        for failure in &report.failures {
+            let h = &release.cells[failure.cell];
+            let pick = (0..release.cells.len())
+                .filter(|&j| status[j] == Status::Published && forced[j] == Status::Published)
+                .filter(|&j| overlaps(&release.cells[j].inner, &h.inner))
+                .min_by_key(|&j| {
+                    (
+                        release.cells[j].kind == Kind::Total,
+                        release.cells[j].value,
+                        release.cells[j].key.clone(),
+                    )
+                });
+            if let Some(j) = pick {
+                forced[j] = Status::Secondary;
+                changed = true;
+            }
+        }
+        if !changed {
+            break status;
+        }
+    };
+    of.iter().map(|&k| status[k]).collect()
+}
+
+fn overlaps(a: &[usize], b: &[usize]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduce_finds_a_difference_of_published_sums() {
+        let mut b = Basis::default();
+        let total: Vector = vec![(0, 1), (1, 1), (2, 1)];
+        b.add(b.reduce(&total));
+        let part: Vector = vec![(0, 1), (1, 1)];
+        let r = b.reduce(&part);
+        b.add(r);
+        // The third cell is total − part: in the span.
+        assert!(b.reduce(&vec![(2, 1)]).is_empty());
+        assert!(!b.reduce(&vec![(0, 1)]).is_empty());
+    }
+}

@@ -1,0 +1,309 @@
+//! Disclosure control: primary rules, secondary suppression by Gaussian elimination and the
+//! integer-programming audit, on random hierarchies (proptest), against an attacker who gets
+//! one secondary suppression lifted, and on the red-team cases.
+
+use narvaro::disclosure::release::{Row, build};
+use narvaro::disclosure::{self, Cell, Kind, Release, Rules, Status, audit};
+use proptest::prelude::*;
+
+/// Three bands: 0–9 %, 10–19 %, 20–100 %.
+const EDGES: [(u32, u32); 3] = [(0, 9), (10, 19), (20, 100)];
+
+fn row(school: &str, muni: &str, grade: &str, gender: &str, bands: [i64; 3]) -> Row {
+    Row {
+        school: school.into(),
+        municipality: muni.into(),
+        grade: grade.into(),
+        gender: gender.into(),
+        bands: bands.to_vec(),
+    }
+}
+
+fn cell<'a>(r: &'a Release, key: &str) -> (usize, &'a Cell) {
+    r.cells
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.key == key)
+        .unwrap_or_else(|| panic!("no cell {key}"))
+}
+
+fn status_of(r: &Release, s: &[Status], key: &str) -> Status {
+    s[cell(r, key).0]
+}
+
+/// The checks every protected release must pass.
+fn check(release: &Release, status: &[Status], rules: &Rules) {
+    for (c, s) in release.cells.iter().zip(status) {
+        if !s.published() {
+            continue;
+        }
+        assert!(
+            !(c.kind == Kind::Total && (1..rules.min_pupils).contains(&c.value)),
+            "a group of {} pupils is published: {}",
+            c.value,
+            c.key
+        );
+        assert!(
+            c.base >= rules.min_pupils,
+            "{} rests on {} pupils",
+            c.key,
+            c.base
+        );
+        assert!(
+            !(c.kind == Kind::Band && (1..=rules.max_hidden_count).contains(&c.value)),
+            "band count {} published: {}",
+            c.value,
+            c.key
+        );
+        assert!(
+            !c.area || c.schools >= rules.min_schools,
+            "{} from {} schools",
+            c.key,
+            c.schools
+        );
+    }
+    // The same cell under two names (e.g. a school with only one group) has one status.
+    let mut by_inner: std::collections::HashMap<&[usize], bool> = Default::default();
+    for (c, s) in release.cells.iter().zip(status) {
+        if let Some(prev) = by_inner.insert(&c.inner, s.published()) {
+            assert_eq!(prev, s.published(), "{} differs from its twin", c.key);
+        }
+    }
+    let report = audit::audit(release, status, rules);
+    assert!(report.passed(), "audit failed: {:?}", report.failures);
+}
+
+fn arb_rows() -> impl Strategy<Value = Vec<Row>> {
+    // 1–3 municipalities of 1–4 schools, each with one or two uploaded groups (K and M, or T),
+    // band counts mostly small so that many cells are hidden.
+    let count = prop_oneof![3 => 0i64..6, 2 => 0i64..15, 1 => 10i64..60];
+    let group = (count.clone(), count.clone(), count);
+    let school = (any::<bool>(), group.clone(), group);
+    let muni = proptest::collection::vec(school, 1..5);
+    proptest::collection::vec(muni, 1..4).prop_map(|munis| {
+        let mut rows = Vec::new();
+        for (m, schools) in munis.iter().enumerate() {
+            let mcode = format!("18{:02}", 60 + m);
+            for (s, (split, a, b)) in schools.iter().enumerate() {
+                let code = format!("{mcode}{:04}", s + 1);
+                if *split {
+                    rows.push(row(&code, &mcode, "7", "K", [a.0, a.1, a.2]));
+                    rows.push(row(&code, &mcode, "7", "M", [b.0, b.1, b.2]));
+                } else {
+                    rows.push(row(
+                        &code,
+                        &mcode,
+                        "all",
+                        "T",
+                        [a.0 + b.0, a.1 + b.1, a.2 + b.2],
+                    ));
+                }
+            }
+        }
+        rows
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// No count of 1–9 pupils, no band count of 1–4, no area figure from under 3 schools is
+    /// published; twins share a status; the audit passes; and the result does not depend on
+    /// the order the cells come in.
+    #[test]
+    fn random_hierarchies_are_protected_deterministically(rows in arb_rows()) {
+        let rules = Rules::default();
+        let release = build(&rows, "18", &EDGES);
+        let status = disclosure::protect(&release, &rules);
+        check(&release, &status, &rules);
+        let mut shuffled = release.clone();
+        shuffled.cells.reverse();
+        let again = disclosure::protect(&shuffled, &rules);
+        for (c, s) in shuffled.cells.iter().zip(&again) {
+            prop_assert_eq!(*s, status_of(&release, &status, &c.key), "{}", c.key);
+        }
+    }
+
+    /// Every cell the Gaussian step hid is needed: lifting any one of them lets the attacker
+    /// compute a hidden cell exactly, and the audit says so.
+    #[test]
+    fn lifting_any_gaussian_secondary_suppression_is_caught(rows in arb_rows()) {
+        let rules = Rules::default();
+        let release = build(&rows, "18", &EDGES);
+        let status = disclosure::suppress(&release, &rules);
+        for (i, _) in status.iter().enumerate().filter(|(_, s)| **s == Status::Secondary).take(3) {
+            // Lift it under every name it has.
+            let mut leaky = status.clone();
+            for (j, c) in release.cells.iter().enumerate() {
+                if c.inner == release.cells[i].inner {
+                    leaky[j] = Status::Published;
+                }
+            }
+            let report = audit::audit(&release, &leaky, &rules);
+            prop_assert!(
+                report.failures.iter().any(|f| f.width() == Some(0)),
+                "lifting {} leaks nothing exactly", release.cells[i].key
+            );
+        }
+    }
+}
+
+/// K + M = T with three girls: the boys' figure must go too, or T − M gives the girls. Lift
+/// that one suppression and the attacker computes the girls exactly; the audit catches it.
+#[test]
+fn the_attacker_recovers_a_lifted_suppression_and_the_audit_catches_it() {
+    let rules = Rules::default();
+    let rows = vec![
+        row("18600001", "1860", "7", "K", [1, 1, 1]),
+        row("18600001", "1860", "7", "M", [10, 6, 5]),
+        row("18600002", "1860", "7", "K", [15, 5, 5]),
+        row("18600002", "1860", "7", "M", [15, 5, 5]),
+        row("18600003", "1860", "7", "K", [15, 5, 5]),
+        row("18600003", "1860", "7", "M", [15, 5, 5]),
+    ];
+    let release = build(&rows, "18", &EDGES);
+    check(&release, &disclosure::protect(&release, &rules), &rules);
+    // The Gaussian step alone: the school is published, so the boys must go.
+    let status = disclosure::suppress(&release, &rules);
+    let girls = "skolenhet:18600001|allK|totalt";
+    let boys = "skolenhet:18600001|allM|totalt";
+    let school = "skolenhet:18600001|allT|totalt";
+    assert_eq!(status_of(&release, &status, girls), Status::FewPupils);
+    assert!(status_of(&release, &status, school).published());
+    assert_eq!(status_of(&release, &status, boys), Status::Secondary);
+    // The attacker, given the boys: girls = school − boys.
+    let mut leaky = status.clone();
+    for (j, c) in release.cells.iter().enumerate() {
+        if c.inner == cell(&release, boys).1.inner {
+            leaky[j] = Status::Published;
+        }
+    }
+    let value = |k: &str| cell(&release, k).1.value;
+    assert_eq!(value(school) - value(boys), 3);
+    let report = audit::audit(&release, &leaky, &rules);
+    let caught = report
+        .failures
+        .iter()
+        .find(|f| f.key == girls)
+        .expect("the audit names the girls' cell");
+    assert_eq!((caught.min, caught.max), (3, Some(3)));
+}
+
+/// A municipality with two schools: its own figures need three schools, and neither the
+/// county minus the other municipalities nor one school plus the other may give them away.
+#[test]
+fn a_municipality_with_two_schools_cannot_be_recovered() {
+    let rules = Rules::default();
+    let mut rows = Vec::new();
+    for (m, n) in [("1864", 2), ("1860", 3), ("1880", 4)] {
+        for s in 0..n {
+            rows.push(row(
+                &format!("{m}{:04}", s + 1),
+                m,
+                "all",
+                "T",
+                [40, 12, 8 + s as i64],
+            ));
+        }
+    }
+    let release = build(&rows, "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    let total = "kommun:1864|allT|totalt";
+    assert_eq!(status_of(&release, &status, total), Status::FewSchools);
+    let report = audit::audit(&release, &status, &rules);
+    let i = report.intervals.iter().find(|i| i.key == total).unwrap();
+    assert!(i.width().is_none_or(|w| w >= 2 * rules.protection), "{i:?}");
+    // The county is still published: the loss falls on other cells, not on the largest total.
+    assert!(status_of(&release, &status, "län:18|allT|totalt").published());
+}
+
+/// One girl in the highest band: the band count is hidden, and so is enough around it that
+/// neither T − M nor the girls' total minus their other bands gives her away.
+#[test]
+fn a_group_with_one_girl_stays_hidden() {
+    let rules = Rules::default();
+    let rows = vec![
+        row("18800001", "1880", "7", "K", [14, 5, 1]),
+        row("18800001", "1880", "7", "M", [15, 5, 0]),
+        row("18800002", "1880", "all", "T", [50, 10, 10]),
+        row("18800003", "1880", "all", "T", [50, 10, 10]),
+    ];
+    let release = build(&rows, "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    let girl = "skolenhet:18800001|allK|20-100";
+    assert_eq!(status_of(&release, &status, girl), Status::SmallCount);
+    let report = audit::audit(&release, &status, &rules);
+    let i = report.intervals.iter().find(|i| i.key == girl).unwrap();
+    assert!(i.width().is_none_or(|w| w >= 2 * rules.protection), "{i:?}");
+}
+
+/// A school year minus its published months: with one month hidden, publishing the year and
+/// every other month would give it; one more month (the smallest) must go.
+#[test]
+fn a_year_minus_its_published_months_does_not_reveal_the_hidden_month() {
+    let rules = Rules::default();
+    let months = [40, 38, 3, 41, 39, 44, 37, 42, 36, 40];
+    let mut cells: Vec<Cell> = months
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Cell {
+            key: format!("skolenhet:18800001|allT|månad {:02}", i + 1),
+            kind: Kind::Band,
+            value: *v,
+            base: 400,
+            schools: 1,
+            area: false,
+            inner: vec![i],
+        })
+        .collect();
+    cells.push(Cell {
+        key: "skolenhet:18800001|allT|läsår".into(),
+        kind: Kind::Total,
+        value: months.iter().sum(),
+        base: 400,
+        schools: 1,
+        area: false,
+        inner: (0..10).collect(),
+    });
+    let release = Release { inner: 10, cells };
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    assert_eq!(status[2], Status::SmallCount);
+    assert!(status[10].published(), "the year is published");
+    let hidden: Vec<usize> = (0..10).filter(|i| !status[*i].published()).collect();
+    assert!(hidden.len() >= 2, "{status:?}");
+    // The second hidden month is the smallest of the rest: the cheapest loss.
+    assert!(hidden.contains(&8), "{hidden:?}");
+}
+
+/// `narvaro disclosure audit AREA TERM` on a lake: the county's release is protected and
+/// audited; small groups everywhere leave nothing to publish but nothing narrowed either.
+#[test]
+fn the_audit_command_protects_and_audits_a_county_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(crate::common::slt_lake(dir.path()));
+    let lake = dir.path().join("lake");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_narvaro"))
+            .args(["disclosure", "audit", "--lake", lake.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["1880", "VT2026"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("län 18, 2026-02 (term)"), "{out}");
+    assert!(out.contains("0 för smala intervall"), "{out}");
+    assert!(!out.contains("FEL:"), "{out}");
+    let (code, _, err) = run(&["99", "VT2026"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("'99' är ingen läns- eller kommunkod"), "{err}");
+}
