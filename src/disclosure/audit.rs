@@ -59,6 +59,16 @@ struct System {
     cap: Vec<f64>,
 }
 
+/// The inner cells of `inner` not fixed yet, and the sum of the fixed ones.
+fn split(fixed: &[Option<i64>], inner: &[usize]) -> (Vec<usize>, i64) {
+    let free = inner
+        .iter()
+        .copied()
+        .filter(|&i| fixed[i].is_none())
+        .collect();
+    (free, inner.iter().filter_map(|&i| fixed[i]).sum())
+}
+
 impl System {
     fn new(release: &Release, status: &[Status], rules: &Rules) -> System {
         let n = release.inner;
@@ -82,14 +92,8 @@ impl System {
         loop {
             let mut changed = false;
             for c in &published {
-                let free: Vec<usize> = c
-                    .inner
-                    .iter()
-                    .copied()
-                    .filter(|&i| fixed[i].is_none())
-                    .collect();
+                let (free, known) = split(&fixed, &c.inner);
                 if free.len() == 1 {
-                    let known: i64 = c.inner.iter().filter_map(|&i| fixed[i]).sum();
                     fixed[free[0]] = Some(c.value - known);
                     changed = true;
                 }
@@ -110,13 +114,7 @@ impl System {
             } else {
                 c.base - rules.dominance
             };
-            let free: Vec<usize> = c
-                .inner
-                .iter()
-                .copied()
-                .filter(|&i| fixed[i].is_none())
-                .collect();
-            let known: i64 = c.inner.iter().filter_map(|&i| fixed[i]).sum();
+            let (free, known) = split(&fixed, &c.inner);
             if !free.is_empty() {
                 constraints.push((free, rhs - known, eq));
             }
@@ -152,12 +150,7 @@ impl System {
     /// The smallest and largest value of a cell over `inner`: its fixed part plus the range of
     /// its unknown part over the non-negative integer points of the constraints it touches.
     fn bounds(&self, key: &str, inner: &[usize], value: i64) -> (i64, Option<i64>) {
-        let known: i64 = inner.iter().filter_map(|&i| self.fixed[i]).sum();
-        let free: Vec<usize> = inner
-            .iter()
-            .copied()
-            .filter(|&i| self.fixed[i].is_none())
-            .collect();
+        let (free, known) = split(&self.fixed, inner);
         if free.is_empty() {
             return (known, Some(known));
         }

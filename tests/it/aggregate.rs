@@ -4,7 +4,6 @@
 //! indicators, which must equal the pupil-level truth.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use narvaro::aggregate::{Input, from_ss12000};
@@ -14,19 +13,7 @@ use narvaro::contract::attendance::AttendanceRow;
 use narvaro::lake::Lake;
 use serde_json::json;
 
-use crate::common::{Server, now};
-
-fn narvaro(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_narvaro"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{Server, narvaro, now};
 
 /// One record: pupil, activity, month (YYYY-MM), offered, valid, invalid minutes.
 fn record(
@@ -434,6 +421,15 @@ fn the_command_refuses_bad_input_with_exit_1_and_leaves_the_output_alone() {
     assert!(stdout.contains("minsta grupp 7"), "{stdout}");
 }
 
+/// A municipality's SS 12000 roster, whichever form the generator gave it.
+fn roster_of(src: &Path) -> std::path::PathBuf {
+    ["roster.json", "roster.csv"]
+        .iter()
+        .map(|r| src.join(r))
+        .find(|p| p.exists())
+        .unwrap()
+}
+
 /// The whole chain on the county: the generator's pupils as SS 12000 exports (every shape:
 /// array, pages, JSON lines; roster as JSON persons or CSV) → `narvaro aggregate --upload` to a
 /// running server → the indicators, which equal the pupil-level truth in every window and at
@@ -498,11 +494,7 @@ fn county_month_from_ss12000_through_upload_equals_the_truth() {
     let mut identifying: Vec<String> = Vec::new();
     for (i, c) in codes.iter().enumerate() {
         let src = fx.join("ss12000").join(c);
-        let roster = ["roster.json", "roster.csv"]
-            .iter()
-            .map(|r| src.join(r))
-            .find(|p| p.exists())
-            .unwrap();
+        let roster = roster_of(&src);
         let text = std::fs::read_to_string(&roster).unwrap();
         if roster.extension().unwrap() == "json" {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -557,11 +549,7 @@ fn county_month_from_ss12000_through_upload_equals_the_truth() {
     assert!(identifying.len() > 600);
     // A token for another municipality is refused by the server: exit 1, its answer printed.
     let src = fx.join("ss12000").join(&codes[0]);
-    let roster = ["roster.json", "roster.csv"]
-        .iter()
-        .map(|r| src.join(r))
-        .find(|p| p.exists())
-        .unwrap();
+    let roster = roster_of(&src);
     let (code, stdout, _) = narvaro(&[
         "aggregate",
         "--attendance",

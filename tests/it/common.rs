@@ -9,6 +9,19 @@ use chrono::{DateTime, TimeZone, Utc};
 use narvaro::engine::Engine;
 use narvaro::lake::Lake;
 
+/// Runs the `narvaro` binary: (exit code, stdout, stderr).
+pub fn narvaro(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_narvaro"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The fixed moment tests pretend to run at (no wall clock in tests).
 pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap()

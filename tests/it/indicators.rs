@@ -274,11 +274,17 @@ pub async fn check_against_truth(
     term: &[&str],
     year: &[&str],
 ) {
-    let t = Truth::load(fixtures);
-    let lake = Lake::open(lake_dir).await.unwrap();
-    let engine = Engine::open(&lake, None).await.unwrap();
+    let (t, engine) = truth_and_engine(lake_dir, fixtures).await;
     check_windows(&t, &engine, period, term, year).await;
     check_rest(&t, &engine, fixtures, period, term).await;
+}
+
+async fn truth_and_engine(lake_dir: &Path, fixtures: &Path) -> (Truth, Engine) {
+    let lake = Lake::open(lake_dir).await.unwrap();
+    (
+        Truth::load(fixtures),
+        Engine::open(&lake, None).await.unwrap(),
+    )
 }
 
 /// Checks only what the month, term and school-year rows of `period` give: absence, reporting,
@@ -290,9 +296,7 @@ pub async fn check_windows_against_truth(
     term: &[&str],
     year: &[&str],
 ) {
-    let t = Truth::load(fixtures);
-    let lake = Lake::open(lake_dir).await.unwrap();
-    let engine = Engine::open(&lake, None).await.unwrap();
+    let (t, engine) = truth_and_engine(lake_dir, fixtures).await;
     check_windows(&t, &engine, period, term, year).await;
 }
 
