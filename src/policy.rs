@@ -157,32 +157,39 @@ impl SharedDefinition {
 /// Loads one shared definition file (`narvaro aggregate --policy`), checked.
 pub fn load_shared(path: &Path) -> Result<Hashed<SharedDefinition>, PolicyErrors> {
     let file = path.display().to_string();
-    let problem = |message: String| {
-        PolicyErrors(vec![PolicyProblem {
-            file: file.clone(),
-            message,
-        }])
-    };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| problem(format!("kan inte läsas: {e}")))?;
-    let p = toml::from_str::<SharedDefinition>(&text).map_err(|e| problem(toml_message(&e)))?;
-    let problems = check_shared(&p);
-    if !problems.is_empty() {
-        return Err(PolicyErrors(
-            problems
+    let errors = |messages: Vec<String>| {
+        PolicyErrors(
+            messages
                 .into_iter()
                 .map(|message| PolicyProblem {
                     file: file.clone(),
                     message,
                 })
                 .collect(),
-        ));
+        )
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| errors(vec![format!("kan inte läsas: {e}")]))?;
+    match parse_shared(&file, &text) {
+        (Some(shared), problems) if problems.is_empty() => Ok(shared),
+        (_, problems) => Err(errors(problems)),
     }
-    Ok(Hashed {
-        file,
-        hash: content_hash(&p),
-        policy: p,
-    })
+}
+
+/// A shared definition from its text, hashed, with every problem found in it.
+fn parse_shared(file: &str, text: &str) -> (Option<Hashed<SharedDefinition>>, Vec<String>) {
+    match toml::from_str::<SharedDefinition>(text) {
+        Ok(p) => {
+            let problems = check_shared(&p);
+            let shared = Hashed {
+                file: file.to_string(),
+                hash: content_hash(&p),
+                policy: p,
+            };
+            (Some(shared), problems)
+        }
+        Err(e) => (None, vec![toml_message(&e)]),
+    }
 }
 
 fn default_min_reporting_rate() -> f64 {
@@ -407,17 +414,9 @@ impl Policies {
                 })
             };
             if rel == "shared.toml" {
-                match toml::from_str::<SharedDefinition>(text) {
-                    Ok(p) => {
-                        check_shared(&p).into_iter().for_each(&mut push);
-                        shared = Some(Hashed {
-                            file: file.clone(),
-                            hash: content_hash(&p),
-                            policy: p,
-                        });
-                    }
-                    Err(e) => push(toml_message(&e)),
-                }
+                let (parsed, found) = parse_shared(&file, text);
+                found.into_iter().for_each(&mut push);
+                shared = parsed.or(shared);
             } else if rel.starts_with("local/") {
                 match toml::from_str::<LocalPolicy>(text) {
                     Ok(p) => {

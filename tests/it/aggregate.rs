@@ -334,14 +334,8 @@ fn bad_input_is_named_and_nothing_identifying_is_printed() {
         );
     }
     // Records before the school year are in no window: counted, left out.
-    let mut v: Vec<serde_json::Value> = serde_json::from_str(&good).unwrap();
-    v.push(record("p7k0", "sv", "2025-06", 600, 600, 0));
-    let (_, s) = run(
-        &serde_json::to_string(&v).unwrap(),
-        &roster(false),
-        "2025-10",
-    )
-    .unwrap();
+    let before = with(&|v| v.push(record("p7k0", "sv", "2025-06", 600, 600, 0)));
+    let (_, s) = run(&before, &roster(false), "2025-10").unwrap();
     assert!(
         s.warnings
             .iter()
@@ -349,14 +343,10 @@ fn bad_input_is_named_and_nothing_identifying_is_printed() {
         "{s:?}"
     );
     // Without offeredSum, offered time is what the record accounts for; counted.
-    let mut v: Vec<serde_json::Value> = serde_json::from_str(&good).unwrap();
-    v[0].as_object_mut().unwrap().remove("offeredSum");
-    let (rows, s) = run(
-        &serde_json::to_string(&v).unwrap(),
-        &roster(false),
-        "2025-10",
-    )
-    .unwrap();
+    let unoffered = with(&|v| {
+        v[0].as_object_mut().unwrap().remove("offeredSum");
+    });
+    let (rows, s) = run(&unoffered, &roster(false), "2025-10").unwrap();
     assert!(
         s.warnings
             .iter()
