@@ -547,7 +547,7 @@ async fn disclosure_audit(
     println!(
         "röjandekontroll: län {county}, {period} ({window}), {} celler över {} inre celler",
         release.cells.len(),
-        release.inner
+        release.inner()
     );
     for (s, n) in &counts {
         println!("  {:<11} {n}", format!("{s:?}"));
@@ -564,10 +564,11 @@ async fn disclosure_audit(
     println!("snävaste intervallen en angripare kan räkna fram:");
     for i in narrowest.iter().take(10) {
         println!(
-            "  {:<40} {} – {}",
+            "  {:<40} {} – {}{}",
             i.key,
             i.min,
-            i.max.map_or("obegränsat".to_string(), |m| m.to_string())
+            i.max.map_or("obegränsat".to_string(), |m| m.to_string()),
+            if i.exact { "" } else { " eller vidare" }
         );
     }
     for f in &report.failures {

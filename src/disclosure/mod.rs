@@ -100,11 +100,24 @@ pub struct Cell {
     pub inner: Vec<usize>,
 }
 
-/// A set of linked tables over `inner` inner cells.
+/// A set of linked tables over a set of inner cells.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Release {
-    pub inner: usize,
+    /// Each inner cell's count; cells sum these.
+    pub values: Vec<i64>,
+    /// Where each inner cell lies, finest level first (e.g. its school, then its
+    /// municipality). The audit looks for the other tables an attacker cannot tell apart
+    /// within a school, then a pair of schools of one municipality, then the municipality,
+    /// before it solves the whole release; empty when there are no such levels.
+    pub localities: Vec<Vec<u32>>,
     pub cells: Vec<Cell>,
+}
+
+impl Release {
+    /// The number of inner cells.
+    pub fn inner(&self) -> usize {
+        self.values.len()
+    }
 }
 
 /// Why a cell is not published as a number.
@@ -189,16 +202,26 @@ pub fn primary(release: &Release, rules: &Rules) -> Vec<Status> {
                 .push(i);
         }
     }
+    // Several cells of a group can hold nearly all of it (at or above 10 % and at or above
+    // 15 %): the largest is the bound, whatever order the cells came in.
     for members in groups.values() {
-        for &i in members {
-            let c = &release.cells[i];
-            let rest = c.base - c.value;
-            if status[i] == Status::Published && (1..=rules.dominance).contains(&rest) {
-                status[i] = Status::Bound;
-                for &j in members {
-                    if j != i && release.cells[j].value > 0 && status[j] == Status::Published {
-                        status[j] = Status::Dominance;
-                    }
+        let bound = members
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let c = &release.cells[i];
+                status[i] == Status::Published
+                    && (1..=rules.dominance).contains(&(c.base - c.value))
+            })
+            .max_by(|&a, &b| {
+                let (x, y) = (&release.cells[a], &release.cells[b]);
+                x.value.cmp(&y.value).then(y.key.cmp(&x.key))
+            });
+        if let Some(i) = bound {
+            status[i] = Status::Bound;
+            for &j in members {
+                if j != i && release.cells[j].value > 0 && status[j] == Status::Published {
+                    status[j] = Status::Dominance;
                 }
             }
         }
@@ -387,7 +410,8 @@ fn distinct(release: &Release) -> (Release, Vec<usize>) {
         .collect();
     (
         Release {
-            inner: release.inner,
+            values: release.values.clone(),
+            localities: release.localities.clone(),
             cells: reps.iter().map(|&i| release.cells[i].clone()).collect(),
         },
         of,
@@ -405,7 +429,8 @@ fn primary_distinct(release: &Release, of: &[usize], n: usize, rules: &Rules) ->
     let mut status = vec![Status::Published; n];
     for (i, p) in primary(release, rules).into_iter().enumerate() {
         let s = &mut status[of[i]];
-        if !p.published() && (s.published() || p < *s) {
+        // A twin hidden for any reason outranks one shown as a bound.
+        if !p.published() && (s.published() || p > *s) {
             *s = p;
         }
     }
@@ -434,7 +459,9 @@ pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
     let status = loop {
         let mut status = forced.clone();
         gauss(release, &mut status);
-        let report = audit::audit(release, &status, rules);
+        // Cells the local scopes cannot prove safe are repaired without the whole-release
+        // programme: it found no extra room in any county tried, and it is the slow part.
+        let report = audit::audit_with(release, &status, rules, false);
         let mut changed = false;
         for failure in &report.failures {
             let h = &release.cells[failure.cell];

@@ -1,7 +1,7 @@
-//! A county's release for one period and window, built from the lake: the pupils in each
-//! shared-level band and in total, for every school, municipality and the county, for all
-//! pupils, each stage and each grade, in total and by gender, all as sums of the uploaded
-//! groups' band counts (the inner cells).
+//! A county's release for one period and window, built from the lake: the pupil counts the
+//! reports publish (pupils in total and by gender, pupils at or above each shared level) for
+//! every school, municipality and the county, all as sums of the uploaded groups' band counts
+//! (the inner cells).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +10,6 @@ use arrow::datatypes::{DataType, Int64Type};
 
 use super::{Cell, Kind, Release};
 use crate::Result;
-use crate::contract::attendance::grade_set;
 use crate::engine::Engine;
 
 /// One uploaded group's row: where it belongs and its band counts.
@@ -22,14 +21,6 @@ pub struct Row {
     pub gender: String,
     pub bands: Vec<i64>,
 }
-
-/// The slices a release shows: (label, grades as a bit set): the whole school and each stage.
-const SLICES: [(&str, u16); 4] = [
-    ("all", 0b11_1111_1111),
-    ("F-3", 0b1111),
-    ("4-6", 0b111 << 4),
-    ("7-9", 0b111 << 7),
-];
 
 /// The bands between the shared levels' thresholds, e.g. `0-9`, `10-14`, `15-19`, `20-49`,
 /// `50-100` for 10, 15, 20 and 50 %.
@@ -96,74 +87,99 @@ pub async fn county_release(
     Ok(build(&rows, county, &edges))
 }
 
-/// The release over `rows` (one county's uploaded groups): for every school, municipality and
-/// the county, every grade slice and gender, a cell per band and a total.
+/// The release over `rows` (one county's uploaded groups), the tables the reports publish:
+/// for every school, municipality and the county, its pupils in total and by gender
+/// (`skolenhet:CODE|T|totalt`, `…|K|totalt`, `…|M|totalt`), and its pupils at or above each
+/// band's lower edge but the first (`…|T|minst15`: the share at or above a shared level).
 pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
     let nb = edges.len();
     let mut areas: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
-        areas
-            .entry(format!("skolenhet:{}", r.school))
-            .or_default()
-            .push(i);
-        areas
-            .entry(format!("kommun:{}", r.municipality))
-            .or_default()
-            .push(i);
-        areas.entry(format!("län:{county}")).or_default().push(i);
+        for area in [
+            format!("skolenhet:{}", r.school),
+            format!("kommun:{}", r.municipality),
+            format!("län:{county}"),
+        ] {
+            areas.entry(area).or_default().push(i);
+        }
     }
     let mut cells = Vec::new();
     for (area, members) in &areas {
-        for (slice, grades) in SLICES {
-            for gender in ["T", "K", "M"] {
-                let parts: Vec<usize> = members
-                    .iter()
-                    .copied()
-                    .filter(|&i| {
-                        let g = grade_set(&rows[i].grade);
-                        g != 0 && g & !grades == 0 && (gender == "T" || rows[i].gender == gender)
-                    })
-                    .collect();
-                if parts.is_empty() {
-                    continue;
-                }
-                let schools: BTreeSet<&str> =
-                    parts.iter().map(|&i| rows[i].school.as_str()).collect();
-                let total: i64 = parts
-                    .iter()
-                    .map(|&i| rows[i].bands.iter().sum::<i64>())
-                    .sum();
-                let group = format!("{area}|{slice}{gender}");
-                let is_area = !area.starts_with("skolenhet:");
-                let mut all_inner = Vec::new();
-                for (b, (lo, hi)) in edges.iter().enumerate() {
-                    let inner: Vec<usize> = parts.iter().map(|&i| i * nb + b).collect();
-                    all_inner.extend(&inner);
-                    cells.push(Cell {
-                        key: format!("{group}|{lo}-{hi}"),
-                        kind: Kind::Band,
-                        value: parts.iter().map(|&i| rows[i].bands[b]).sum(),
-                        base: total,
-                        schools: schools.len(),
-                        area: is_area,
-                        inner,
-                    });
-                }
-                all_inner.sort_unstable();
-                cells.push(Cell {
-                    key: format!("{group}|totalt"),
-                    kind: Kind::Total,
-                    value: total,
-                    base: total,
-                    schools: schools.len(),
-                    area: is_area,
-                    inner: all_inner,
-                });
+        let is_area = !area.starts_with("skolenhet:");
+        let schools = members
+            .iter()
+            .map(|&i| rows[i].school.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
+        let base = |parts: &[usize]| -> i64 {
+            parts
+                .iter()
+                .map(|&i| rows[i].bands.iter().sum::<i64>())
+                .sum()
+        };
+        let total = base(members);
+        for gender in ["T", "K", "M"] {
+            let parts: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| gender == "T" || rows[i].gender == gender)
+                .collect();
+            if parts.is_empty() {
+                continue;
             }
+            let value = base(&parts);
+            let mut inner: Vec<usize> = parts
+                .iter()
+                .flat_map(|&i| (0..nb).map(move |b| i * nb + b))
+                .collect();
+            inner.sort_unstable();
+            cells.push(Cell {
+                key: format!("{area}|{gender}|totalt"),
+                kind: Kind::Total,
+                value,
+                base: value,
+                schools: parts
+                    .iter()
+                    .map(|&i| rows[i].school.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+                area: is_area,
+                inner,
+            });
+        }
+        for (from, (lo, _)) in edges.iter().enumerate().skip(1) {
+            let mut inner: Vec<usize> = members
+                .iter()
+                .flat_map(|&i| (from..nb).map(move |b| i * nb + b))
+                .collect();
+            inner.sort_unstable();
+            cells.push(Cell {
+                key: format!("{area}|T|minst{lo}"),
+                kind: Kind::Band,
+                value: members
+                    .iter()
+                    .map(|&i| rows[i].bands[from..].iter().sum::<i64>())
+                    .sum(),
+                base: total,
+                schools,
+                area: is_area,
+                inner,
+            });
         }
     }
+    // Each inner cell (a group's band) lies in its school and its municipality.
+    let locality = |name: fn(&Row) -> &str| -> Vec<u32> {
+        let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
+        rows.iter()
+            .flat_map(|r| {
+                let n = ids.len() as u32;
+                std::iter::repeat_n(*ids.entry(name(r)).or_insert(n), nb)
+            })
+            .collect()
+    };
     Release {
-        inner: rows.len() * nb,
+        values: rows.iter().flat_map(|r| r.bands.iter().copied()).collect(),
+        localities: vec![locality(|r| &r.school), locality(|r| &r.municipality)],
         cells,
     }
 }
