@@ -97,6 +97,12 @@ struct System {
     members: Vec<HashMap<u32, Vec<usize>>>,
 }
 
+/// The distinct variables, sorted, of the inner cells `inner`.
+fn vars_of(var_of: &[usize], inner: &[usize]) -> Vec<usize> {
+    let set: BTreeSet<usize> = inner.iter().map(|&i| var_of[i]).collect();
+    set.into_iter().collect()
+}
+
 /// The unknown variables of `vars`, and the sum of the fixed ones.
 fn split(fixed: &[Option<i64>], vars: &[usize]) -> (Vec<usize>, i64) {
     let free = vars
@@ -137,10 +143,7 @@ impl System {
                 locality[level][v] = l[i];
             }
         }
-        let vars = |inner: &[usize]| -> Vec<usize> {
-            let set: BTreeSet<usize> = inner.iter().map(|&i| var_of[i]).collect();
-            set.into_iter().collect()
-        };
+        let vars = |inner: &[usize]| vars_of(&var_of, inner);
 
         let mut fixed: Vec<Option<i64>> = vec![None; nv];
         let mut cap = vec![UNBOUNDED; nv];
@@ -231,8 +234,7 @@ impl System {
 
     /// The variables of a cell over `inner`.
     fn vars(&self, inner: &[usize]) -> Vec<usize> {
-        let set: BTreeSet<usize> = inner.iter().map(|&i| self.var_of[i]).collect();
-        set.into_iter().collect()
+        vars_of(&self.var_of, inner)
     }
 
     /// The scopes to search for a cell with unknowns `free`, smallest first: per level, its
