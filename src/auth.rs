@@ -36,6 +36,8 @@ pub enum Scope {
     ReadMunicipality(String),
     /// See a county's uploads and unpublished detail.
     ReadCounty(String),
+    /// A principal reading their own school's reports unsuppressed (DESIGN.md §7).
+    ReadSchool(String),
     /// Everything.
     Admin,
 }
@@ -62,12 +64,13 @@ impl std::str::FromStr for Scope {
             ["read", "municipality", c] if known_municipality(c) => {
                 Ok(Scope::ReadMunicipality(c.to_string()))
             }
+            ["read", "school", c] if digits(c, 8) => Ok(Scope::ReadSchool(c.to_string())),
             ["read", "county", c] if digits(c, 2) && known_county(c) => {
                 Ok(Scope::ReadCounty(c.to_string()))
             }
             _ => Err(format!(
                 "okänd behörighet '{s}': välj upload:school:SKOLENHETSKOD (8 siffror), \
-                 upload:municipality:KOMMUNKOD, read:municipality:KOMMUNKOD, \
+                 upload:municipality:KOMMUNKOD, read:school:SKOLENHETSKOD, read:municipality:KOMMUNKOD, \
                  read:county:LÄNSKOD eller admin"
             )),
         }
@@ -81,6 +84,7 @@ impl fmt::Display for Scope {
             Scope::UploadMunicipality(c) => write!(f, "upload:municipality:{c}"),
             Scope::ReadMunicipality(c) => write!(f, "read:municipality:{c}"),
             Scope::ReadCounty(c) => write!(f, "read:county:{c}"),
+            Scope::ReadSchool(c) => write!(f, "read:school:{c}"),
             Scope::Admin => write!(f, "admin"),
         }
     }
@@ -104,6 +108,15 @@ impl Principal {
         })
     }
 
+    /// Whether the caller is `school`'s own (a read or upload scope for that school), and
+    /// so sees its figures without disclosure control.
+    pub fn owns_school(&self, school: &str) -> bool {
+        self.scopes.iter().any(|s| match s {
+            Scope::ReadSchool(c) | Scope::UploadSchool(c) => c == school,
+            _ => false,
+        })
+    }
+
     /// Whether the caller may see unpublished detail (e.g. uploads) of `school`.
     pub fn may_read(&self, school: &str, municipality: Option<&str>) -> bool {
         let county = municipality
@@ -113,6 +126,7 @@ impl Principal {
             || self.scopes.iter().any(|s| match s {
                 Scope::ReadMunicipality(m) => municipality == Some(m.as_str()),
                 Scope::ReadCounty(c) => county == Some(c.as_str()),
+                Scope::ReadSchool(c) => c == school,
                 _ => false,
             })
     }

@@ -190,8 +190,8 @@ pub enum TokenCommand {
         /// Who the token is for, e.g. the school or school system; shown in the audit.
         #[arg(long)]
         name: String,
-        /// upload:school:CODE, upload:municipality:CODE, read:municipality:CODE,
-        /// read:county:CODE or admin (repeat for several).
+        /// upload:school:CODE, upload:municipality:CODE, read:school:CODE,
+        /// read:municipality:CODE, read:county:CODE or admin (repeat for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<crate::auth::Scope>,
     },
@@ -417,7 +417,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let lake = Lake::open(&lake.lake).await?;
             let engine = Engine::open(&lake, as_of).await?;
             let spec = crate::report::spec(&report)?;
-            let r = crate::report::build(&engine, &spec, &code, term, Utc::now()).await?;
+            let r = crate::report::build(&engine, &spec, &code, term, Utc::now(), None).await?;
             let bytes = export::render(&r, format, None)?;
             // Written beside the target and renamed, so a failed run never leaves half a file.
             let tmp = out.with_extension(format!("{}.tmp", format.extension()));

@@ -148,7 +148,7 @@ impl Status {
         Some(match self {
             Status::Published => return None,
             Status::Bound => format!(
-                "≥ Nästan alla elever i gruppen (alla utom högst {}) finns här; exakt antal visas inte.",
+                ".. Nästan alla elever i gruppen (alla utom högst {}) finns här; uppgiften visas inte.",
                 rules.dominance
             ),
             Status::FewPupils => format!(
@@ -485,6 +485,34 @@ pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
         }
     };
     of.iter().map(|&k| status[k]).collect()
+}
+
+/// A county's protected release for one period: every published cell's status by key.
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    pub rules: Rules,
+    pub status: HashMap<String, Status>,
+}
+
+impl Protection {
+    pub fn new(release: &Release, rules: &Rules) -> Protection {
+        let status = protect(release, rules);
+        Protection {
+            rules: *rules,
+            status: release
+                .cells
+                .iter()
+                .zip(status)
+                .map(|(c, s)| (c.key.clone(), s))
+                .collect(),
+        }
+    }
+
+    /// A cell's status; a cell the release does not hold (no data that period) is treated as
+    /// resting on too few pupils.
+    pub fn status(&self, key: &str) -> Status {
+        self.status.get(key).copied().unwrap_or(Status::FewPupils)
+    }
 }
 
 fn overlaps(a: &[usize], b: &[usize]) -> bool {

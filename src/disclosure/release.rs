@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Int64Type};
 
-use super::{Cell, Kind, Release};
+use std::sync::Arc;
+
+use super::{Cell, Kind, Protection, Release};
 use crate::Result;
 use crate::engine::Engine;
 
@@ -85,6 +87,33 @@ pub async fn county_release(
         }
     }
     Ok(build(&rows, county, &edges))
+}
+
+/// The protected release of `county` for `period` (term window) at the engine's data
+/// version, computed once per session.
+pub async fn protection(engine: &Engine, county: &str, period: &str) -> Result<Arc<Protection>> {
+    let key = (county.to_string(), period.to_string());
+    if let Some(p) = engine.protections.lock().expect("cache").get(&key) {
+        return Ok(p.clone());
+    }
+    let b = engine
+        .sql("SELECT CAST(percent AS BIGINT) FROM levels")
+        .await?;
+    let levels: Vec<u32> = b
+        .iter()
+        .flat_map(|b| {
+            let a = b.column(0).as_primitive::<Int64Type>();
+            a.iter().flatten().map(|v| v as u32).collect::<Vec<_>>()
+        })
+        .collect();
+    let release = county_release(engine, county, period, "term", &levels).await?;
+    let p = Arc::new(Protection::new(&release, &engine.rules));
+    engine
+        .protections
+        .lock()
+        .expect("cache")
+        .insert(key, p.clone());
+    Ok(p)
 }
 
 /// The release over `rows` (one county's uploaded groups), the tables the reports publish:

@@ -129,6 +129,13 @@ pub struct Snapshot {
 pub struct Engine {
     pub ctx: SessionContext,
     pub snapshot: Snapshot,
+    /// The shared definition's disclosure rules.
+    pub rules: crate::disclosure::Rules,
+    /// Protected releases computed in this session, per (county, period): a data version
+    /// never changes, so each is computed once and every view shows the same statuses.
+    pub protections: std::sync::Mutex<
+        std::collections::HashMap<(String, String), Arc<crate::disclosure::Protection>>,
+    >,
 }
 
 impl Engine {
@@ -197,6 +204,8 @@ impl Engine {
         Ok(Engine {
             ctx,
             snapshot: Snapshot { data_version },
+            rules: policies.shared.policy.disclosure,
+            protections: Default::default(),
         })
     }
 

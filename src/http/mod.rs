@@ -32,8 +32,8 @@ use crate::{Error, Result};
 const REPORT_CACHE: usize = 512;
 const ENGINE_CACHE: usize = 4;
 
-/// (report, area code, term, data version).
-type ReportKey = (String, String, Term, u64);
+/// (report, area, term, data version, read by the school's own principal).
+type ReportKey = (String, String, Term, u64, bool);
 
 /// The server's state: the lake, the policies, and caches keyed by data version.
 pub struct App {
@@ -117,6 +117,7 @@ impl App {
         code: &str,
         term: Term,
         as_of: Option<AsOf>,
+        own_school: Option<&str>,
     ) -> Result<Arc<Report>> {
         let spec = report::spec(kind)?;
         let engine = self.engine(as_of).await?;
@@ -125,11 +126,13 @@ impl App {
             code.to_string(),
             term,
             engine.snapshot.data_version,
+            own_school.is_some(),
         );
         if let Some(r) = self.reports.lock().expect("cache").get(&key) {
             return Ok(r.clone());
         }
-        let r = Arc::new(report::build(&engine, &spec, code, term, (self.clock)()).await?);
+        let r =
+            Arc::new(report::build(&engine, &spec, code, term, (self.clock)(), own_school).await?);
         let mut cache = self.reports.lock().expect("cache");
         if cache.len() >= REPORT_CACHE {
             cache.clear();
@@ -331,6 +334,7 @@ async fn report_page(
     State(app): State<Arc<App>>,
     Path((kind, code, term)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
     // `VT2026.csv` asks for the CSV alternate of `VT2026`.
     let (term, out) = match term.rsplit_once('.') {
@@ -351,8 +355,20 @@ async fn report_page(
     };
     let term: Term = term.parse().map_err(|e: String| fail(Error::usage(e)))?;
     let as_of_value = as_of(&q).map_err(fail)?;
+    // A school's own principal (a token for that school) sees it without disclosure control;
+    // everyone else, and every other area, sees the protected release.
+    let own = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(auth) if kind == "school" => {
+            let p = app.tokens.authenticate(Some(auth)).map_err(fail)?;
+            p.owns_school(&code).then_some(code.as_str())
+        }
+        _ => None,
+    };
     let r = app
-        .report(&kind, &code, term, as_of_value)
+        .report(&kind, &code, term, as_of_value, own)
         .await
         .map_err(fail)?;
     let query = match q.get("as_of") {
@@ -361,6 +377,13 @@ async fn report_page(
     };
     let body = export::render(&r, out, Some(html::Links { query: &query })).map_err(fail)?;
     let mut res = ([(header::CONTENT_TYPE, out.content_type())], body).into_response();
+    if own.is_some() {
+        // Unsuppressed figures are for this reader only: no shared cache may keep them.
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("private, no-store"),
+        );
+    }
     if out != Output::Html {
         let name = format!(
             "attachment; filename=\"narvaro-{}-{}-{}.{}\"",

@@ -100,15 +100,17 @@ fn figure_row(f: &super::Figure) -> Vec<String> {
             .unwrap_or_else(|| "..".into()),
         f.compared_with.clone().unwrap_or_default(),
         if f.uncertain { "Ja" } else { "Nej" }.into(),
+        f.note.clone().unwrap_or_default(),
     ]
 }
 
-const FIGURE_HEADER: [&str; 5] = [
+const FIGURE_HEADER: [&str; 6] = [
     "Nyckeltal",
     "Värde",
     "Förändring (procentenheter)",
     "Jämfört med",
     "Osäker",
+    "Anmärkning",
 ];
 
 /// Every table of the report under its heading, one after the other, as Swedish Excel opens
@@ -219,6 +221,9 @@ pub fn xlsx(r: &Report) -> Result<Vec<u8>> {
                 .map_err(err)?;
             ws.write_string(row, 4, if f.uncertain { "Ja" } else { "Nej" })
                 .map_err(err)?;
+            if let Some(n) = &f.note {
+                ws.write_string(row, 5, n).map_err(err)?;
+            }
         }
         ws.autofit();
     }

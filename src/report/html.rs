@@ -151,6 +151,9 @@ pub fn report_page(r: &Report, links: Option<Links>) -> String {
         if let Some(c) = figure_change(f) {
             let _ = write!(o, "<span class=\"change\">{}</span>", escape(&c));
         }
+        if let Some(n) = &f.note {
+            let _ = write!(o, "<span class=\"change\">{}</span>", escape(n));
+        }
         o.push_str("</li>\n");
     }
     o.push_str("</ul>\n");

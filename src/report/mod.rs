@@ -15,6 +15,7 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::disclosure::Status;
 use crate::engine::Engine;
 use crate::{Error, Result, reference};
 pub use spec::{AreaKind, Better, ChartSpec, Format, ReportSpec};
@@ -120,6 +121,8 @@ pub struct Figure {
     pub compared_with: Option<String>,
     pub better: Option<Better>,
     pub uncertain: bool,
+    /// Why the value is not shown (disclosure control), in Swedish.
+    pub note: Option<String>,
 }
 
 impl Figure {
@@ -224,9 +227,12 @@ pub async fn build(
     code: &str,
     term: Term,
     generated_at: DateTime<Utc>,
+    own_school: Option<&str>,
 ) -> Result<Report> {
     let area = resolve_area(engine, spec.area, code).await?;
     let period = report_period(engine, &area, term).await?;
+    let protection =
+        crate::disclosure::release::protection(engine, &area.county_code, &period).await?;
     let (term_start, term_end) = term.months();
     let previous = Term {
         year: if term.autumn {
@@ -258,6 +264,12 @@ pub async fn build(
         s
     };
     let file = format!("reports/{}.toml", spec.id);
+    let disclose = Disclose {
+        protection: &protection,
+        params: &params,
+        own_school,
+    };
+    let disclose = &disclose;
 
     let figures = futures::future::try_join_all(spec.summary.iter().map(|f| {
         let sql = bind(&f.sql);
@@ -272,14 +284,21 @@ pub async fn build(
                 let i = b.schema().index_of(name).ok()?;
                 cell(b.column(i), 0, format).ok()
             };
+            let note = disclose.note(&f.cells, |_| None);
+            let shown = note.is_none();
             Ok::<Figure, Error>(Figure {
                 label: f.label.clone(),
                 format: f.format,
-                value: first("value", Format::Dec).and_then(|c| c.as_f64()),
-                change_pp: first("change_pp", Format::Dec).and_then(|c| c.as_f64()),
+                value: first("value", Format::Dec)
+                    .and_then(|c| c.as_f64())
+                    .filter(|_| shown),
+                change_pp: first("change_pp", Format::Dec)
+                    .and_then(|c| c.as_f64())
+                    .filter(|_| shown),
                 compared_with: f.compared_with.clone(),
                 better: f.better,
                 uncertain: matches!(first("uncertain", Format::Bool), Some(Cell::Bool(true))),
+                note,
             })
         }
     }))
@@ -304,7 +323,7 @@ pub async fn build(
                     .sql(&sql)
                     .await
                     .map_err(|e| query_error(file, &b.id, e))?;
-                block(file, b, &batches)
+                block(file, b, &batches, disclose)
             }
         }))
         .await?;
@@ -489,8 +508,102 @@ async fn report_period(engine: &Engine, area: &Area, term: Term) -> Result<Strin
     )))
 }
 
-/// The rows of a block, with its footnote marks.
-fn block(file: &str, spec: &spec::BlockSpec, batches: &[RecordBatch]) -> Result<Block> {
+/// How a report's values pass disclosure control: the county's protected release, the
+/// report's parameters for the cell keys, and the school (if any) whose own principal reads
+/// it and sees it unsuppressed.
+struct Disclose<'a> {
+    protection: &'a crate::disclosure::Protection,
+    params: &'a [(&'a str, String)],
+    own_school: Option<&'a str>,
+}
+
+impl Disclose<'_> {
+    /// Why a value resting on the cells `templates` is not shown (`None`: it is shown), with
+    /// `{column}` in a template taken from `field`.
+    fn note(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> Option<String> {
+        self.footnote(self.status(templates, field))
+    }
+
+    fn footnote(&self, status: Status) -> Option<String> {
+        status.footnote(&self.protection.rules)
+    }
+
+    /// The status of a value resting on the cells `templates`: the worst of theirs.
+    fn status(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> Status {
+        let mut worst = Status::Published;
+        for t in templates {
+            let status = match self.key(t, &field) {
+                Some(k)
+                    if self.own_school.is_some_and(|o| {
+                        k.strip_prefix("skolenhet:")
+                            .and_then(|r| r.split_once('|'))
+                            .is_some_and(|(code, _)| code == o)
+                    }) =>
+                {
+                    Status::Published
+                }
+                Some(k) => self.protection.status(&k),
+                None => Status::FewPupils,
+            };
+            worst = worst.max(status);
+        }
+        worst
+    }
+
+    /// The status of a value outside the release resting on `pupils` (`None`: unknown).
+    fn base_status(&self, pupils: Option<f64>) -> Status {
+        match pupils {
+            _ if self.own_school.is_some() => Status::Published,
+            Some(n) if n >= self.protection.rules.min_pupils as f64 => Status::Published,
+            _ => Status::FewPupils,
+        }
+    }
+
+    /// The status of a count outside the release (see [`spec::ColumnSpec::count`]) by the
+    /// primary rules; a school's own principal reads its report unsuppressed.
+    fn count_status(&self, v: &Cell) -> Status {
+        let small = |n: f64| n >= 1.0 && n <= self.protection.rules.max_hidden_count as f64;
+        match v.as_f64() {
+            Some(n) if self.own_school.is_none() && small(n) => Status::SmallCount,
+            _ => Status::Published,
+        }
+    }
+
+    /// A cell key from its template: `$name` parameters, then `{column}` fields.
+    fn key(&self, template: &str, field: impl Fn(&str) -> Option<String>) -> Option<String> {
+        let mut s = template.to_string();
+        for (k, v) in self.params {
+            s = s.replace(k, v);
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = rest[open..].find('}')? + open;
+            out.push_str(&field(&rest[open + 1..close])?);
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        // `område:CODE|…`: the area kind follows from the code's length.
+        if let Some(tail) = out.strip_prefix("område:") {
+            let code = tail.split('|').next().unwrap_or_default();
+            let kind = match code.len() {
+                8 => "skolenhet",
+                4 => "kommun",
+                _ => "län",
+            };
+            out = format!("{kind}:{tail}");
+        }
+        Some(out)
+    }
+}
+
+fn block(
+    file: &str,
+    spec: &spec::BlockSpec,
+    batches: &[RecordBatch],
+    disclose: &Disclose,
+) -> Result<Block> {
     let columns: Vec<Column> = spec
         .columns
         .iter()
@@ -501,10 +614,11 @@ fn block(file: &str, spec: &spec::BlockSpec, batches: &[RecordBatch]) -> Result<
             hidden: c.hidden,
         })
         .collect();
-    let mut rows = Vec::new();
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
     let mut marks = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    let mut any_null = false;
+    // Each value's disclosure status, from the release cells it rests on.
+    let mut status: Vec<Vec<Status>> = Vec::new();
     for b in batches {
         let schema = b.schema();
         let index = |name: &str| {
@@ -528,9 +642,18 @@ fn block(file: &str, spec: &spec::BlockSpec, batches: &[RecordBatch]) -> Result<
         for r in 0..b.num_rows() {
             let mut row = Vec::with_capacity(idx.len());
             let mut mrow = Vec::with_capacity(idx.len());
+            let mut srow = Vec::with_capacity(idx.len());
+            let field = |name: &str| match index(name).map(|i| cell(b.column(i), r, Format::Text)) {
+                Ok(Ok(Cell::Text(s))) => Some(s),
+                _ => None,
+            };
             for (k, c) in spec.columns.iter().enumerate() {
                 let v = cell(b.column(idx[k]), r, c.format)?;
-                any_null |= v == Cell::Null && !c.hidden;
+                let mut st = disclose.status(&c.cells, field);
+                if c.count {
+                    st = st.max(disclose.count_status(&v));
+                }
+                srow.push(st);
                 row.push(v);
                 let flagged = flags[k]
                     .map(|f| matches!(cell(b.column(f), r, Format::Bool), Ok(Cell::Bool(true))))
@@ -553,8 +676,33 @@ fn block(file: &str, spec: &spec::BlockSpec, batches: &[RecordBatch]) -> Result<
                 };
                 mrow.push(mark);
             }
+            for (k, c) in spec.columns.iter().enumerate() {
+                if let Some(base) = &c.base {
+                    let j = spec.columns.iter().position(|x| &x.name == base);
+                    let n = j.and_then(|j| row[j].as_f64());
+                    srow[k] = srow[k].max(disclose.base_status(n));
+                }
+            }
             rows.push(row);
             marks.push(mrow);
+            status.push(srow);
+        }
+    }
+    link_counts(spec, &rows, &mut status);
+    // Suppressed values become `..` with their reason; the marks of a hidden value go too.
+    let mut suppressed: Vec<String> = Vec::new();
+    let mut any_null = false;
+    for ((row, mrow), srow) in rows.iter_mut().zip(&mut marks).zip(&status) {
+        for (k, c) in spec.columns.iter().enumerate() {
+            if row[k] == Cell::Null {
+                any_null |= !c.hidden;
+            } else if let Some(note) = disclose.footnote(srow[k]) {
+                row[k] = Cell::Null;
+                mrow[k].clear();
+                if !suppressed.contains(&note) {
+                    suppressed.push(note);
+                }
+            }
         }
     }
     let mut footnotes: Vec<String> = notes
@@ -562,6 +710,7 @@ fn block(file: &str, spec: &spec::BlockSpec, batches: &[RecordBatch]) -> Result<
         .enumerate()
         .map(|(i, n)| format!("{} {n}", "*".repeat(i + 1)))
         .collect();
+    footnotes.extend(suppressed);
     if any_null {
         footnotes.push(
             ".. Uppgift saknas: ingen jämförelseperiod, ingen numerisk gräns eller inga rapporterade uppgifter."
@@ -580,6 +729,43 @@ fn block(file: &str, spec: &spec::BlockSpec, batches: &[RecordBatch]) -> Result<
         footnotes,
         chart: spec.chart.clone(),
     })
+}
+
+/// Secondary suppression within a block for counts outside the release: a hidden count hides
+/// every other non-zero count of its row and its column (rows and columns may sum to one
+/// another: a staircase's cumulative steps, a month's actions), then a rate is hidden with
+/// the counts it is derived from.
+fn link_counts(spec: &spec::BlockSpec, rows: &[Vec<Cell>], status: &mut [Vec<Status>]) {
+    let counts: Vec<usize> = (0..spec.columns.len())
+        .filter(|&k| spec.columns[k].count)
+        .collect();
+    let primary: Vec<(usize, usize)> = (0..rows.len())
+        .flat_map(|r| counts.iter().map(move |&k| (r, k)))
+        .filter(|&(r, k)| !status[r][k].published())
+        .collect();
+    let nonzero = |r: usize, k: usize| rows[r][k].as_f64().is_some_and(|v| v != 0.0);
+    for (r, k) in primary {
+        let linked = counts
+            .iter()
+            .map(|&k2| (r, k2))
+            .chain((0..rows.len()).map(|r2| (r2, k)));
+        for (r2, k2) in linked {
+            if status[r2][k2].published() && nonzero(r2, k2) {
+                status[r2][k2] = Status::Secondary;
+            }
+        }
+    }
+    for (k, c) in spec.columns.iter().enumerate() {
+        for src in &c.rate_of {
+            if let Some(j) = spec.columns.iter().position(|x| &x.name == src) {
+                for srow in status.iter_mut() {
+                    if !srow[j].published() {
+                        srow[k] = srow[k].max(srow[j]);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One value of an Arrow column as a report cell of the given format.

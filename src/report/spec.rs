@@ -79,6 +79,9 @@ pub struct FigureSpec {
     /// What the change compares with, e.g. "föregående termin".
     #[serde(default)]
     pub compared_with: Option<String>,
+    /// The release cells the figure rests on (see [`ColumnSpec::cells`]).
+    #[serde(default)]
+    pub cells: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -136,6 +139,26 @@ pub struct ColumnSpec {
     /// Shown only in exports and the data table, not needed for the chart.
     #[serde(default)]
     pub hidden: bool,
+    /// The disclosure-control cells the value rests on, as keys of the county's protected
+    /// release with `{column}` taken from the row (any column of the query's result) and
+    /// `$area`/`$county`/`$municipality` from the report, e.g.
+    /// `skolenhet:{school_unit_code}|T|totalt`. The value is shown only when every one of them
+    /// is published; else `..` with a footnote saying why.
+    #[serde(default)]
+    pub cells: Vec<String>,
+    /// A count of pupils or actions that is not a cell of the release (a staircase step, a
+    /// month's investigations): a count from 1 to `max_hidden_count` is hidden, and so is
+    /// every other non-zero count in its row and in its column, since the block's rows and
+    /// columns may sum to one another.
+    #[serde(default)]
+    pub count: bool,
+    /// A rate derived from these count columns: hidden when any of them is.
+    #[serde(default)]
+    pub rate_of: Vec<String>,
+    /// For a value outside the release: the column holding the pupils it rests on; below
+    /// `min_pupils` (or unknown) it is hidden.
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// How a value is written.
@@ -222,6 +245,14 @@ pub fn parse(file: &str, text: &str) -> Result<ReportSpec> {
             if let Some(c) = &b.chart {
                 needed.push(&c.category);
                 needed.extend(c.series.iter().map(String::as_str));
+            }
+            for c in &b.columns {
+                if let Some(n) = c.rate_of.iter().chain(&c.base).find(|n| !has(n)) {
+                    return Err(Error::usage(format!(
+                        "{file}: block {}: kolumnen {} är räknad ur {n}, som inte finns bland columns",
+                        b.id, c.name
+                    )));
+                }
             }
             for n in needed {
                 if !has(n) {

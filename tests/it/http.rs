@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use narvaro::disclosure::Rules;
 use narvaro::http::{App, router};
 use narvaro::lake::Lake;
 use narvaro::policy::{self, Policies};
@@ -13,14 +14,24 @@ use tower::ServiceExt;
 
 use crate::common::{fixture, now, slt_lake};
 
+/// The server with disclosure control switched off: the slt lake is one school of 20 pupils,
+/// which the shared rules hide almost entirely, and these tests pin the reports' layout.
 fn app(lake: Lake) -> axum::Router {
-    let policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    let mut policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    policies.shared.policy.disclosure = Rules {
+        min_pupils: 1,
+        max_hidden_count: 0,
+        dominance: 0,
+        min_schools: 0,
+        protection: 0,
+    };
     router(Arc::new(App::new(lake, policies, now)))
 }
 
 struct Reply {
     status: StatusCode,
     content_type: String,
+    cache_control: Option<String>,
     body: Vec<u8>,
 }
 
@@ -31,17 +42,28 @@ impl Reply {
 }
 
 async fn get(app: &axum::Router, uri: &str) -> Reply {
+    get_as(app, uri, None).await
+}
+
+/// A GET with `Authorization: Bearer TOKEN` when a token is given.
+async fn get_as(app: &axum::Router, uri: &str, token: Option<&str>) -> Reply {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
     let res = app
         .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();
     let status = res.status();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let cache_control = header("cache-control");
     let body = axum::body::to_bytes(res.into_body(), usize::MAX)
         .await
         .unwrap()
@@ -49,6 +71,7 @@ async fn get(app: &axum::Router, uri: &str) -> Reply {
     Reply {
         status,
         content_type,
+        cache_control,
         body,
     }
 }
@@ -337,4 +360,221 @@ async fn as_of_renders_exactly_what_an_older_version_showed() {
     assert!(html.contains(&format!(
         "href=\"/reports/school/18800101/VT2026.csv?as_of={before}\""
     )));
+}
+
+/// Where a report's values are missing (`..`), per table, from its JSON: (row, column, shown
+/// in the HTML table).
+fn missing_in_json(v: &serde_json::Value) -> Vec<Vec<(usize, usize, bool)>> {
+    let mut out = Vec::new();
+    for s in v["sections"].as_array().unwrap() {
+        for b in s["blocks"].as_array().unwrap() {
+            let cols = b["columns"].as_array().unwrap();
+            let mut m = Vec::new();
+            for (r, row) in b["rows"].as_array().unwrap().iter().enumerate() {
+                for (k, c) in row.as_array().unwrap().iter().enumerate() {
+                    if c.is_null() {
+                        m.push((r, k, cols[k]["hidden"] != true));
+                    }
+                }
+            }
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// The same from the CSV: its tables follow the summary, one per blank-line separated chunk
+/// (title, header, rows, footnotes).
+fn missing_in_csv(text: &str, rows: &[usize]) -> Vec<Vec<(usize, usize)>> {
+    let chunks: Vec<&str> = text.split("\n\n").skip(2).collect();
+    assert_eq!(chunks.len(), rows.len(), "one CSV table per block");
+    chunks
+        .iter()
+        .zip(rows)
+        .map(|(chunk, &n)| {
+            let mut m = Vec::new();
+            for (r, line) in chunk.lines().skip(2).take(n).enumerate() {
+                let mut reader = csv::ReaderBuilder::new()
+                    .delimiter(b';')
+                    .has_headers(false)
+                    .from_reader(line.as_bytes());
+                let record = reader.records().next().unwrap().unwrap();
+                for (k, f) in record.iter().enumerate() {
+                    if f == ".." {
+                        m.push((r, k));
+                    }
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+/// The same from the workbook: one sheet per table after `Sammanfattning`, rows from the
+/// fifth, cells holding the shared string `..`.
+fn missing_in_xlsx(body: Vec<u8>, tables: usize) -> Vec<Vec<(usize, usize)>> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body)).unwrap();
+    let read = |zip: &mut zip::ZipArchive<_>, name: &str| {
+        let mut s = String::new();
+        zip.by_name(name).unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    let strings = read(&mut zip, "xl/sharedStrings.xml");
+    let dots = strings
+        .split("<si>")
+        .skip(1)
+        .position(|si| si.contains("<t>..</t>"));
+    (0..tables)
+        .map(|t| {
+            let sheet = read(&mut zip, &format!("xl/worksheets/sheet{}.xml", t + 2));
+            let mut m = Vec::new();
+            for c in sheet.split("<c r=\"").skip(1) {
+                let (at, rest) = c.split_once('"').unwrap();
+                let head = &rest[..rest.find('>').unwrap()];
+                let value = rest
+                    .split_once("<v>")
+                    .and_then(|(_, v)| v.split_once("</v>"))
+                    .map(|(v, _)| v);
+                if head.contains("t=\"s\"") && value.and_then(|v| v.parse().ok()) == dots {
+                    let letters: String = at.chars().take_while(char::is_ascii_uppercase).collect();
+                    let row: usize = at[letters.len()..].parse().unwrap();
+                    let col = letters
+                        .bytes()
+                        .fold(0, |a, b| a * 26 + (b - b'A' + 1) as usize)
+                        - 1;
+                    m.push((row - 5, col));
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+/// Disclosure control in every view: with the shared rules the slt lake's two schools in two
+/// municipalities hide nearly every figure, and the page, its chart, the CSV, the workbook and
+/// the JSON show `..` in exactly the same places with the same reasons. A principal's token
+/// for their own school lifts it for that school's figures only.
+#[tokio::test]
+async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let mut config = narvaro::auth::Config::default();
+    let scope = |s: &str| s.parse::<narvaro::auth::Scope>().unwrap();
+    let own = config
+        .create_token("rektor Ängsskolan", &[scope("read:school:18800101")], now())
+        .unwrap();
+    let other = config
+        .create_token(
+            "rektor annan skola",
+            &[scope("read:school:18800102")],
+            now(),
+        )
+        .unwrap();
+    let path = dir.path().join("narvaro.toml");
+    config.save(&path).unwrap();
+    let policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    let tokens = narvaro::auth::Tokens::open(Some(&path)).unwrap();
+    let app = router(Arc::new(App::new(lake, policies, now).with_tokens(tokens)));
+
+    for report in [
+        "/reports/school/18800101/VT2026",
+        "/reports/committee/1880/VT2026",
+        "/reports/county/18/VT2026",
+    ] {
+        let json = get(&app, &format!("{report}.json")).await;
+        assert_eq!(json.status, StatusCode::OK, "{report}");
+        let v: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+        let missing = missing_in_json(&v);
+        let positions: Vec<Vec<(usize, usize)>> = missing
+            .iter()
+            .map(|m| m.iter().map(|&(r, k, _)| (r, k)).collect())
+            .collect();
+        let rows: Vec<usize> = v["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["blocks"].as_array().unwrap())
+            .map(|b| b["rows"].as_array().unwrap().len())
+            .collect();
+        // Under 3 schools per area: the area figures and, through them, the schools' hide.
+        let reason = ".. Uppgiften bygger på färre än 3 skolenheter och visas inte.";
+        let notes = v["sections"].to_string();
+        assert!(notes.contains(reason), "{report}: no disclosure footnote");
+        assert!(
+            positions.iter().map(Vec::len).sum::<usize>() > 5,
+            "{report}"
+        );
+        // A key figure hidden says why, beside it in every view.
+        let hidden: Vec<&str> = v["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| {
+                f["note"]
+                    .as_str()
+                    .inspect(|_| assert!(f["value"].is_null()))
+            })
+            .collect();
+        assert!(hidden.contains(&reason), "{report}: summary");
+
+        let csv = get(&app, &format!("{report}.csv")).await.text();
+        assert_eq!(missing_in_csv(&csv, &rows), positions, "{report}: CSV");
+        assert!(csv.contains(reason));
+
+        let xlsx = get(&app, &format!("{report}.xlsx")).await;
+        assert_eq!(
+            missing_in_xlsx(xlsx.body, rows.len()),
+            positions,
+            "{report}: XLSX"
+        );
+
+        let html = get(&app, report).await.text();
+        let shown = missing.iter().flatten().filter(|m| m.2).count();
+        let cells = html.matches(">..</td>").count() + html.matches(">..</th>").count();
+        assert_eq!(cells, shown, "{report}: HTML tables");
+        assert!(html.contains(reason));
+        // Charts mark a hidden value with `..`; they never draw it as zero.
+        assert!(html.contains(">\n..\n</text>"), "{report}: chart");
+    }
+
+    // The principal of Ängsskolan sees the school's own figures; the municipality's stay hidden.
+    let school = "/reports/school/18800101/VT2026.json";
+    let anonymous = get(&app, school).await;
+    assert_eq!(anonymous.cache_control, None);
+    let mine = get_as(&app, school, Some(&own)).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert_eq!(mine.cache_control.as_deref(), Some("private, no-store"));
+    let mine: serde_json::Value = serde_json::from_slice(&mine.body).unwrap();
+    let months = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        let b = v["sections"][0]["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == "months")
+            .unwrap()
+            .clone();
+        b["rows"].as_array().unwrap().clone()
+    };
+    for row in months(&mine) {
+        assert!(row[1].is_number(), "the school's own month: {row}");
+        assert!(row[2].is_null(), "the municipality stays hidden: {row}");
+    }
+    let anon: serde_json::Value = serde_json::from_slice(&anonymous.body).unwrap();
+    assert!(months(&anon).iter().all(|row| row[1].is_null()));
+    assert!(mine["summary"][0]["value"].is_number());
+    // A staircase count of one pupil is the principal's to see, no one else's.
+    let stairs = |v: &serde_json::Value| v["sections"][2]["blocks"][0]["rows"].to_string();
+    assert!(stairs(&anon).contains("null"));
+    assert!(!stairs(&mine).contains("null"), "{}", stairs(&mine));
+
+    // Another school's principal, and anyone on another report, get the protected release.
+    let theirs = get_as(&app, school, Some(&other)).await;
+    assert_eq!(theirs.body, anonymous.body);
+    assert_eq!(theirs.cache_control, None);
+    let county = get(&app, "/reports/committee/1880/VT2026.json").await;
+    let county_own = get_as(&app, "/reports/committee/1880/VT2026.json", Some(&own)).await;
+    assert_eq!(county_own.body, county.body);
+    // A wrong token is refused rather than silently ignored.
+    let bad = get_as(&app, school, Some("nvr_0000_fel")).await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
 }
