@@ -10,6 +10,12 @@
 //! found reach the required width the cell is proven safe. Scopes grow from the cell's own
 //! school, to it and one other school of its municipality, to the municipality, and only a
 //! cell still too narrow is solved over everything published (its exact interval).
+//!
+//! Every solution any programme finds is such a table too, so it is checked against the
+//! published sums and kept as a witness: the values it gives every other hidden cell widen
+//! their ranges, and a cell whose range is already wide enough needs no programme of its own.
+//! A published cell over all of a cell's unknowns caps it: when the cap alone is too narrow,
+//! the cell fails at once.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -59,6 +65,9 @@ impl Report {
         self.failures.is_empty()
     }
 }
+
+/// Receives each table found: the unknowns it sets, by variable, sorted.
+type Witness<'a> = dyn FnMut(&[(usize, i64)]) + 'a;
 
 /// An interval found: its lower and upper end (`None`: unbounded) and whether it is exact.
 type Found = (i64, Option<i64>, bool);
@@ -281,11 +290,16 @@ impl System {
 
     /// The smallest and largest sum of `target` over the non-negative integer points of the
     /// published system, with every unknown outside `scope` held at its true value (`None`:
-    /// nothing held).
+    /// nothing held). The smallest is not sought below `low`, a value already found.
+    ///
+    /// Every solution found is a table the attacker cannot rule out; it goes to `witness` (the
+    /// unknowns it sets, by variable) when it checks out against every published sum.
     fn bounds(
         &self,
         target: &[usize],
         scope: Option<&[usize]>,
+        low: i64,
+        witness: &mut Witness,
     ) -> Result<(i64, Option<i64>), ResolutionError> {
         let (free, known) = split(&self.fixed, target);
         if free.is_empty() {
@@ -314,7 +328,7 @@ impl System {
                 .map(|&v| self.value[v])
                 .sum()
         };
-        let solve = |maximise: bool| -> Result<Option<f64>, ResolutionError> {
+        let mut solve = |maximise: bool| -> Result<Option<f64>, ResolutionError> {
             let mut problem = variables!();
             let mut x: HashMap<usize, Variable> = HashMap::new();
             let mut var = |i: usize, problem: &mut good_lp::ProblemVariables| {
@@ -353,32 +367,113 @@ impl System {
                 }
             }
             match model.solve() {
-                Ok(sol) => Ok(Some(sol.eval(&objective))),
+                Ok(sol) => {
+                    let mut found: Vec<(usize, i64)> = x
+                        .iter()
+                        .map(|(&i, &v)| (i, sol.value(v).round() as i64))
+                        .collect();
+                    found.sort_unstable();
+                    if self.feasible(&found) {
+                        witness(&found);
+                    }
+                    Ok(Some(sol.eval(&objective)))
+                }
                 Err(ResolutionError::Unbounded) => Ok(None),
                 Err(e) => Err(e),
             }
         };
         let known = known + held(&free);
-        let min = solve(false)?.map_or(0, |v| v.round() as i64);
+        // The unknowns in scope are never negative: a low end at `known` needs no programme.
+        let min = if low <= known {
+            low
+        } else {
+            known + solve(false)?.map_or(0, |v| v.round() as i64)
+        };
         let max = solve(true)?
             .filter(|v| *v < UNBOUNDED * 0.5)
             .map(|v| v.round() as i64);
-        Ok((known + min, max.map(|m| known + m)))
+        Ok((min, max.map(|m| known + m)))
+    }
+
+    /// A variable's value in `witness` (sorted by variable), else its true value.
+    fn value_in(&self, witness: &[(usize, i64)], v: usize) -> i64 {
+        match witness.binary_search_by_key(&v, |(i, _)| *i) {
+            Ok(k) => witness[k].1,
+            Err(_) => self.value[v],
+        }
+    }
+
+    /// Whether the unknowns set as in `witness`, the rest at their true values, give every
+    /// published sum (and meet every bound) in non-negative whole numbers.
+    fn feasible(&self, witness: &[(usize, i64)]) -> bool {
+        let touched: BTreeSet<usize> = witness
+            .iter()
+            .flat_map(|(v, _)| self.touching[*v].iter().copied())
+            .collect();
+        witness.iter().all(|(_, x)| *x >= 0)
+            && touched.iter().all(|&k| {
+                let c = &self.constraints[k];
+                let sum: i64 = c.vars.iter().map(|&v| self.value_in(witness, v)).sum();
+                if c.eq { sum == c.rhs } else { sum >= c.rhs }
+            })
+    }
+
+    /// The smallest published sum over a superset of the unknowns `free`: a bound on theirs.
+    fn cap(&self, free: &[usize]) -> Option<i64> {
+        let first = *free.first()?;
+        self.touching[first]
+            .iter()
+            .map(|&k| &self.constraints[k])
+            .filter(|c| c.eq && free.iter().all(|v| c.vars.binary_search(v).is_ok()))
+            .map(|c| c.rhs)
+            .min()
     }
 
     /// The interval of a cell over `inner`: the union of what the scopes find, stopping as
-    /// soon as it is wide enough (`width` values apart); else, with `whole`, the exact one.
-    fn interval(&self, key: &str, inner: &[usize], value: i64, width: i64, whole: bool) -> Found {
-        let target = self.vars(inner);
-        let (free, _) = split(&self.fixed, &target);
-        let (mut lo, mut hi) = (value, Some(value));
-        let mut scopes = self.scopes(&free);
-        if !whole && scopes.len() > 1 {
-            scopes.pop();
+    /// soon as it is wide enough (`width` values apart); else, unless `depth` is
+    /// [`Depth::Local`], the exact one. [`Depth::Exact`] solves only the whole release.
+    ///
+    /// `seen` is the range the cell already takes in tables found before (its true value at
+    /// least); `witness` receives every table found (see [`System::bounds`]).
+    fn interval(
+        &self,
+        key: &str,
+        target: &[usize],
+        seen: (i64, Option<i64>),
+        width: i64,
+        depth: Depth,
+        witness: &mut Witness,
+    ) -> Found {
+        let (free, known) = split(&self.fixed, target);
+        // A published cell holding every unknown of the cell caps their sum: when that alone
+        // narrows the cell too far, no programme can widen it (a repair needs no more).
+        if let Some(cap) = self
+            .cap(&free)
+            .filter(|c| depth == Depth::Local && *c < width)
+        {
+            return (known, Some(known + cap), false);
         }
+        let (mut lo, mut hi) = seen;
+        let scopes = match depth {
+            Depth::Exact => vec![None],
+            _ if hi.is_none_or(|h| h - lo >= width) => return (lo, hi, false),
+            Depth::Whole => self.scopes(&free),
+            Depth::Local => {
+                let mut s = self.scopes(&free);
+                if s.len() > 1 {
+                    s.pop();
+                }
+                s
+            }
+        };
         for scope in scopes {
             let exact = scope.is_none();
-            let r = self.bounds(&target, scope.as_deref());
+            let r = self.bounds(
+                target,
+                scope.as_deref(),
+                if exact { i64::MAX } else { lo },
+                witness,
+            );
             match r {
                 Ok((a, b)) if exact => return (a, b, true),
                 Ok((a, b)) => {
@@ -393,6 +488,7 @@ impl System {
                 // programme it could not solve); in a scope, try the next.
                 Err(e) if exact => {
                     tracing::warn!(cell = %key, error = %e, "disclosure audit: programme not solved");
+                    let value = known + free.iter().map(|&v| self.value[v]).sum::<i64>();
                     return (value, Some(value), true);
                 }
                 Err(_) => {}
@@ -404,53 +500,89 @@ impl System {
 
 /// The interval of every cell hidden for its own sake (by a primary rule; a secondary
 /// suppression protects others and needs no protection itself) or shown as a bound, and the
-/// ones narrower than the rules allow (a bound: computable exactly). A figure under several names is solved once.
+/// ones narrower than the rules allow (a bound: computable exactly). A figure under several
+/// names is solved once.
 pub fn audit(release: &Release, status: &[Status], rules: &Rules) -> Report {
-    audit_with(release, status, rules, true)
+    audit_cells(release, status, rules, Depth::Whole, None)
 }
 
-/// The audit; without `whole`, a cell the local scopes cannot prove safe counts as a failure
-/// without solving the whole release (quicker, and never passes a cell the full audit fails).
-/// A release without localities has only the whole as its scope.
-pub(super) fn audit_with(
+/// How far the audit goes for a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Local scopes and tables found for other cells only: a cell they cannot prove safe
+    /// counts as a failure (quicker, and never passes a cell the full audit fails).
+    Local,
+    /// Local proofs first, then the whole release for a cell they cannot prove safe.
+    Whole,
+    /// Every cell's exact interval over the whole release, no local proofs (slow; for checks).
+    Exact,
+}
+
+/// The audit of the cells `only` (`None`: every cell; `hidden` counts those audited) to
+/// `depth`. A release without localities has only the whole as its scope.
+pub fn audit_cells(
     release: &Release,
     status: &[Status],
     rules: &Rules,
-    whole: bool,
+    depth: Depth,
+    only: Option<&[usize]>,
 ) -> Report {
     let system = System::new(release, status, rules);
     let mut report = Report::default();
-    let mut solved: HashMap<(&[usize], i64), Found> = HashMap::new();
-    for (h, cell) in release.cells.iter().enumerate() {
-        // A cell hidden by a rule needs ± protection; a bound (which hides the few pupils
-        // outside it) must not be computable exactly; a secondary suppression protects others.
+    let cells: Vec<usize> = match only {
+        Some(only) => only.to_vec(),
+        None => (0..release.cells.len()).collect(),
+    };
+    // The cells to audit, each with the width it needs: ± protection for a cell hidden by a
+    // rule; a bound (which hides the few pupils outside it) must not be computable exactly; a
+    // secondary suppression protects others and needs none.
+    let mut targets: Vec<(usize, i64, Vec<usize>)> = Vec::new();
+    for h in cells {
         let width = match status[h] {
             Status::Published => continue,
-            Status::Secondary => {
-                report.hidden += 1;
-                continue;
-            }
-            Status::Bound => {
-                report.hidden += 1;
-                1
-            }
-            _ => {
-                report.hidden += 1;
-                2 * rules.protection
+            Status::Secondary => 0,
+            Status::Bound => 1,
+            _ => 2 * rules.protection,
+        };
+        report.hidden += 1;
+        if width > 0 {
+            targets.push((h, width, system.vars(&release.cells[h].inner)));
+        }
+    }
+    // The range each cell takes over the tables found so far: a programme solved for one cell
+    // widens the others it moves, often enough to prove them without one of their own.
+    let mut seen: Vec<(i64, Option<i64>)> = targets
+        .iter()
+        .map(|(h, _, _)| (release.cells[*h].value, Some(release.cells[*h].value)))
+        .collect();
+    let mut solved: HashMap<(&[usize], i64), Found> = HashMap::new();
+    for (t, (h, width, vars)) in targets.iter().enumerate() {
+        let cell = &release.cells[*h];
+        let (min, max, exact) = match solved.get(&(cell.inner.as_slice(), *width)) {
+            Some(found) => *found,
+            None => {
+                let first = seen[t];
+                let mut witness = |w: &[(usize, i64)]| {
+                    for ((_, _, vs), range) in targets.iter().zip(seen.iter_mut()) {
+                        let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
+                        range.0 = range.0.min(v);
+                        range.1 = range.1.map(|h| h.max(v));
+                    }
+                };
+                let found = system.interval(&cell.key, vars, first, *width, depth, &mut witness);
+                solved.insert((&cell.inner, *width), found);
+                found
             }
         };
-        let (min, max, exact) = *solved
-            .entry((&cell.inner, width))
-            .or_insert_with(|| system.interval(&cell.key, &cell.inner, cell.value, width, whole));
         let interval = Interval {
-            cell: h,
+            cell: *h,
             key: cell.key.clone(),
             value: cell.value,
             min,
             max,
             exact,
         };
-        if interval.width().is_some_and(|w| w < width) {
+        if interval.width().is_some_and(|w| w < *width) {
             report.failures.push(interval.clone());
         }
         report.intervals.push(interval);

@@ -452,38 +452,50 @@ fn suppress_distinct(
 /// audit finds a hidden cell narrowed too far, the smallest published cell that overlaps it is
 /// hidden too and the Gaussian step rerun so that cell cannot be computed either. Twins (the
 /// same figure under several names) share a status.
+///
+/// The repair only ever hides more: every round publishes a subset of the round before, so an
+/// attacker's intervals only widen, and a cell the audit has proven safe stays safe. Each
+/// round after the first audits only the cells that failed the round before.
 pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
     let (uniq, of) = distinct(release);
-    let mut forced = primary_distinct(release, &of, uniq.cells.len(), rules);
+    let mut status = primary_distinct(release, &of, uniq.cells.len(), rules);
     let release = &uniq;
-    let status = loop {
-        let mut status = forced.clone();
-        gauss(release, &mut status);
+    gauss(release, &mut status);
+    let mut pending: Option<Vec<usize>> = None;
+    loop {
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
-        let report = audit::audit_with(release, &status, rules, false);
+        let report = audit::audit_cells(
+            release,
+            &status,
+            rules,
+            audit::Depth::Local,
+            pending.as_deref(),
+        );
         let mut changed = false;
         for failure in &report.failures {
             let h = &release.cells[failure.cell];
             let pick = (0..release.cells.len())
-                .filter(|&j| status[j] == Status::Published && forced[j] == Status::Published)
+                .filter(|&j| status[j] == Status::Published)
                 .filter(|&j| overlaps(&release.cells[j].inner, &h.inner))
                 .min_by_key(|&j| {
                     (
                         release.cells[j].kind == Kind::Total,
                         release.cells[j].value,
-                        release.cells[j].key.clone(),
+                        &release.cells[j].key,
                     )
                 });
             if let Some(j) = pick {
-                forced[j] = Status::Secondary;
+                status[j] = Status::Secondary;
                 changed = true;
             }
         }
         if !changed {
-            break status;
+            break;
         }
-    };
+        gauss(release, &mut status);
+        pending = Some(report.failures.iter().map(|f| f.cell).collect());
+    }
     of.iter().map(|&k| status[k]).collect()
 }
 

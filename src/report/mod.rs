@@ -705,6 +705,13 @@ fn block(
             }
         }
     }
+    if let Some(j) = spec
+        .ranked_by
+        .as_deref()
+        .and_then(|n| spec.columns.iter().position(|c| c.name == n))
+    {
+        unrank_hidden(&mut rows, &mut marks, &status, j);
+    }
     let mut footnotes: Vec<String> = notes
         .iter()
         .enumerate()
@@ -729,6 +736,30 @@ fn block(
         footnotes,
         chart: spec.chart.clone(),
     })
+}
+
+/// Moves the rows whose ranking value (column `j`) is hidden below the others, ordered by
+/// their first column, so that no row's place tells where its hidden value lies.
+fn unrank_hidden(
+    rows: &mut Vec<Vec<Cell>>,
+    marks: &mut Vec<Vec<String>>,
+    status: &[Vec<Status>],
+    j: usize,
+) {
+    let (mut ranked, mut hidden): (Vec<_>, Vec<_>) = std::mem::take(rows)
+        .into_iter()
+        .zip(std::mem::take(marks))
+        .zip(status)
+        .partition(|(_, s)| s[j].published());
+    let key = |c: &Cell| match c {
+        Cell::Text(t) => sv::collation_key(t),
+        _ => Vec::new(),
+    };
+    hidden.sort_by_cached_key(|((row, _), _)| key(&row[0]));
+    for ((row, mrow), _) in ranked.drain(..).chain(hidden) {
+        rows.push(row);
+        marks.push(mrow);
+    }
 }
 
 /// Secondary suppression within a block for counts outside the release: a hidden count hides
@@ -911,4 +942,40 @@ pub async fn index(engine: &Engine) -> Result<Index> {
         data_version: engine.snapshot.data_version,
         counties,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hidden_ranking_value_leaves_no_place_behind() {
+        // Ranked by absence, highest first: Örebro 12, Hallsberg (hidden) 11, Askersund 9,
+        // Degerfors (hidden) 8.
+        let text = |s: &str| Cell::Text(s.into());
+        let mut rows = vec![
+            vec![text("Örebro"), Cell::Num(12.0)],
+            vec![text("Hallsberg"), Cell::Null],
+            vec![text("Askersund"), Cell::Num(9.0)],
+            vec![text("Degerfors"), Cell::Null],
+        ];
+        let mut marks = vec![vec![String::new(), "*".to_string()]; 4];
+        marks[2][1] = "**".into();
+        let shown = vec![Status::Published; 2];
+        let hidden = vec![Status::Published, Status::FewSchools];
+        let status = vec![shown.clone(), hidden.clone(), shown, hidden];
+        unrank_hidden(&mut rows, &mut marks, &status, 1);
+        let names: Vec<&Cell> = rows.iter().map(|r| &r[0]).collect();
+        assert_eq!(
+            names,
+            [
+                &text("Örebro"),
+                &text("Askersund"),
+                &text("Degerfors"),
+                &text("Hallsberg")
+            ]
+        );
+        // Marks travel with their rows.
+        assert_eq!(marks[1][1], "**");
+    }
 }

@@ -120,6 +120,12 @@ pub struct BlockSpec {
     /// Notes printed under the table.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The column the query orders the rows by, when that is a value (absence per
+    /// municipality, highest first). A row whose value there is hidden would still betray it
+    /// by its place, so such rows move below the ranked ones, in the order of their first
+    /// column.
+    #[serde(default)]
+    pub ranked_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,6 +259,12 @@ pub fn parse(file: &str, text: &str) -> Result<ReportSpec> {
                         b.id, c.name
                     )));
                 }
+            }
+            if let Some(n) = b.ranked_by.as_deref().filter(|n| !has(n)) {
+                return Err(Error::usage(format!(
+                    "{file}: block {}: ranked_by är {n}, som inte finns bland columns",
+                    b.id
+                )));
             }
             for n in needed {
                 if !has(n) {

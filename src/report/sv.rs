@@ -127,6 +127,20 @@ pub fn term_of(period: &str) -> String {
         .unwrap_or_else(|| period.to_string())
 }
 
+/// A key that orders names as Swedish does: case aside, with å, ä and ö after z
+/// ("Örebro" after "Askersund", "Ängelholm" after "Åmål").
+pub fn collation_key(s: &str) -> Vec<char> {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'å' => '\u{7b}',
+            'ä' | 'æ' => '\u{7c}',
+            'ö' | 'ø' => '\u{7d}',
+            c => c,
+        })
+        .collect()
+}
+
 /// A number with `decimals` decimals, decimal comma, narrow no-break spaces between
 /// thousands and a real minus sign (U+2212).
 pub fn number(v: f64, decimals: usize) -> String {
@@ -178,6 +192,16 @@ pub fn plain(v: f64, decimals: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_as_in_swedish() {
+        let mut names = vec!["Örebro", "Åmål", "askersund", "Ängelholm", "Zinkgruvan"];
+        names.sort_by_key(|n| collation_key(n));
+        assert_eq!(
+            names,
+            ["askersund", "Zinkgruvan", "Åmål", "Ängelholm", "Örebro"]
+        );
+    }
 
     #[test]
     fn terms_parse_and_print() {

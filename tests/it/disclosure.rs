@@ -124,6 +124,29 @@ proptest! {
         }
     }
 
+    /// What the audit proves locally (in a school, a pair of schools, a municipality, or from
+    /// tables found for other cells) lies inside what an attacker can reach over the whole
+    /// release: a cell passed without the whole programme is passed by it too.
+    #[test]
+    fn local_proofs_lie_inside_the_whole_interval(rows in arb_rows()) {
+        let rules = Rules::default();
+        let release = build(&rows, "18", &EDGES);
+        let status = disclosure::protect(&release, &rules);
+        let local = audit::audit(&release, &status, &rules);
+        let whole = audit::audit_cells(&release, &status, &rules, audit::Depth::Exact, None);
+        prop_assert_eq!(local.intervals.len(), whole.intervals.len());
+        for (l, w) in local.intervals.iter().zip(&whole.intervals) {
+            prop_assert!(w.exact, "{}", w.key);
+            prop_assert!(w.min <= l.min && l.min <= l.value, "{}: {:?} {:?}", l.key, l, w);
+            let inside = match (l.max, w.max) {
+                (None, x) => x.is_none(),
+                (Some(m), None) => m >= l.value,
+                (Some(m), Some(x)) => l.value <= m && m <= x,
+            };
+            prop_assert!(inside, "{}: {:?} {:?}", l.key, l, w);
+        }
+    }
+
     /// Every cell the Gaussian step hid is needed: lifting any one of them lets the attacker
     /// compute a hidden cell exactly, and the audit says so.
     #[test]
