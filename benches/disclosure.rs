@@ -20,41 +20,30 @@ use narvaro::disclosure::{self, Release, Rules, Status, audit};
 use narvaro::engine::Engine;
 use narvaro::fixtures::Scale;
 use narvaro::lake::Lake;
-use narvaro::policy::{self, Policies};
 
 mod lakes;
 
 const PERIOD: &str = "2026-06";
 
-fn rules_and_levels() -> (Rules, Vec<u32>) {
-    let policies = Policies::load(&policy::Source::resolve(None)).unwrap();
-    let shared = &policies.shared.policy;
-    (
-        shared.disclosure,
-        shared.levels.iter().map(|l| l.percent).collect(),
-    )
-}
-
-/// The releases of `counties` from the lake at `dir`.
+/// The rules of the lake's engine and the releases of `counties` from the lake at `dir`.
 fn releases(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
     counties: &[String],
-    levels: &[u32],
-) -> Vec<(String, Release)> {
+) -> (Rules, Vec<(String, Release)>) {
     rt.block_on(async {
         let lake = Lake::open(dir).await.unwrap();
         let engine = Engine::open(&lake, None).await.unwrap();
         let mut out = Vec::new();
         for c in counties {
-            let r = disclosure::release::county_release(&engine, c, PERIOD, "term", levels)
+            let r = disclosure::release::county_release(&engine, c, PERIOD, "term", &engine.levels)
                 .await
                 .unwrap();
             if !r.cells.is_empty() {
                 out.push((c.clone(), r));
             }
         }
-        out
+        (engine.rules, out)
     })
 }
 
@@ -67,12 +56,9 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (rules, levels) = rules_and_levels();
-
     let dir = lakes::prepare(&rt, Scale::County);
-    let (_, orebro) = releases(&rt, &dir, &["18".to_string()], &levels)
-        .pop()
-        .expect("Örebro län in the county bench lake");
+    let (rules, mut orebro) = releases(&rt, &dir, &["18".to_string()]);
+    let (_, orebro) = orebro.pop().expect("Örebro län in the county bench lake");
     let status = disclosure::protect(&orebro, &rules);
     eprintln!(
         "Örebro län: {} cells over {} inner cells, {} hidden",
@@ -100,7 +86,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     counties.sort();
     counties.dedup();
-    let all = releases(&rt, &dir, &counties, &levels);
+    let (_, all) = releases(&rt, &dir, &counties);
     let (mut protect_total, mut audit_total) = (Duration::ZERO, Duration::ZERO);
     let (mut cells, mut hidden_total) = (0, 0);
     eprintln!("national release, one pass: county, cells, hidden, protect s, audit s");

@@ -210,9 +210,8 @@ pub enum TokenCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DisclosureCommand {
-    /// Build the release of an area's county for a term (pupils per shared-level band and in
-    /// total, for every school, municipality and the county, by grade, stage and gender),
-    /// suppress it, and compute for every hidden cell the interval it can be narrowed to from
+    /// Build the release of an area's county for a term (pupils in total, by gender and at or
+    /// above each shared level, for every school, municipality and the county), protect it, and compute for every hidden cell the interval it can be narrowed to from
     /// everything published. Exit 1 if any interval is narrower than the policy allows.
     Audit {
         #[command(flatten)]
@@ -491,49 +490,13 @@ async fn disclosure_audit(
     window: &str,
 ) -> Result<ExitCode> {
     use crate::disclosure::{self, Status};
-    let county = match area.len() {
-        2 if crate::reference::municipalities()
-            .iter()
-            .any(|m| m.county_code == area) =>
-        {
-            area.to_string()
-        }
-        4 => crate::reference::municipality(area)
-            .map(|m| m.county_code.clone())
-            .ok_or_else(|| Error::NotFound(format!("det finns ingen kommun med kod {area}")))?,
-        _ => {
-            return Err(Error::usage(format!(
-                "'{area}' är ingen läns- eller kommunkod (2 eller 4 siffror)"
-            )));
-        }
-    };
     let lake = open_existing(lake).await?;
     let engine = Engine::open(&lake, None).await?;
-    let (start, end) = term.months();
-    let b = engine
-        .sql(&format!(
-            "SELECT max(period) FROM school_attendance WHERE county_code = '{county}' \
-             AND \"window\" = 'term' AND period BETWEEN '{start}' AND '{end}'"
-        ))
-        .await?;
-    let period = b
-        .first()
-        .and_then(|b| {
-            let a = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).ok()?;
-            let s = arrow::array::AsArray::as_string::<i32>(&a).clone();
-            (!arrow::array::Array::is_empty(&s) && arrow::array::Array::is_valid(&s, 0))
-                .then(|| s.value(0).to_string())
-        })
-        .ok_or_else(|| {
-            Error::NotFound(format!("det finns inga uppgifter för län {county} {term}"))
-        })?;
-    let policies =
-        Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
-    let shared = &policies.shared.policy;
-    let rules = shared.disclosure;
-    let levels: Vec<u32> = shared.levels.iter().map(|l| l.percent).collect();
+    let (county, period) = crate::report::county_period(&engine, area, term).await?;
+    let rules = engine.rules;
     let release =
-        disclosure::release::county_release(&engine, &county, &period, window, &levels).await?;
+        disclosure::release::county_release(&engine, &county, &period, window, &engine.levels)
+            .await?;
     let started = std::time::Instant::now();
     let status = disclosure::protect(&release, &rules);
     let protected = started.elapsed();

@@ -96,17 +96,7 @@ pub async fn protection(engine: &Engine, county: &str, period: &str) -> Result<A
     if let Some(p) = engine.protections.lock().expect("cache").get(&key) {
         return Ok(p.clone());
     }
-    let b = engine
-        .sql("SELECT CAST(percent AS BIGINT) FROM levels")
-        .await?;
-    let levels: Vec<u32> = b
-        .iter()
-        .flat_map(|b| {
-            let a = b.column(0).as_primitive::<Int64Type>();
-            a.iter().flatten().map(|v| v as u32).collect::<Vec<_>>()
-        })
-        .collect();
-    let release = county_release(engine, county, period, "term", &levels).await?;
+    let release = county_release(engine, county, period, "term", &engine.levels).await?;
     let p = Arc::new(Protection::new(&release, &engine.rules));
     engine
         .protections

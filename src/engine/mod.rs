@@ -131,6 +131,8 @@ pub struct Engine {
     pub snapshot: Snapshot,
     /// The shared definition's disclosure rules.
     pub rules: crate::disclosure::Rules,
+    /// The shared definition's levels, in percent (the bands of a disclosure release).
+    pub levels: Vec<u32>,
     /// Protected releases computed in this session, per (county, period): a data version
     /// never changes, so each is computed once and every view shows the same statuses.
     pub protections: std::sync::Mutex<
@@ -205,6 +207,13 @@ impl Engine {
             ctx,
             snapshot: Snapshot { data_version },
             rules: policies.shared.policy.disclosure,
+            levels: policies
+                .shared
+                .policy
+                .levels
+                .iter()
+                .map(|l| l.percent)
+                .collect(),
             protections: Default::default(),
         })
     }

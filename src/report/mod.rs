@@ -463,6 +463,24 @@ async fn resolve_area(engine: &Engine, kind: AreaKind, code: &str) -> Result<Are
     }
 }
 
+/// The county of a county (2 digits) or municipality (4 digits) code, and the last month of
+/// `term` with data for it: what `narvaro disclosure audit` audits.
+pub async fn county_period(engine: &Engine, code: &str, term: Term) -> Result<(String, String)> {
+    let kind = match code.len() {
+        2 => AreaKind::County,
+        4 => AreaKind::Municipality,
+        _ => {
+            return Err(Error::usage(format!(
+                "'{code}' är ingen läns- eller kommunkod (2 eller 4 siffror)"
+            )));
+        }
+    };
+    let area = resolve_area(engine, kind, code).await?;
+    let county = resolve_area(engine, AreaKind::County, &area.county_code).await?;
+    let period = report_period(engine, &county, term).await?;
+    Ok((county.code, period))
+}
+
 /// The last month of the term with data for the area; a clear 404 naming the terms that do
 /// have data otherwise.
 async fn report_period(engine: &Engine, area: &Area, term: Term) -> Result<String> {
@@ -533,15 +551,7 @@ impl Disclose<'_> {
         let mut worst = Status::Published;
         for t in templates {
             let status = match self.key(t, &field) {
-                Some(k)
-                    if self.own_school.is_some_and(|o| {
-                        k.strip_prefix("skolenhet:")
-                            .and_then(|r| r.split_once('|'))
-                            .is_some_and(|(code, _)| code == o)
-                    }) =>
-                {
-                    Status::Published
-                }
+                Some(k) if self.own_key(&k) => Status::Published,
                 Some(k) => self.protection.status(&k),
                 None => Status::FewPupils,
             };
@@ -550,12 +560,42 @@ impl Disclose<'_> {
         worst
     }
 
-    /// The status of a value outside the release resting on `pupils` (`None`: unknown).
-    fn base_status(&self, pupils: Option<f64>) -> Status {
-        match pupils {
-            _ if self.own_school.is_some() => Status::Published,
-            Some(n) if n >= self.protection.rules.min_pupils as f64 => Status::Published,
-            _ => Status::FewPupils,
+    /// Whether every cell of `templates` is the reading principal's own school's (no cells:
+    /// a value of the report's own area, which for a principal is the school).
+    fn own(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> bool {
+        self.own_school.is_some()
+            && templates
+                .iter()
+                .all(|t| self.key(t, &field).is_some_and(|k| self.own_key(&k)))
+    }
+
+    /// Whether a cell key is the reading principal's own school's.
+    fn own_key(&self, key: &str) -> bool {
+        self.own_school.is_some_and(|o| {
+            key.strip_prefix("skolenhet:")
+                .and_then(|r| r.split_once('|'))
+                .is_some_and(|(code, _)| code == o)
+        })
+    }
+
+    /// The status of a value resting on `pupils` pupils of `schools` schools in its row
+    /// (`None`: unknown, for a rule the column declares), unless it is the principal's own.
+    fn base_status(
+        &self,
+        pupils: Option<Option<f64>>,
+        schools: Option<Option<f64>>,
+        own: bool,
+    ) -> Status {
+        let rules = &self.protection.rules;
+        let below = |n: Option<f64>, min: f64| n.is_none_or(|n| n < min);
+        if own {
+            Status::Published
+        } else if schools.is_some_and(|n| below(n, rules.min_schools as f64)) {
+            Status::FewSchools
+        } else if pupils.is_some_and(|n| below(n, rules.min_pupils as f64)) {
+            Status::FewPupils
+        } else {
+            Status::Published
         }
     }
 
@@ -677,10 +717,15 @@ fn block(
                 mrow.push(mark);
             }
             for (k, c) in spec.columns.iter().enumerate() {
-                if let Some(base) = &c.base {
-                    let j = spec.columns.iter().position(|x| &x.name == base);
-                    let n = j.and_then(|j| row[j].as_f64());
-                    srow[k] = srow[k].max(disclose.base_status(n));
+                let number = |name: &Option<String>| -> Result<Option<Option<f64>>> {
+                    name.as_deref()
+                        .map(|n| Ok(cell(b.column(index(n)?), r, Format::Dec)?.as_f64()))
+                        .transpose()
+                };
+                let (pupils, schools) = (number(&c.base)?, number(&c.schools)?);
+                if pupils.is_some() || schools.is_some() {
+                    let own = disclose.own(&c.cells, field);
+                    srow[k] = srow[k].max(disclose.base_status(pupils, schools, own));
                 }
             }
             rows.push(row);
@@ -947,6 +992,89 @@ pub async fn index(engine: &Engine) -> Result<Index> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// Rows of other periods than the report's rest on their own groups: a month of 6 pupils
+    /// is hidden though the term's cell is published; a principal sees the school's own month,
+    /// never the municipality's.
+    #[test]
+    fn each_row_is_checked_against_its_own_pupils_and_schools() {
+        use arrow::array::{Float64Array, Int64Array, StringArray};
+        let spec: spec::BlockSpec = toml::from_str(
+            r#"
+id = "months"
+short = "m"
+heading = "h"
+finding = "f"
+summary = "s"
+sql = ""
+columns = [
+  { name = "period", label = "Månad", format = "month" },
+  { name = "school_pct", label = "Skolan %", format = "pct", cells = ["skolenhet:$area|T|totalt"], base = "school_students" },
+  { name = "municipality_pct", label = "Kommunen %", format = "pct", cells = ["kommun:$municipality|T|totalt"], base = "municipality_students", schools = "municipality_schools" },
+]
+"#,
+        )
+        .unwrap();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "period",
+                Arc::new(StringArray::from(vec!["2026-01", "2026-02", "2026-03"])) as _,
+            ),
+            (
+                "school_pct",
+                Arc::new(Float64Array::from(vec![5.0, 6.0, 7.0])) as _,
+            ),
+            (
+                "school_students",
+                Arc::new(Int64Array::from(vec![6, 25, 25])) as _,
+            ),
+            (
+                "municipality_pct",
+                Arc::new(Float64Array::from(vec![4.0, 4.5, 5.0])) as _,
+            ),
+            (
+                "municipality_students",
+                Arc::new(Int64Array::from(vec![400, 400, 400])) as _,
+            ),
+            (
+                "municipality_schools",
+                Arc::new(Int64Array::from(vec![9, 2, 9])) as _,
+            ),
+        ])
+        .unwrap();
+        let protection = crate::disclosure::Protection {
+            rules: crate::disclosure::Rules::default(),
+            status: [
+                ("skolenhet:18800101|T|totalt".to_string(), Status::Published),
+                ("kommun:1880|T|totalt".to_string(), Status::Published),
+            ]
+            .into(),
+        };
+        let params = [
+            ("$area", "18800101".to_string()),
+            ("$municipality", "1880".to_string()),
+        ];
+        let values = |own_school: Option<&str>| -> Vec<Vec<Cell>> {
+            let disclose = Disclose {
+                protection: &protection,
+                params: &params,
+                own_school,
+            };
+            block("t", &spec, std::slice::from_ref(&batch), &disclose)
+                .unwrap()
+                .rows
+        };
+        let public = values(None);
+        assert_eq!(public[0][1], Cell::Null, "6 pupils that month");
+        assert_eq!(public[1][1], Cell::Num(6.0));
+        assert_eq!(public[0][2], Cell::Num(4.0));
+        assert_eq!(public[1][2], Cell::Null, "2 schools that month");
+        assert_eq!(public[2][2], Cell::Num(5.0));
+        let principal = values(Some("18800101"));
+        assert_eq!(principal[0][1], Cell::Num(5.0), "the school's own month");
+        assert_eq!(principal[1][2], Cell::Null, "not the municipality's");
+    }
 
     #[test]
     fn a_hidden_ranking_value_leaves_no_place_behind() {

@@ -161,10 +161,16 @@ pub struct ColumnSpec {
     /// A rate derived from these count columns: hidden when any of them is.
     #[serde(default)]
     pub rate_of: Vec<String>,
-    /// For a value outside the release: the column holding the pupils it rests on; below
-    /// `min_pupils` (or unknown) it is hidden.
+    /// The column of the query's result (shown or not) holding the pupils the value rests on
+    /// in its own row: below `min_pupils` (or unknown) it is hidden. For a value outside the
+    /// release, and for rows of other periods than the report's (months, earlier terms),
+    /// whose groups the report period's cells do not describe.
     #[serde(default)]
     pub base: Option<String>,
+    /// Likewise the column holding the schools an area's value rests on in its row: below
+    /// `min_schools` it is hidden.
+    #[serde(default)]
+    pub schools: Option<String>,
 }
 
 /// How a value is written.
@@ -253,7 +259,7 @@ pub fn parse(file: &str, text: &str) -> Result<ReportSpec> {
                 needed.extend(c.series.iter().map(String::as_str));
             }
             for c in &b.columns {
-                if let Some(n) = c.rate_of.iter().chain(&c.base).find(|n| !has(n)) {
+                if let Some(n) = c.rate_of.iter().find(|n| !has(n)) {
                     return Err(Error::usage(format!(
                         "{file}: block {}: kolumnen {} är räknad ur {n}, som inte finns bland columns",
                         b.id, c.name

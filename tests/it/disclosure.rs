@@ -331,7 +331,17 @@ fn the_audit_command_protects_and_audits_a_county_release() {
     assert!(out.contains("län 18, 2026-02 (term)"), "{out}");
     assert!(out.contains("0 för smala intervall"), "{out}");
     assert!(!out.contains("FEL:"), "{out}");
+    let (code, _, err) = run(&["999", "VT2026"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("'999' är ingen läns- eller kommunkod"),
+        "{err}"
+    );
     let (code, _, err) = run(&["99", "VT2026"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("'99' är ingen läns- eller kommunkod"), "{err}");
+    assert!(err.contains("det finns inget län med kod 99"), "{err}");
+    // A term without data names the terms that have some.
+    let (code, _, err) = run(&["18", "HT2024"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("uppgifter finns för: "), "{err}");
 }
