@@ -101,7 +101,7 @@ pub struct Cell {
 }
 
 /// A set of linked tables over a set of inner cells.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Release {
     /// Each inner cell's count; cells sum these.
     pub values: Vec<i64>,

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Int64Type};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::{Cell, Kind, Protection, Release};
+use super::{Cell, Kind, Protection, Release, Rules};
 use crate::Result;
 use crate::engine::Engine;
 
@@ -89,15 +89,42 @@ pub async fn county_release(
     Ok(build(&rows, county, &edges))
 }
 
+/// Protections computed in this process, by the release and rules they protect: protection
+/// is a function of those alone, so a county whose release an upload did not change (another
+/// county's school, a later month) keeps its protection across data versions.
+type Protected = (Release, Rules, Arc<Protection>);
+static PROTECTED: Mutex<Vec<Protected>> = Mutex::new(Vec::new());
+
+/// How many protections [`PROTECTED`] keeps, the most recently computed.
+const KEEP: usize = 64;
+
 /// The protected release of `county` for `period` (term window) at the engine's data
-/// version, computed once per session.
+/// version, computed once per session, and once per process for the same release.
 pub async fn protection(engine: &Engine, county: &str, period: &str) -> Result<Arc<Protection>> {
     let key = (county.to_string(), period.to_string());
     if let Some(p) = engine.protections.lock().expect("cache").get(&key) {
         return Ok(p.clone());
     }
     let release = county_release(engine, county, period, "term", &engine.levels).await?;
-    let p = Arc::new(Protection::new(&release, &engine.rules));
+    let rules = engine.rules;
+    let known = PROTECTED
+        .lock()
+        .expect("cache")
+        .iter()
+        .find(|(r, k, _)| *k == rules && *r == release)
+        .map(|(_, _, p)| p.clone());
+    let p = match known {
+        Some(p) => p,
+        None => {
+            let p = Arc::new(Protection::new(&release, &rules));
+            let mut cache = PROTECTED.lock().expect("cache");
+            if cache.len() >= KEEP {
+                cache.remove(0);
+            }
+            cache.push((release, rules, p.clone()));
+            p
+        }
+    };
     engine
         .protections
         .lock()

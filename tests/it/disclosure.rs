@@ -345,3 +345,30 @@ fn the_audit_command_protects_and_audits_a_county_release() {
     assert_eq!(code, Some(2));
     assert!(err.contains("uppgifter finns för: "), "{err}");
 }
+
+/// Protection depends on the release and the rules alone: a new session over the same release
+/// (a later data version whose upload left the county alone) reuses it rather than solving
+/// the county again.
+#[test]
+fn a_county_release_is_protected_once_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let lake = crate::common::slt_lake(dir.path()).await;
+        let open = || narvaro::engine::Engine::open(&lake, None);
+        let (a, b) = (open().await.unwrap(), open().await.unwrap());
+        let first = disclosure::release::protection(&a, "18", "2026-02")
+            .await
+            .unwrap();
+        let again = disclosure::release::protection(&b, "18", "2026-02")
+            .await
+            .unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        assert!(!first.status.is_empty());
+        // Another period is another release.
+        let other = disclosure::release::protection(&b, "18", "2025-12")
+            .await
+            .unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&first, &other));
+    });
+}
