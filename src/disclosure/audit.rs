@@ -278,9 +278,16 @@ impl System {
                 .map(|(l, vs)| (vs.len(), *l))
                 .collect();
             siblings.sort_unstable();
-            for (_, s) in siblings.into_iter().take(SIBLINGS) {
+            siblings.truncate(SIBLINGS);
+            for (_, s) in &siblings {
                 let mut with = mine.clone();
-                with.insert(s);
+                with.insert(*s);
+                out.push(Some(gather(level, &with)));
+            }
+            // Then all of them together: room that no single one has.
+            if siblings.len() > 1 {
+                let mut with = mine.clone();
+                with.extend(siblings.iter().map(|(_, s)| *s));
                 out.push(Some(gather(level, &with)));
             }
         }
