@@ -143,6 +143,14 @@ impl Status {
         self == Status::Published
     }
 
+    /// The footnote of a value shown as a bound (`≥ 95,0`), in Swedish.
+    pub fn bound_note(rules: &Rules) -> String {
+        format!(
+            "≥ Nästan alla elever i gruppen (alla utom högst {}) finns här; talet är en nedre gräns så att de övriga inte kan urskiljas.",
+            rules.dominance
+        )
+    }
+
     /// The footnote a suppressed cell carries, in Swedish.
     pub fn footnote(self, rules: &Rules) -> Option<String> {
         Some(match self {
@@ -504,11 +512,21 @@ pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
 pub struct Protection {
     pub rules: Rules,
     pub status: HashMap<String, Status>,
+    /// The cells shown as a bound: the fewest pupils they hold (`base − dominance`, as the
+    /// audit assumes an attacker knows) and their group's pupils.
+    pub bounds: HashMap<String, (i64, i64)>,
 }
 
 impl Protection {
     pub fn new(release: &Release, rules: &Rules) -> Protection {
         let status = protect(release, rules);
+        let bounds = release
+            .cells
+            .iter()
+            .zip(&status)
+            .filter(|(_, s)| **s == Status::Bound)
+            .map(|(c, _)| (c.key.clone(), (c.base - rules.dominance, c.base)))
+            .collect();
         Protection {
             rules: *rules,
             status: release
@@ -517,7 +535,13 @@ impl Protection {
                 .zip(status)
                 .map(|(c, s)| (c.key.clone(), s))
                 .collect(),
+            bounds,
         }
+    }
+
+    /// A bound cell's fewest pupils and its group's pupils.
+    pub fn bound(&self, key: &str) -> Option<(i64, i64)> {
+        self.bounds.get(key).copied()
     }
 
     /// A cell's status; a cell the release does not hold (no data that period) is treated as

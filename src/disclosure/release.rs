@@ -98,14 +98,118 @@ static PROTECTED: Mutex<Vec<Protected>> = Mutex::new(Vec::new());
 /// How many protections [`PROTECTED`] keeps, the most recently computed.
 const KEEP: usize = 64;
 
-/// The protected release of `county` for `period` (term window) at the engine's data
-/// version, computed once per session, and once per process for the same release.
-pub async fn protection(engine: &Engine, county: &str, period: &str) -> Result<Arc<Protection>> {
-    let key = (county.to_string(), period.to_string());
-    if let Some(p) = engine.protections.lock().expect("cache").get(&key) {
+/// Which release a cell lies in: its county's figures for one period in one window
+/// (`term`, cumulative from the term's start, or `month`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Which {
+    pub county: String,
+    pub period: String,
+    pub window: String,
+}
+
+impl Which {
+    /// The term window of `county` up to `period`.
+    pub fn term(county: &str, period: &str) -> Which {
+        Which {
+            county: county.into(),
+            period: period.into(),
+            window: "term".into(),
+        }
+    }
+}
+
+/// The code [`Which::county`] takes for the whole lake (every county in it), whose cells are
+/// `riket:00|…`.
+pub const COUNTRY: &str = "00";
+
+/// The protected release `which` at the engine's data version, computed once per session,
+/// and once per process for the same release. The solving runs on a blocking thread, so a
+/// large county does not hold up the server's other requests.
+pub async fn protection(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
+    if let Some(p) = engine.protections.lock().expect("cache").get(which) {
         return Ok(p.clone());
     }
-    let release = county_release(engine, county, period, "term", &engine.levels).await?;
+    if which.county == COUNTRY {
+        country(engine, which).await
+    } else {
+        county(engine, which).await
+    }
+}
+
+/// The country's figures are the sums of the counties' (`riket:00|T|minst15` of every
+/// `län:C|T|minst15`): published only when every county's is, so no county's hidden figure is
+/// the country's less the others'.
+async fn country(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
+    let batches = engine
+        .sql(&format!(
+            "SELECT DISTINCT county_code FROM school_attendance WHERE period = '{}' \
+             AND \"window\" = '{}' ORDER BY county_code",
+            which.period, which.window
+        ))
+        .await?;
+    let mut codes = Vec::new();
+    for b in &batches {
+        let a = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let a = a.as_string::<i32>();
+        codes.extend((0..b.num_rows()).map(|i| a.value(i).to_string()));
+    }
+    let counties = futures::future::try_join_all(codes.iter().map(|c| {
+        let w = Which {
+            county: c.clone(),
+            ..which.clone()
+        };
+        async move { county(engine, &w).await.map(|p| (c.as_str(), p)) }
+    }))
+    .await?;
+    let p = Arc::new(sum_of_counties(&counties, &engine.rules));
+    engine
+        .protections
+        .lock()
+        .expect("cache")
+        .insert(which.clone(), p.clone());
+    Ok(p)
+}
+
+/// The country's statuses from its counties': `riket:00|M` is published when every county's
+/// `län:C|M` is, and hidden (secondary) otherwise.
+pub fn sum_of_counties<C: AsRef<str>>(
+    counties: &[(C, Arc<Protection>)],
+    rules: &Rules,
+) -> Protection {
+    let mut status: std::collections::HashMap<String, super::Status> = Default::default();
+    for (code, p) in counties {
+        let prefix = format!("län:{}|", code.as_ref());
+        for (key, s) in &p.status {
+            if let Some(measure) = key.strip_prefix(&prefix) {
+                let c = status
+                    .entry(format!("riket:{COUNTRY}|{measure}"))
+                    .or_insert(super::Status::Published);
+                if !s.published() {
+                    *c = super::Status::Secondary;
+                }
+            }
+        }
+    }
+    Protection {
+        rules: *rules,
+        status,
+        ..Default::default()
+    }
+}
+
+/// One county's protected release.
+async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
+    if let Some(p) = engine.protections.lock().expect("cache").get(which) {
+        return Ok(p.clone());
+    }
+    let release = county_release(
+        engine,
+        &which.county,
+        &which.period,
+        &which.window,
+        &engine.levels,
+    )
+    .await?;
     let rules = engine.rules;
     let known = PROTECTED
         .lock()
@@ -116,7 +220,15 @@ pub async fn protection(engine: &Engine, county: &str, period: &str) -> Result<A
     let p = match known {
         Some(p) => p,
         None => {
-            let p = Arc::new(Protection::new(&release, &rules));
+            let (release, p) = tokio::task::spawn_blocking(move || {
+                let p = Arc::new(Protection::new(&release, &rules));
+                (release, p)
+            })
+            .await
+            .map_err(|e| match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => crate::Error::Unavailable("servern stängs av".into()),
+            })?;
             let mut cache = PROTECTED.lock().expect("cache");
             if cache.len() >= KEEP {
                 cache.remove(0);
@@ -129,7 +241,7 @@ pub async fn protection(engine: &Engine, county: &str, period: &str) -> Result<A
         .protections
         .lock()
         .expect("cache")
-        .insert(key, p.clone());
+        .insert(which.clone(), p.clone());
     Ok(p)
 }
 

@@ -133,10 +133,13 @@ pub struct Engine {
     pub rules: crate::disclosure::Rules,
     /// The shared definition's levels, in percent (the bands of a disclosure release).
     pub levels: Vec<u32>,
-    /// Protected releases computed in this session, per (county, period): a data version
-    /// never changes, so each is computed once and every view shows the same statuses.
+    /// Protected releases computed in this session: a data version never changes, so each
+    /// is computed once and every view shows the same statuses.
     pub protections: std::sync::Mutex<
-        std::collections::HashMap<(String, String), Arc<crate::disclosure::Protection>>,
+        std::collections::HashMap<
+            crate::disclosure::release::Which,
+            Arc<crate::disclosure::Protection>,
+        >,
     >,
 }
 

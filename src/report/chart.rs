@@ -3,8 +3,9 @@
 //! Readable on a projector and without colour: the Okabe–Ito palette (safe for the common
 //! colour vision deficiencies), and every series also told apart by a fill pattern (bars) or a
 //! marker and dash (lines); values written on the bars; the report's own area marked with ▶
-//! and an outline; missing values drawn as `..` in their place, never as zero. Numbers on axes
-//! use decimal comma. The SVG carries its title and summary for screen readers.
+//! and an outline; missing values drawn as `..` (a bound as `≥ 95,0`) in their place, never as
+//! zero. Numbers on axes use decimal comma. The SVG carries its title and summary for screen
+//! readers.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -31,6 +32,8 @@ pub const PATTERNS: [&str; 4] = ["heldragen", "snedstreckad", "vågrätt randig"
 struct Series {
     label: String,
     values: Vec<Option<f64>>,
+    /// What stands in a missing value's place: `..`, or a bound such as `≥ 95,0`.
+    gaps: Vec<String>,
 }
 
 /// The chart of a block as an SVG document, or `None` when the block has no chart or no rows.
@@ -54,6 +57,14 @@ pub fn svg(block: &Block, id: &str) -> Option<String> {
             Some(Series {
                 label: block.columns[c].label.clone(),
                 values: block.rows.iter().map(|r| r[c].as_f64()).collect(),
+                gaps: block
+                    .rows
+                    .iter()
+                    .map(|r| match r[c] {
+                        Cell::AtLeast { .. } => block.columns[c].display(&r[c]),
+                        _ => "..".into(),
+                    })
+                    .collect(),
             })
         })
         .collect();
@@ -334,7 +345,7 @@ fn bars(
                     None => {
                         let (zx, _) = chart.backend_coord(&(0.0, 0.0));
                         root.draw(&Text::new(
-                            "..",
+                            s.gaps[row].as_str(),
                             (zx + 4, py),
                             text_style(13).pos(Pos::new(HPos::Left, VPos::Center)),
                         ))?;
@@ -469,7 +480,7 @@ fn lines(
                         flush(&mut segment, &mut chart)?;
                         let (px, py) = chart.backend_coord(&(x as f64, y_range.start));
                         root.draw(&Text::new(
-                            "..",
+                            s.gaps[x].as_str(),
                             (px, py - 10 - 14 * i as i32),
                             text_style(13).pos(Pos::new(HPos::Center, VPos::Center)),
                         ))?;

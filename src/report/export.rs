@@ -61,6 +61,8 @@ pub fn render(r: &Report, out: Output, links: Option<html::Links>) -> Result<Vec
 fn csv_cell(format: Format, c: &Cell) -> String {
     match (c, format) {
         (Cell::Null, _) => "..".into(),
+        (Cell::AtLeast { at_least }, Format::Int) => format!("≥{}", sv::plain(*at_least, 0)),
+        (Cell::AtLeast { at_least }, _) => format!("≥{}", sv::plain(*at_least, 1)),
         (Cell::Int(i), _) => i.to_string(),
         (Cell::Num(f), Format::Int) => sv::plain(*f, 0),
         (Cell::Num(f), _) => sv::plain(*f, 3),
@@ -93,7 +95,7 @@ fn figure_row(f: &super::Figure) -> Vec<String> {
     vec![
         f.label.clone(),
         f.value
-            .map(|v| sv::plain(v, 3))
+            .map(|v| format!("{}{}", if f.at_least { "≥" } else { "" }, sv::plain(v, 3)))
             .unwrap_or_else(|| "..".into()),
         f.change_pp
             .map(|v| sv::plain(v, 3))
@@ -212,6 +214,9 @@ pub fn xlsx(r: &Report) -> Result<Vec<u8>> {
             ws.write_string(row, 0, &f.label).map_err(err)?;
             for (c, v) in [(1u16, f.value), (2, f.change_pp)] {
                 match v {
+                    Some(v) if c == 1 && f.at_least => {
+                        ws.write_string(row, c, format!("≥{}", sv::plain(v, 1)))
+                    }
                     Some(v) => ws.write_number_with_format(row, c, v, &one),
                     None => ws.write_string(row, c, ".."),
                 }

@@ -66,12 +66,13 @@ fn head(out: &mut String, title: &str) {
 
 /// The value of a key figure as text.
 fn figure_value(f: &Figure) -> String {
+    let at_least = if f.at_least { "≥ " } else { "" };
     match f.value {
         None => "..".into(),
         Some(v) => match f.format {
-            Format::Int => sv::number(v, 0),
-            Format::Pct => format!("{} %", sv::number(v, 1)),
-            _ => sv::number(v, 1),
+            Format::Int => format!("{at_least}{}", sv::number(v, 0)),
+            Format::Pct => format!("{at_least}{} %", sv::number(v, 1)),
+            _ => format!("{at_least}{}", sv::number(v, 1)),
         },
     }
 }

@@ -15,7 +15,11 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::disclosure::Status;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::disclosure::release::Which;
+use crate::disclosure::{Protection, Rules, Status};
 use crate::engine::Engine;
 use crate::{Error, Result, reference};
 pub use spec::{AreaKind, Better, ChartSpec, Format, ReportSpec};
@@ -30,6 +34,11 @@ pub enum Cell {
     Int(i64),
     Num(f64),
     Text(String),
+    /// A value shown only as a lower bound (disclosure control: nearly all of a group), in
+    /// JSON `{"at_least": 95.0}`.
+    AtLeast {
+        at_least: f64,
+    },
 }
 
 impl Cell {
@@ -63,6 +72,9 @@ impl Column {
     pub fn display(&self, cell: &Cell) -> String {
         match (cell, self.format) {
             (Cell::Null, _) => "..".into(),
+            (Cell::AtLeast { at_least }, _) => {
+                format!("≥ {}", sv::number(*at_least, self.decimals()))
+            }
             (Cell::Bool(b), _) => if *b { "Ja" } else { "Nej" }.into(),
             (Cell::Text(s), Format::Month) => sv::month(s),
             (Cell::Text(s), Format::Term) => sv::term_of(s),
@@ -117,6 +129,8 @@ pub struct Figure {
     pub label: String,
     pub format: Format,
     pub value: Option<f64>,
+    /// The value is only a lower bound (nearly all of the group; see `note`).
+    pub at_least: bool,
     pub change_pp: Option<f64>,
     pub compared_with: Option<String>,
     pub better: Option<Better>,
@@ -231,8 +245,6 @@ pub async fn build(
 ) -> Result<Report> {
     let area = resolve_area(engine, spec.area, code).await?;
     let period = report_period(engine, &area, term).await?;
-    let protection =
-        crate::disclosure::release::protection(engine, &area.county_code, &period).await?;
     let (term_start, term_end) = term.months();
     let previous = Term {
         year: if term.autumn {
@@ -253,6 +265,7 @@ pub async fn build(
         ("$term_start", term_start),
         ("$term_end", term_end),
         ("$previous_term_end", previous.months().1),
+        ("$last_year_period", last_year(&period)),
     ];
     let bind = |sql: &str| {
         let mut s = sql.to_string();
@@ -264,45 +277,117 @@ pub async fn build(
         s
     };
     let file = format!("reports/{}.toml", spec.id);
+
+    // Every query first; then the releases their values rest on, each protected once.
+    let figure_batches = futures::future::try_join_all(spec.summary.iter().map(|f| {
+        let (sql, file) = (bind(&f.sql), &file);
+        async move {
+            engine
+                .sql(&sql)
+                .await
+                .map_err(|e| query_error(file, &f.label, e))
+        }
+    }))
+    .await?;
+    let block_specs: Vec<&spec::BlockSpec> = spec.sections.iter().flat_map(|s| &s.blocks).collect();
+    let block_batches = futures::future::try_join_all(block_specs.iter().map(|b| {
+        let (sql, file) = (bind(&b.sql), &file);
+        async move {
+            engine
+                .sql(&sql)
+                .await
+                .map_err(|e| query_error(file, &b.id, e))
+        }
+    }))
+    .await?;
+    let own_release = Which::term(&area.county_code, &period);
+    let mut wanted = std::collections::BTreeSet::from([own_release.clone()]);
+    {
+        let disclose = Disclose {
+            releases: &HashMap::new(),
+            own_release: &own_release,
+            rules: engine.rules,
+            params: &params,
+            own_school,
+        };
+        for (f, batches) in spec.summary.iter().zip(&figure_batches) {
+            let field = |n: &str| first_row_field(batches, n);
+            disclose.wanted(f.cells.iter().chain(&f.change_cells), field, &mut wanted);
+        }
+        for (b, batches) in block_specs.iter().zip(&block_batches) {
+            for batch in batches {
+                for r in 0..batch.num_rows() {
+                    for c in &b.columns {
+                        disclose.wanted(&c.cells, |n| text_field(batch, r, n), &mut wanted);
+                    }
+                }
+            }
+        }
+    }
+    let releases: HashMap<Which, Arc<Protection>> =
+        futures::future::try_join_all(wanted.into_iter().map(|w| async move {
+            let p = crate::disclosure::release::protection(engine, &w).await?;
+            Ok::<_, Error>((w, p))
+        }))
+        .await?
+        .into_iter()
+        .collect();
     let disclose = Disclose {
-        protection: &protection,
+        releases: &releases,
+        own_release: &own_release,
+        rules: engine.rules,
         params: &params,
         own_school,
     };
     let disclose = &disclose;
 
-    let figures = futures::future::try_join_all(spec.summary.iter().map(|f| {
-        let sql = bind(&f.sql);
-        let file = &file;
-        async move {
-            let batches = engine
-                .sql(&sql)
-                .await
-                .map_err(|e| query_error(file, &f.label, e))?;
+    let figures: Vec<Figure> = spec
+        .summary
+        .iter()
+        .zip(&figure_batches)
+        .map(|(f, batches)| {
             let first = |name: &str, format: Format| -> Option<Cell> {
                 let b = batches.iter().find(|b| b.num_rows() > 0)?;
                 let i = b.schema().index_of(name).ok()?;
                 cell(b.column(i), 0, format).ok()
             };
-            let note = disclose.note(&f.cells, |_| None);
-            let shown = note.is_none();
-            Ok::<Figure, Error>(Figure {
+            let field = |n: &str| first_row_field(batches, n);
+            let status = disclose.status(&f.cells, field);
+            let shown = status.published();
+            let bound = match status {
+                Status::Bound => at_least(f.format, disclose.bound(&f.cells, field)),
+                _ => None,
+            };
+            let note = match bound {
+                Some(_) => Some(Status::bound_note(&disclose.rules)),
+                None => disclose.footnote(status),
+            };
+            // A change also rests on the period it is compared with.
+            let change_shown = shown && disclose.note(&f.change_cells, field).is_none();
+            Figure {
                 label: f.label.clone(),
                 format: f.format,
                 value: first("value", Format::Dec)
                     .and_then(|c| c.as_f64())
-                    .filter(|_| shown),
+                    .filter(|_| shown)
+                    .or(bound),
+                at_least: bound.is_some(),
                 change_pp: first("change_pp", Format::Dec)
                     .and_then(|c| c.as_f64())
-                    .filter(|_| shown),
+                    .filter(|_| change_shown),
                 compared_with: f.compared_with.clone(),
                 better: f.better,
                 uncertain: matches!(first("uncertain", Format::Bool), Some(Cell::Bool(true))),
                 note,
-            })
-        }
-    }))
-    .await?;
+            }
+        })
+        .collect();
+    let mut built = block_specs
+        .iter()
+        .zip(&block_batches)
+        .map(|(b, batches)| block(&file, b, batches, disclose))
+        .collect::<Result<Vec<Block>>>()?
+        .into_iter();
 
     let globals_term = term.to_string();
     let school_year = term.school_year();
@@ -315,18 +400,7 @@ pub async fn build(
     };
     let mut sections = Vec::new();
     for s in &spec.sections {
-        let blocks = futures::future::try_join_all(s.blocks.iter().map(|b| {
-            let sql = bind(&b.sql);
-            let file = &file;
-            async move {
-                let batches = engine
-                    .sql(&sql)
-                    .await
-                    .map_err(|e| query_error(file, &b.id, e))?;
-                block(file, b, &batches, disclose)
-            }
-        }))
-        .await?;
+        let blocks: Vec<Block> = built.by_ref().take(s.blocks.len()).collect();
         let blocks = blocks
             .into_iter()
             .zip(&s.blocks)
@@ -526,11 +600,15 @@ async fn report_period(engine: &Engine, area: &Area, term: Term) -> Result<Strin
     )))
 }
 
-/// How a report's values pass disclosure control: the county's protected release, the
+/// How a report's values pass disclosure control: the protected releases its values rest on
+/// (the report's own period's, and the earlier periods and months some blocks show), the
 /// report's parameters for the cell keys, and the school (if any) whose own principal reads
 /// it and sees it unsuppressed.
 struct Disclose<'a> {
-    protection: &'a crate::disclosure::Protection,
+    releases: &'a HashMap<Which, Arc<Protection>>,
+    /// The release of a cell key without `@`: the county's term up to the report's period.
+    own_release: &'a Which,
+    rules: Rules,
     params: &'a [(&'a str, String)],
     own_school: Option<&'a str>,
 }
@@ -543,7 +621,7 @@ impl Disclose<'_> {
     }
 
     fn footnote(&self, status: Status) -> Option<String> {
-        status.footnote(&self.protection.rules)
+        status.footnote(&self.rules)
     }
 
     /// The status of a value resting on the cells `templates`: the worst of theirs.
@@ -552,12 +630,72 @@ impl Disclose<'_> {
         for t in templates {
             let status = match self.key(t, &field) {
                 Some(k) if self.own_key(&k) => Status::Published,
-                Some(k) => self.protection.status(&k),
+                Some(k) => {
+                    let (cell, which) = self.locate(&k);
+                    // A release not loaded is one no row asked for when the report was built.
+                    debug_assert!(self.releases.contains_key(&which), "{which:?}");
+                    self.releases
+                        .get(&which)
+                        .map_or(Status::FewPupils, |p| p.status(cell))
+                }
                 None => Status::FewPupils,
             };
             worst = worst.max(status);
         }
         worst
+    }
+
+    /// The bound of the first of the cells `templates` shown as one: its fewest pupils and
+    /// its group's pupils.
+    fn bound(
+        &self,
+        templates: &[String],
+        field: impl Fn(&str) -> Option<String>,
+    ) -> Option<(i64, i64)> {
+        templates.iter().find_map(|t| {
+            let k = self.key(t, &field)?;
+            let (cell, which) = self.locate(&k);
+            self.releases.get(&which)?.bound(cell)
+        })
+    }
+
+    /// Adds the releases the cells `templates` lie in to `out`.
+    fn wanted<'t>(
+        &self,
+        templates: impl IntoIterator<Item = &'t String>,
+        field: impl Fn(&str) -> Option<String>,
+        out: &mut std::collections::BTreeSet<Which>,
+    ) {
+        for t in templates {
+            if let Some(k) = self.key(t, &field) {
+                out.insert(self.locate(&k).1);
+            }
+        }
+    }
+
+    /// A cell key and the release it lies in: `KEY` lies in the report's own,
+    /// `KEY@PERIOD` in the county's term up to `PERIOD`, `KEY@month:PERIOD` in its month; the
+    /// country's, `riket:00|…`, in every county's.
+    fn locate<'k>(&self, key: &'k str) -> (&'k str, Which) {
+        let (cell, mut which) = match key.split_once('@') {
+            None => (key, self.own_release.clone()),
+            Some((cell, at)) => {
+                let (window, period) = at.split_once(':').unwrap_or(("term", at));
+                (
+                    cell,
+                    Which {
+                        county: self.own_release.county.clone(),
+                        period: period.into(),
+                        window: window.into(),
+                    },
+                )
+            }
+        };
+        // The country's cells (`riket:00|…`) lie in the release of every county.
+        if cell.starts_with("riket:") {
+            which.county = crate::disclosure::release::COUNTRY.into();
+        }
+        (cell, which)
     }
 
     /// Whether every cell of `templates` is the reading principal's own school's (no cells:
@@ -586,7 +724,7 @@ impl Disclose<'_> {
         schools: Option<Option<f64>>,
         own: bool,
     ) -> Status {
-        let rules = &self.protection.rules;
+        let rules = &self.rules;
         let below = |n: Option<f64>, min: f64| n.is_none_or(|n| n < min);
         if own {
             Status::Published
@@ -602,7 +740,7 @@ impl Disclose<'_> {
     /// The status of a count outside the release (see [`spec::ColumnSpec::count`]) by the
     /// primary rules; a school's own principal reads its report unsuppressed.
     fn count_status(&self, v: &Cell) -> Status {
-        let small = |n: f64| n >= 1.0 && n <= self.protection.rules.max_hidden_count as f64;
+        let small = |n: f64| n >= 1.0 && n <= self.rules.max_hidden_count as f64;
         match v.as_f64() {
             Some(n) if self.own_school.is_none() && small(n) => Status::SmallCount,
             _ => Status::Published,
@@ -638,6 +776,44 @@ impl Disclose<'_> {
     }
 }
 
+/// A value of the query's result as text, for a cell key (`None`: no such column, or null).
+fn text_field(b: &RecordBatch, r: usize, name: &str) -> Option<String> {
+    let i = b.schema().index_of(name).ok()?;
+    match cell(b.column(i), r, Format::Text) {
+        Ok(Cell::Text(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// How a value resting on a bound cell (`fewest` of `group` pupils) is shown: a count as
+/// `fewest`, a share as the percentage it is at least (rounded down, so the statement stays
+/// true); other values (a change, a rate of something else) are hidden.
+fn at_least(format: Format, bound: Option<(i64, i64)>) -> Option<f64> {
+    let (fewest, group) = bound?;
+    match format {
+        Format::Int => Some(fewest as f64),
+        Format::Pct if group > 0 => Some((fewest * 1000 / group) as f64 / 10.0),
+        _ => None,
+    }
+}
+
+/// A key figure's value as text from its query's first row.
+fn first_row_field(batches: &[RecordBatch], name: &str) -> Option<String> {
+    let b = batches.iter().find(|b| b.num_rows() > 0)?;
+    text_field(b, 0, name)
+}
+
+/// The same month a year earlier: `2026-02` → `2025-02`.
+fn last_year(period: &str) -> String {
+    match period.split_once('-') {
+        Some((y, m)) => match y.parse::<i32>() {
+            Ok(y) => format!("{}-{m}", y - 1),
+            Err(_) => period.into(),
+        },
+        None => period.into(),
+    }
+}
+
 fn block(
     file: &str,
     spec: &spec::BlockSpec,
@@ -659,6 +835,8 @@ fn block(
     let mut notes: Vec<String> = Vec::new();
     // Each value's disclosure status, from the release cells it rests on.
     let mut status: Vec<Vec<Status>> = Vec::new();
+    // For a value resting on a cell shown as a bound: that cell's fewest pupils and group.
+    let mut bounds: Vec<Vec<Option<(i64, i64)>>> = Vec::new();
     for b in batches {
         let schema = b.schema();
         let index = |name: &str| {
@@ -683,10 +861,8 @@ fn block(
             let mut row = Vec::with_capacity(idx.len());
             let mut mrow = Vec::with_capacity(idx.len());
             let mut srow = Vec::with_capacity(idx.len());
-            let field = |name: &str| match index(name).map(|i| cell(b.column(i), r, Format::Text)) {
-                Ok(Ok(Cell::Text(s))) => Some(s),
-                _ => None,
-            };
+            let mut brow = Vec::with_capacity(idx.len());
+            let field = |name: &str| text_field(b, r, name);
             for (k, c) in spec.columns.iter().enumerate() {
                 let v = cell(b.column(idx[k]), r, c.format)?;
                 let mut st = disclose.status(&c.cells, field);
@@ -694,6 +870,7 @@ fn block(
                     st = st.max(disclose.count_status(&v));
                 }
                 srow.push(st);
+                brow.push(disclose.bound(&c.cells, field));
                 row.push(v);
                 let flagged = flags[k]
                     .map(|f| matches!(cell(b.column(f), r, Format::Bool), Ok(Cell::Bool(true))))
@@ -731,16 +908,25 @@ fn block(
             rows.push(row);
             marks.push(mrow);
             status.push(srow);
+            bounds.push(brow);
         }
     }
     link_counts(spec, &rows, &mut status);
     // Suppressed values become `..` with their reason; the marks of a hidden value go too.
     let mut suppressed: Vec<String> = Vec::new();
     let mut any_null = false;
-    for ((row, mrow), srow) in rows.iter_mut().zip(&mut marks).zip(&status) {
+    for (((row, mrow), srow), brow) in rows.iter_mut().zip(&mut marks).zip(&status).zip(&bounds) {
         for (k, c) in spec.columns.iter().enumerate() {
             if row[k] == Cell::Null {
                 any_null |= !c.hidden;
+            } else if let (Status::Bound, Some(at_least)) = (srow[k], at_least(c.format, brow[k])) {
+                // Nearly all of the group: shown as the fewest it can be, the rest hidden.
+                row[k] = Cell::AtLeast { at_least };
+                mrow[k].clear();
+                let note = Status::bound_note(&disclose.rules);
+                if !suppressed.contains(&note) {
+                    suppressed.push(note);
+                }
             } else if let Some(note) = disclose.footnote(srow[k]) {
                 row[k] = Cell::Null;
                 mrow[k].clear();
@@ -1043,6 +1229,7 @@ columns = [
             ),
         ])
         .unwrap();
+        let own_release = Which::term("18", "2026-03");
         let protection = crate::disclosure::Protection {
             rules: crate::disclosure::Rules::default(),
             status: [
@@ -1050,14 +1237,18 @@ columns = [
                 ("kommun:1880|T|totalt".to_string(), Status::Published),
             ]
             .into(),
+            ..Default::default()
         };
+        let releases = HashMap::from([(own_release.clone(), Arc::new(protection))]);
         let params = [
             ("$area", "18800101".to_string()),
             ("$municipality", "1880".to_string()),
         ];
         let values = |own_school: Option<&str>| -> Vec<Vec<Cell>> {
             let disclose = Disclose {
-                protection: &protection,
+                releases: &releases,
+                own_release: &own_release,
+                rules: Rules::default(),
                 params: &params,
                 own_school,
             };
@@ -1074,6 +1265,196 @@ columns = [
         let principal = values(Some("18800101"));
         assert_eq!(principal[0][1], Cell::Num(5.0), "the school's own month");
         assert_eq!(principal[1][2], Cell::Null, "not the municipality's");
+    }
+
+    #[test]
+    fn rows_of_other_periods_are_checked_against_their_own_release() {
+        use arrow::array::{Float64Array, StringArray};
+        let spec: spec::BlockSpec = toml::from_str(
+            r#"
+id = "months"
+short = "m"
+heading = "h"
+finding = "f"
+summary = "s"
+sql = ""
+columns = [
+  { name = "period", label = "Månad", format = "month" },
+  { name = "school_pct", label = "Skolan %", format = "pct", cells = ["skolenhet:$area|T|totalt@month:{period}"] },
+  { name = "municipality_pct", label = "Kommunen %", format = "pct", cells = ["kommun:$municipality|T|totalt@month:{period}"] },
+  { name = "term_pct", label = "Terminen %", format = "pct", cells = ["kommun:$municipality|T|totalt"] },
+]
+"#,
+        )
+        .unwrap();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "period",
+                Arc::new(StringArray::from(vec!["2026-01", "2026-02"])) as _,
+            ),
+            (
+                "school_pct",
+                Arc::new(Float64Array::from(vec![5.0, 6.0])) as _,
+            ),
+            (
+                "municipality_pct",
+                Arc::new(Float64Array::from(vec![4.0, 4.5])) as _,
+            ),
+            (
+                "term_pct",
+                Arc::new(Float64Array::from(vec![4.2, 4.2])) as _,
+            ),
+        ])
+        .unwrap();
+        let protection = |school: Status, municipality: Status| {
+            Arc::new(crate::disclosure::Protection {
+                rules: Rules::default(),
+                status: [
+                    ("skolenhet:18800101|T|totalt".to_string(), school),
+                    ("kommun:1880|T|totalt".to_string(), municipality),
+                ]
+                .into(),
+                ..Default::default()
+            })
+        };
+        let own_release = Which::term("18", "2026-02");
+        let month = |m: &str| Which {
+            county: "18".into(),
+            period: m.into(),
+            window: "month".into(),
+        };
+        // January: the school hidden by secondary suppression in January's release; February:
+        // the municipality hidden in February's; the term's release publishes both.
+        let releases = HashMap::from([
+            (
+                own_release.clone(),
+                protection(Status::Published, Status::Published),
+            ),
+            (
+                month("2026-01"),
+                protection(Status::Secondary, Status::Published),
+            ),
+            (
+                month("2026-02"),
+                protection(Status::Published, Status::FewSchools),
+            ),
+        ]);
+        let params = [
+            ("$area", "18800101".to_string()),
+            ("$municipality", "1880".to_string()),
+        ];
+        let disclose = Disclose {
+            releases: &releases,
+            own_release: &own_release,
+            rules: Rules::default(),
+            params: &params,
+            own_school: None,
+        };
+        let mut wanted = std::collections::BTreeSet::new();
+        for r in 0..batch.num_rows() {
+            for c in &spec.columns {
+                disclose.wanted(&c.cells, |n| text_field(&batch, r, n), &mut wanted);
+            }
+        }
+        assert_eq!(
+            wanted.into_iter().collect::<Vec<_>>(),
+            [month("2026-01"), month("2026-02"), own_release.clone()]
+        );
+        let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
+        assert_eq!(
+            b.rows[0][1],
+            Cell::Null,
+            "January's release hides the school"
+        );
+        assert_eq!(b.rows[0][2], Cell::Num(4.0));
+        assert_eq!(b.rows[1][1], Cell::Num(6.0));
+        assert_eq!(
+            b.rows[1][2],
+            Cell::Null,
+            "February's hides the municipality"
+        );
+        assert_eq!(b.rows[0][3], Cell::Num(4.2), "the term's publishes it");
+        assert!(
+            b.footnotes.iter().any(|n| n.contains("räknas fram"))
+                && b.footnotes.iter().any(|n| n.contains("skolenheter")),
+            "{:?}",
+            b.footnotes
+        );
+        assert_eq!(last_year("2026-02"), "2025-02");
+    }
+
+    #[test]
+    fn nearly_all_of_a_group_is_shown_as_a_bound() {
+        use arrow::array::{Float64Array, Int64Array};
+        let spec: spec::BlockSpec = toml::from_str(
+            r#"
+id = "levels"
+short = "l"
+heading = "h"
+finding = "f"
+summary = "s"
+sql = ""
+columns = [
+  { name = "pupils", label = "Elever", format = "int", cells = ["skolenhet:$area|T|minst10"] },
+  { name = "share_pct", label = "Andel %", format = "pct", cells = ["skolenhet:$area|T|minst10"] },
+  { name = "change_pp", label = "Förändring", format = "pp", cells = ["skolenhet:$area|T|minst10"] },
+  { name = "high", label = "Minst 15 %", format = "int", cells = ["skolenhet:$area|T|minst15"] },
+]
+"#,
+        )
+        .unwrap();
+        // 78 of 80 pupils at or above 10 %, 77 at or above 15 %.
+        let batch = RecordBatch::try_from_iter([
+            ("pupils", Arc::new(Int64Array::from(vec![78])) as _),
+            ("share_pct", Arc::new(Float64Array::from(vec![97.5])) as _),
+            ("change_pp", Arc::new(Float64Array::from(vec![1.5])) as _),
+            ("high", Arc::new(Int64Array::from(vec![77])) as _),
+        ])
+        .unwrap();
+        let own_release = Which::term("18", "2026-02");
+        let protection = crate::disclosure::Protection {
+            rules: Rules::default(),
+            status: [
+                ("skolenhet:18800101|T|minst10".to_string(), Status::Bound),
+                (
+                    "skolenhet:18800101|T|minst15".to_string(),
+                    Status::Dominance,
+                ),
+            ]
+            .into(),
+            bounds: [("skolenhet:18800101|T|minst10".to_string(), (76, 80))].into(),
+        };
+        let releases = HashMap::from([(own_release.clone(), Arc::new(protection))]);
+        let params = [("$area", "18800101".to_string())];
+        let disclose = Disclose {
+            releases: &releases,
+            own_release: &own_release,
+            rules: Rules::default(),
+            params: &params,
+            own_school: None,
+        };
+        let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
+        assert_eq!(b.rows[0][0], Cell::AtLeast { at_least: 76.0 });
+        assert_eq!(b.rows[0][1], Cell::AtLeast { at_least: 95.0 });
+        assert_eq!(b.rows[0][2], Cell::Null, "a change is no bound");
+        assert_eq!(b.rows[0][3], Cell::Null, "the rest of the group");
+        assert_eq!(b.columns[0].display(&b.rows[0][0]), "≥ 76");
+        assert_eq!(b.columns[1].display(&b.rows[0][1]), "≥ 95,0");
+        assert_eq!(
+            serde_json::to_string(&b.rows[0][1]).unwrap(),
+            r#"{"at_least":95.0}"#
+        );
+        assert!(
+            b.footnotes.iter().any(|n| n.starts_with("≥ Nästan alla")),
+            "{:?}",
+            b.footnotes
+        );
+        assert!(b.footnotes.iter().any(|n| n.starts_with(".. ")));
+        assert_eq!(
+            at_least(Format::Pct, Some((76, 81))),
+            Some(93.8),
+            "rounded down"
+        );
     }
 
     #[test]

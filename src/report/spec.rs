@@ -82,6 +82,10 @@ pub struct FigureSpec {
     /// The release cells the figure rests on (see [`ColumnSpec::cells`]).
     #[serde(default)]
     pub cells: Vec<String>,
+    /// The cells the change rests on besides `cells`: the compared period's, e.g.
+    /// `kommun:$area|T|totalt@$previous_term_end`.
+    #[serde(default)]
+    pub change_cells: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -149,7 +153,10 @@ pub struct ColumnSpec {
     /// release with `{column}` taken from the row (any column of the query's result) and
     /// `$area`/`$county`/`$municipality` from the report, e.g.
     /// `skolenhet:{school_unit_code}|T|totalt`. The value is shown only when every one of them
-    /// is published; else `..` with a footnote saying why.
+    /// is published; else `..` with a footnote saying why. A key lies in the release of the
+    /// report's term up to its period, unless it ends in `@PERIOD` (the term up to another
+    /// period: `@{period}` for a row's own, `@$last_year_period`) or `@month:PERIOD` (that
+    /// month alone): a value of another period is checked against that period's protection.
     #[serde(default)]
     pub cells: Vec<String>,
     /// A count of pupils or actions that is not a cell of the release (a staircase step, a
@@ -162,9 +169,9 @@ pub struct ColumnSpec {
     #[serde(default)]
     pub rate_of: Vec<String>,
     /// The column of the query's result (shown or not) holding the pupils the value rests on
-    /// in its own row: below `min_pupils` (or unknown) it is hidden. For a value outside the
-    /// release, and for rows of other periods than the report's (months, earlier terms),
-    /// whose groups the report period's cells do not describe.
+    /// in its own row: below `min_pupils` (or unknown) it is hidden. For a value outside every
+    /// release (grade 9 results); a value of another period names that period's cells
+    /// (`@{period}`) instead.
     #[serde(default)]
     pub base: Option<String>,
     /// Likewise the column holding the schools an area's value rests on in its row: below

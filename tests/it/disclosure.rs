@@ -2,7 +2,7 @@
 //! integer-programming audit, on random hierarchies (proptest), against an attacker who gets
 //! one secondary suppression lifted, and on the red-team cases.
 
-use narvaro::disclosure::release::{Row, build};
+use narvaro::disclosure::release::{Row, Which, build};
 use narvaro::disclosure::{self, Cell, Kind, Release, Rules, Status, audit};
 use proptest::prelude::*;
 
@@ -357,18 +357,159 @@ fn a_county_release_is_protected_once_per_process() {
         let lake = crate::common::slt_lake(dir.path()).await;
         let open = || narvaro::engine::Engine::open(&lake, None);
         let (a, b) = (open().await.unwrap(), open().await.unwrap());
-        let first = disclosure::release::protection(&a, "18", "2026-02")
+        let first = disclosure::release::protection(&a, &Which::term("18", "2026-02"))
             .await
             .unwrap();
-        let again = disclosure::release::protection(&b, "18", "2026-02")
+        let again = disclosure::release::protection(&b, &Which::term("18", "2026-02"))
             .await
             .unwrap();
         assert!(std::sync::Arc::ptr_eq(&first, &again));
         assert!(!first.status.is_empty());
         // Another period is another release.
-        let other = disclosure::release::protection(&b, "18", "2025-12")
+        let other = disclosure::release::protection(&b, &Which::term("18", "2025-12"))
             .await
             .unwrap();
         assert!(!std::sync::Arc::ptr_eq(&first, &other));
     });
+}
+
+/// The country's figures are sums of the counties': one is published only when every county's
+/// is, so no county's hidden figure is the country's less the others'.
+#[test]
+fn the_country_is_published_only_where_every_county_is() {
+    use std::sync::Arc;
+    let county = |code: &str, minst15: Status| {
+        let status = [
+            (format!("län:{code}|T|totalt"), Status::Published),
+            (format!("län:{code}|T|minst15"), minst15),
+            // Another county's cells in a protection do not count.
+            ("län:99|T|minst20".to_string(), Status::SmallCount),
+        ];
+        (
+            code.to_string(),
+            Arc::new(disclosure::Protection {
+                rules: Rules::default(),
+                status: status.into_iter().collect(),
+                ..Default::default()
+            }),
+        )
+    };
+    let rules = Rules::default();
+    let all = disclosure::release::sum_of_counties(
+        &[
+            county("18", Status::Published),
+            county("23", Status::Published),
+        ],
+        &rules,
+    );
+    assert_eq!(all.status("riket:00|T|minst15"), Status::Published);
+    assert_eq!(all.status("riket:00|T|totalt"), Status::Published);
+    assert!(!all.status.contains_key("riket:00|T|minst20"));
+    let one_hidden = disclosure::release::sum_of_counties(
+        &[
+            county("18", Status::Published),
+            county("23", Status::Secondary),
+        ],
+        &rules,
+    );
+    assert_eq!(one_hidden.status("riket:00|T|minst15"), Status::Secondary);
+    assert_eq!(one_hidden.status("riket:00|T|totalt"), Status::Published);
+}
+
+/// A county report's earlier terms are checked against each term's own protected release, and
+/// the whole lake's figure against every county's: on the slt lake (three counties, small
+/// groups everywhere) nothing of the county's is published, so neither is the whole lake's.
+#[test]
+fn earlier_terms_and_the_country_follow_their_own_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let lake = crate::common::slt_lake(dir.path()).await;
+        let shown = county_report_follows_its_releases(&lake, "18", &["01", "18", "23"]).await;
+        assert_eq!(shown, 0);
+    });
+}
+
+/// Checks that the county report of `county` for VT2026 shows each of its levels' and terms'
+/// figures, and the whole lake's beside them, exactly when the release each lies in publishes
+/// it (`counties`: every county with data in the lake); returns how many of the whole lake's
+/// figures are shown.
+pub async fn county_report_follows_its_releases(
+    lake: &narvaro::lake::Lake,
+    county: &str,
+    counties: &[&str],
+) -> usize {
+    use narvaro::report::{Block, Cell};
+    let engine = narvaro::engine::Engine::open(lake, None).await.unwrap();
+    let spec = narvaro::report::spec("county").unwrap();
+    let term = "VT2026".parse().unwrap();
+    let report = narvaro::report::build(&engine, &spec, county, term, crate::common::now(), None)
+        .await
+        .unwrap();
+    let published = |c: &str, period: &str, key: String| {
+        let which = Which::term(c, period);
+        let engine = &engine;
+        async move {
+            disclosure::release::protection(engine, &which)
+                .await
+                .unwrap()
+                .status(&key)
+                .published()
+        }
+    };
+    let block = |id: &str| {
+        report
+            .sections
+            .iter()
+            .flat_map(|s| &s.blocks)
+            .find(|b| b.id == id)
+            .unwrap()
+    };
+    let shown = |b: &Block, r: usize, name: &str| b.rows[r][b.column(name).unwrap()] != Cell::Null;
+    let text = |b: &Block, r: usize, name: &str| match &b.rows[r][b.column(name).unwrap()] {
+        Cell::Text(t) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut country_shown = 0;
+    let levels = block("levels");
+    assert!(!levels.rows.is_empty());
+    for r in 0..levels.rows.len() {
+        // "problematisk frånvaro (minst 15 %)"
+        let level = text(levels, r, "level");
+        let percent = level
+            .rsplit_once("minst ")
+            .unwrap()
+            .1
+            .trim_end_matches(" %)");
+        let key = |c: &str| format!("län:{c}|T|minst{percent}");
+        assert_eq!(
+            shown(levels, r, "county_pct"),
+            published(county, &report.period, key(county)).await,
+            "{level}"
+        );
+        let mut every = true;
+        for c in counties {
+            every &= published(c, &report.period, key(c)).await;
+        }
+        assert_eq!(shown(levels, r, "all_pct"), every, "{level}");
+        country_shown += usize::from(every);
+    }
+    let trend = block("trend");
+    assert!(trend.rows.len() >= 2, "{:?}", trend.rows);
+    for r in 0..trend.rows.len() {
+        let period = text(trend, r, "period");
+        let key = |c: &str| format!("län:{c}|T|totalt");
+        assert_eq!(
+            shown(trend, r, "county_pct"),
+            published(county, &period, key(county)).await,
+            "{period}"
+        );
+        let mut every = true;
+        for c in counties {
+            every &= published(c, &period, key(c)).await;
+        }
+        assert_eq!(shown(trend, r, "all_pct"), every, "{period}");
+        country_shown += usize::from(every);
+    }
+    country_shown
 }

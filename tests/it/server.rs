@@ -63,6 +63,16 @@ fn demo_serves_the_county_and_every_report_renders_in_a_browser() {
     assert!(index.contains("href=\"/reports/committee/1880/VT2026\""));
     drop(demo);
 
+    // The county's figures and the whole lake's (here: the county) follow their releases,
+    // term by term.
+    let lake = dir.path().join("lake");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let shown = rt.block_on(async {
+        let lake = narvaro::lake::Lake::open(&lake).await.unwrap();
+        crate::disclosure::county_report_follows_its_releases(&lake, "18", &["18"]).await
+    });
+    assert!(shown >= 4, "{shown} of the whole lake's figures shown");
+
     // The same lake served by `narvaro serve`, opened in Chromium.
     let lake = dir.path().join("lake");
     let server = Server::start(
