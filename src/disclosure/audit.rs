@@ -547,7 +547,7 @@ pub fn audit_cells(
     for h in cells {
         let width = match status[h] {
             Status::Published => continue,
-            Status::Secondary => 0,
+            Status::Secondary | Status::OwnSchoolOnly => 0,
             Status::Bound => 1,
             _ => 2 * rules.protection,
         };

@@ -80,6 +80,9 @@ pub enum Kind {
     Band,
     /// All pupils of a group.
     Total,
+    /// Events counted apart from the pupils' bands (a school's reported absence
+    /// investigations): 1 to `max_hidden_count` is hidden, no group to dominate.
+    Count,
 }
 
 /// One cell of a release.
@@ -136,6 +139,8 @@ pub enum Status {
     Dominance,
     /// Hidden so that another hidden cell cannot be computed or narrowed.
     Secondary,
+    /// Not published for a school at all (its actions by kind); its own principal sees it.
+    OwnSchoolOnly,
 }
 
 impl Status {
@@ -178,6 +183,10 @@ impl Status {
                 ".. Dold för att en annan dold uppgift inte ska kunna räknas fram ur summorna."
                     .into()
             }
+            Status::OwnSchoolOnly => {
+                ".. Publiceras inte per skolenhet, så att små antal inte kan urskiljas; skolans rektor ser uppgiften med sin egen inloggning."
+                    .into()
+            }
         })
     }
 }
@@ -192,7 +201,7 @@ pub fn primary(release: &Release, rules: &Rules) -> Vec<Status> {
                 Status::FewSchools
             } else if c.base < rules.min_pupils {
                 Status::FewPupils
-            } else if c.kind == Kind::Band && (1..=rules.max_hidden_count).contains(&c.value) {
+            } else if c.kind != Kind::Total && (1..=rules.max_hidden_count).contains(&c.value) {
                 Status::SmallCount
             } else {
                 Status::Published

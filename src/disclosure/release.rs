@@ -86,7 +86,179 @@ pub async fn county_release(
             });
         }
     }
-    Ok(build(&rows, county, &edges))
+    let mut release = build(&rows, county, &edges);
+    if window == "month" {
+        let actions = month_actions(engine, period, &rows).await?;
+        let high = engine
+            .sql("SELECT CAST(percent AS BIGINT) FROM levels WHERE level_id = 'hog'")
+            .await?;
+        let high = high
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| b.column(0).as_primitive::<Int64Type>().value(0) as u32);
+        if let Some(high) = high {
+            add_actions(&mut release, &rows, &actions, county, &edges, high);
+        }
+    }
+    Ok(release)
+}
+
+/// The actions the schools of `rows` reported for the month `period`.
+async fn month_actions(engine: &Engine, period: &str, rows: &[Row]) -> Result<Vec<Actions>> {
+    let kinds = crate::contract::schema::ACTIONS
+        .iter()
+        .map(|a| format!("CAST({a} AS BIGINT)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let batches = engine
+        .sql(&format!(
+            "SELECT school_unit_code, {kinds} FROM actions WHERE period = '{period}' \
+             ORDER BY school_unit_code"
+        ))
+        .await?;
+    let municipality: BTreeMap<&str, &str> = rows
+        .iter()
+        .map(|r| (r.school.as_str(), r.municipality.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for b in &batches {
+        let school = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let school = school.as_string::<i32>();
+        for r in 0..b.num_rows() {
+            // As in the `escalation` view: a school's actions count with its attendance.
+            let Some(m) = municipality.get(school.value(r)) else {
+                continue;
+            };
+            let mut counts = [0; ACTION_KINDS];
+            for (k, c) in counts.iter_mut().enumerate() {
+                *c = b.column(k + 1).as_primitive::<Int64Type>().value(r);
+            }
+            out.push(Actions {
+                school: school.value(r).to_string(),
+                municipality: m.to_string(),
+                counts,
+            });
+        }
+    }
+    Ok(out)
+}
+
+const ACTION_KINDS: usize = crate::contract::schema::ACTIONS.len();
+
+/// One school's reported actions for a month, by kind in the order of
+/// [`crate::contract::schema::ACTIONS`].
+#[derive(Debug, Clone)]
+pub struct Actions {
+    pub school: String,
+    pub municipality: String,
+    pub counts: [i64; ACTION_KINDS],
+}
+
+/// Adds a month's reported actions to that month's release: each school's count of each kind
+/// (new inner cells), summed per municipality and county by kind (`kommun:CODE|åtgärd|sip`)
+/// and per school, municipality and county over every kind (`…|åtgärd|alla`), and the pupils
+/// at or above the high level `high` in the schools that reported (`kommun:CODE|R|minst20`),
+/// which actions per 100 pupils rest on.
+pub fn add_actions(
+    release: &mut Release,
+    rows: &[Row],
+    actions: &[Actions],
+    county: &str,
+    edges: &[(u32, u32)],
+    high: u32,
+) {
+    let nb = edges.len();
+    let Some(from) = edges.iter().position(|(lo, _)| *lo == high) else {
+        return;
+    };
+    // Each school's and municipality's locality id, as `build` gave them.
+    let ids = |level: usize, name: fn(&Row) -> &str| -> BTreeMap<String, u32> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| (name(r).to_string(), release.localities[level][i * nb]))
+            .collect()
+    };
+    let (school_id, muni_id) = (ids(0, |r| &r.school), ids(1, |r| &r.municipality));
+    let first = release.values.len();
+    for a in actions {
+        release.values.extend(a.counts);
+        for _ in 0..ACTION_KINDS {
+            release.localities[0].push(school_id[&a.school]);
+            release.localities[1].push(muni_id[&a.municipality]);
+        }
+    }
+    let mut areas: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, a) in actions.iter().enumerate() {
+        for area in [
+            format!("skolenhet:{}", a.school),
+            format!("kommun:{}", a.municipality),
+            format!("län:{county}"),
+        ] {
+            areas.entry(area).or_default().push(i);
+        }
+    }
+    for (area, members) in &areas {
+        let is_area = !area.starts_with("skolenhet:");
+        let schools = members.len();
+        // The reporting schools' groups: the pupils the actions are set against.
+        let in_area: BTreeSet<&str> = members
+            .iter()
+            .map(|&m| actions[m].school.as_str())
+            .collect();
+        let groups: Vec<usize> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| in_area.contains(r.school.as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let base: i64 = groups
+            .iter()
+            .map(|&i| rows[i].bands.iter().sum::<i64>())
+            .sum();
+        let mut inner: Vec<usize> = groups
+            .iter()
+            .flat_map(|&i| (from..nb).map(move |b| i * nb + b))
+            .collect();
+        inner.sort_unstable();
+        release.cells.push(Cell {
+            key: format!("{area}|R|minst{high}"),
+            kind: Kind::Band,
+            value: groups
+                .iter()
+                .map(|&i| rows[i].bands[from..].iter().sum::<i64>())
+                .sum(),
+            base,
+            schools,
+            area: is_area,
+            inner,
+        });
+        // A school's actions by kind are not published: with its total and the areas' counts
+        // by kind both out, the many small counts would pin each other and take the areas'
+        // figures with them. Its own principal sees them (`own_only` in a report).
+        let by_kind = crate::contract::schema::ACTIONS
+            .iter()
+            .enumerate()
+            .map(|(k, name)| (*name, vec![k]))
+            .filter(|_| is_area);
+        let kinds = [("alla", (0..ACTION_KINDS).collect())]
+            .into_iter()
+            .chain(by_kind);
+        for (name, ks) in kinds {
+            let inner: Vec<usize> = members
+                .iter()
+                .flat_map(|&m| ks.iter().map(move |&k| first + m * ACTION_KINDS + k))
+                .collect();
+            release.cells.push(Cell {
+                key: format!("{area}|åtgärd|{name}"),
+                kind: Kind::Count,
+                value: inner.iter().map(|&i| release.values[i]).sum(),
+                base,
+                schools,
+                area: is_area,
+                inner,
+            });
+        }
+    }
 }
 
 /// Protections computed in this process, by the release and rules they protect: protection

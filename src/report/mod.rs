@@ -869,6 +869,9 @@ fn block(
                 if c.count {
                     st = st.max(disclose.count_status(&v));
                 }
+                if c.own_only && disclose.own_school.is_none() {
+                    st = Status::OwnSchoolOnly;
+                }
                 srow.push(st);
                 brow.push(disclose.bound(&c.cells, field));
                 row.push(v);

@@ -159,12 +159,17 @@ pub struct ColumnSpec {
     /// month alone): a value of another period is checked against that period's protection.
     #[serde(default)]
     pub cells: Vec<String>,
-    /// A count of pupils or actions that is not a cell of the release (a staircase step, a
-    /// month's investigations): a count from 1 to `max_hidden_count` is hidden, and so is
+    /// A count of pupils that is not a cell of the release (a local staircase's step): a
+    /// count from 1 to `max_hidden_count` is hidden, and so is
     /// every other non-zero count in its row and in its column, since the block's rows and
     /// columns may sum to one another.
     #[serde(default)]
     pub count: bool,
+    /// Shown only to the report's school's own principal (a `read:school` token); everyone
+    /// else sees `..`: detail the public release leaves out, such as a school's actions by
+    /// kind.
+    #[serde(default)]
+    pub own_only: bool,
     /// A rate derived from these count columns: hidden when any of them is.
     #[serde(default)]
     pub rate_of: Vec<String>,

@@ -2,7 +2,7 @@
 //! integer-programming audit, on random hierarchies (proptest), against an attacker who gets
 //! one secondary suppression lifted, and on the red-team cases.
 
-use narvaro::disclosure::release::{Row, Which, build};
+use narvaro::disclosure::release::{Actions, Row, Which, add_actions, build};
 use narvaro::disclosure::{self, Cell, Kind, Release, Rules, Status, audit};
 use proptest::prelude::*;
 
@@ -50,7 +50,7 @@ fn check(release: &Release, status: &[Status], rules: &Rules) {
             c.base
         );
         assert!(
-            !(c.kind == Kind::Band && (1..=rules.max_hidden_count).contains(&c.value)),
+            !(c.kind != Kind::Total && (1..=rules.max_hidden_count).contains(&c.value)),
             "band count {} published: {}",
             c.value,
             c.key
@@ -104,16 +104,35 @@ fn arb_rows() -> impl Strategy<Value = Vec<Row>> {
     })
 }
 
+/// Actions for most schools of `rows`, small counts derived from their bands.
+fn some_actions(rows: &[Row]) -> Vec<Actions> {
+    let mut out: Vec<Actions> = Vec::new();
+    for r in rows {
+        let b = &r.bands;
+        if (b[0] + b[1]) % 4 == 3 || out.iter().any(|a| a.school == r.school) {
+            continue;
+        }
+        out.push(Actions {
+            school: r.school.clone(),
+            municipality: r.municipality.clone(),
+            counts: [b[0] % 7, b[1] % 3, b[2] % 9, 0, (b[0] + b[2]) % 5],
+        });
+    }
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// No count of 1–9 pupils, no band count of 1–4, no area figure from under 3 schools is
-    /// published; twins share a status; the audit passes; and the result does not depend on
-    /// the order the cells come in.
+    /// No count of 1–9 pupils, no band count (or count of actions) of 1–4, no area figure
+    /// from under 3 schools is published; twins share a status; the audit passes; and the
+    /// result does not depend on the order the cells come in. Most schools report actions.
     #[test]
     fn random_hierarchies_are_protected_deterministically(rows in arb_rows()) {
         let rules = Rules::default();
-        let release = build(&rows, "18", &EDGES);
+        let mut release = build(&rows, "18", &EDGES);
+        let actions = some_actions(&rows);
+        add_actions(&mut release, &rows, &actions, "18", &EDGES, 20);
         let status = disclosure::protect(&release, &rules);
         check(&release, &status, &rules);
         let mut shuffled = release.clone();
@@ -239,6 +258,75 @@ fn a_municipality_with_two_schools_cannot_be_recovered() {
     assert!(i.width().is_none_or(|w| w >= 2 * rules.protection), "{i:?}");
     // The county is still published: the loss falls on other cells, not on the largest total.
     assert!(status_of(&release, &status, "län:18|T|totalt").published());
+}
+
+/// A school's three actions in a month are hidden, and its municipality's actions less the
+/// other schools' do not give them away; a school's actions by kind are not published at all
+/// (its own principal sees them), so the municipality's counts by kind stay. The actions are
+/// set against the pupils at the high level in the schools that reported, a cell of its own.
+#[test]
+fn a_schools_few_actions_cannot_be_had_from_its_municipality() {
+    let rules = Rules::default();
+    let mut rows = Vec::new();
+    let mut actions = Vec::new();
+    for (m, n) in [("1880", 4), ("1860", 4)] {
+        for s in 0..n {
+            let school = format!("{m}{:04}", s + 1);
+            rows.push(row(&school, m, "all", "T", [40, 12, 8]));
+            // The fourth school of 1860 reports no actions.
+            if m == "1860" && s == 3 {
+                continue;
+            }
+            let counts = if school == "18800001" {
+                [2, 0, 1, 0, 0]
+            } else {
+                [10 + s as i64, 0, 6 + s as i64, 9, 0]
+            };
+            actions.push(Actions {
+                school: school.clone(),
+                municipality: m.into(),
+                counts,
+            });
+        }
+    }
+    let mut release = build(&rows, "18", &EDGES);
+    add_actions(&mut release, &rows, &actions, "18", &EDGES, 20);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    let all = |area: &str| format!("{area}|åtgärd|alla");
+    assert_eq!(
+        status_of(&release, &status, &all("skolenhet:18800001")),
+        Status::SmallCount
+    );
+    if status_of(&release, &status, &all("kommun:1880")).published() {
+        let hidden = (1..=4)
+            .filter(|s| {
+                !status_of(&release, &status, &all(&format!("skolenhet:1880{s:04}"))).published()
+            })
+            .count();
+        assert!(hidden >= 2, "{hidden} of the municipality's schools hidden");
+    }
+    assert!(
+        !release
+            .cells
+            .iter()
+            .any(|c| c.key.starts_with("skolenhet:") && c.key.contains("|åtgärd|sip")),
+        "no school's actions by kind"
+    );
+    let sip = cell(&release, "kommun:1880|åtgärd|sip").1;
+    assert_eq!(sip.value, 9 * 3);
+    assert!(status_of(&release, &status, "kommun:1880|åtgärd|sip").published());
+    // Pupils at 20 % or more in the reporting schools: three of 1860's four.
+    let (_, reporting) = cell(&release, "kommun:1860|R|minst20");
+    assert_eq!(
+        (reporting.value, reporting.base, reporting.schools),
+        (24, 180, 3)
+    );
+    assert_eq!(cell(&release, "kommun:1860|T|minst20").1.value, 32);
+    assert_eq!(
+        cell(&release, "kommun:1880|åtgärd|alla").1.value,
+        3 + (11 + 12 + 13) + (7 + 8 + 9) + 9 * 3
+    );
 }
 
 /// One girl, the only pupil of her school at 20 % or more: that count is hidden, and so is
