@@ -61,7 +61,23 @@ pub async fn county_release(
              AND \"window\" = '{window}' ORDER BY school_unit_code, grade, gender"
         ))
         .await?;
-    let edges = band_edges(levels);
+    // The staircases' steps in percent for this window are published beside the shared
+    // levels (`kommun:CODE|T|minst12`), so their thresholds are band edges too.
+    let steps = engine
+        .sql(&format!(
+            "SELECT DISTINCT band FROM local_steps WHERE measure = 'percent' \
+             AND \"window\" = '{window}' AND band IS NOT NULL \
+             AND (county_code = '{county}' OR (municipality_code IS NULL AND county_code IS NULL) \
+                  OR municipality_code IN \
+                     (SELECT municipality_code FROM municipalities WHERE county_code = '{county}'))"
+        ))
+        .await?;
+    let mut levels = levels.to_vec();
+    for b in &steps {
+        let a = b.column(0).as_primitive::<Int64Type>();
+        levels.extend((0..b.num_rows()).map(|i| a.value(i).clamp(0, 100) as u32));
+    }
+    let edges = band_edges(&levels);
     let mut rows = Vec::new();
     for b in &batches {
         let text = |c: usize| {

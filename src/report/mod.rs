@@ -629,8 +629,9 @@ impl Disclose<'_> {
         let mut worst = Status::Published;
         for t in templates {
             let status = match self.key(t, &field) {
-                Some(k) if self.own_key(&k) => Status::Published,
-                Some(k) => {
+                Key::Skip => Status::Published,
+                Key::Cell(k) if self.own_key(&k) => Status::Published,
+                Key::Cell(k) => {
                     let (cell, which) = self.locate(&k);
                     // A release not loaded is one no row asked for when the report was built.
                     debug_assert!(self.releases.contains_key(&which), "{which:?}");
@@ -638,7 +639,7 @@ impl Disclose<'_> {
                         .get(&which)
                         .map_or(Status::FewPupils, |p| p.status(cell))
                 }
-                None => Status::FewPupils,
+                Key::Missing => Status::FewPupils,
             };
             worst = worst.max(status);
         }
@@ -653,10 +654,22 @@ impl Disclose<'_> {
         field: impl Fn(&str) -> Option<String>,
     ) -> Option<(i64, i64)> {
         templates.iter().find_map(|t| {
-            let k = self.key(t, &field)?;
+            let Key::Cell(k) = self.key(t, &field) else {
+                return None;
+            };
             let (cell, which) = self.locate(&k);
             self.releases.get(&which)?.bound(cell)
         })
+    }
+
+    /// Whether `templates` have an optional one (`{?column}`) and every such one gives this
+    /// row a cell: the value is then a cell of a release, not a count outside them.
+    fn resolved(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> bool {
+        let optional: Vec<&String> = templates.iter().filter(|t| t.contains("{?")).collect();
+        !optional.is_empty()
+            && optional
+                .iter()
+                .all(|t| matches!(self.key(t, &field), Key::Cell(_)))
     }
 
     /// Adds the releases the cells `templates` lie in to `out`.
@@ -667,7 +680,7 @@ impl Disclose<'_> {
         out: &mut std::collections::BTreeSet<Which>,
     ) {
         for t in templates {
-            if let Some(k) = self.key(t, &field) {
+            if let Key::Cell(k) = self.key(t, &field) {
                 out.insert(self.locate(&k).1);
             }
         }
@@ -702,9 +715,11 @@ impl Disclose<'_> {
     /// a value of the report's own area, which for a principal is the school).
     fn own(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> bool {
         self.own_school.is_some()
-            && templates
-                .iter()
-                .all(|t| self.key(t, &field).is_some_and(|k| self.own_key(&k)))
+            && templates.iter().all(|t| match self.key(t, &field) {
+                Key::Cell(k) => self.own_key(&k),
+                Key::Skip => true,
+                Key::Missing => false,
+            })
     }
 
     /// Whether a cell key is the reading principal's own school's.
@@ -747,8 +762,9 @@ impl Disclose<'_> {
         }
     }
 
-    /// A cell key from its template: `$name` parameters, then `{column}` fields.
-    fn key(&self, template: &str, field: impl Fn(&str) -> Option<String>) -> Option<String> {
+    /// A cell key from its template: `$name` parameters, then `{column}` fields (`{?column}`:
+    /// when the column is empty in the row, the template does not apply to it).
+    fn key(&self, template: &str, field: impl Fn(&str) -> Option<String>) -> Key {
         let mut s = template.to_string();
         for (k, v) in self.params {
             s = s.replace(k, v);
@@ -757,8 +773,15 @@ impl Disclose<'_> {
         let mut rest = s.as_str();
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
-            let close = rest[open..].find('}')? + open;
-            out.push_str(&field(&rest[open + 1..close])?);
+            let Some(close) = rest[open..].find('}').map(|c| c + open) else {
+                return Key::Missing;
+            };
+            let name = &rest[open + 1..close];
+            match (field(name.trim_start_matches('?')), name.starts_with('?')) {
+                (Some(v), _) => out.push_str(&v),
+                (None, true) => return Key::Skip,
+                (None, false) => return Key::Missing,
+            }
             rest = &rest[close + 1..];
         }
         out.push_str(rest);
@@ -772,8 +795,17 @@ impl Disclose<'_> {
             };
             out = format!("{kind}:{tail}");
         }
-        Some(out)
+        Key::Cell(out)
     }
+}
+
+/// A cell template filled from a row.
+enum Key {
+    Cell(String),
+    /// An optional field (`{?name}`) is empty: the value rests on no cell of this template.
+    Skip,
+    /// A field the template needs is missing or empty: treated as resting on too few pupils.
+    Missing,
 }
 
 /// A value of the query's result as text, for a cell key (`None`: no such column, or null).
@@ -837,6 +869,8 @@ fn block(
     let mut status: Vec<Vec<Status>> = Vec::new();
     // For a value resting on a cell shown as a bound: that cell's fewest pupils and group.
     let mut bounds: Vec<Vec<Option<(i64, i64)>>> = Vec::new();
+    // Whether the count rule guards a value (a `count` column's value with no release cell).
+    let mut counted: Vec<Vec<bool>> = Vec::new();
     for b in batches {
         let schema = b.schema();
         let index = |name: &str| {
@@ -862,13 +896,18 @@ fn block(
             let mut mrow = Vec::with_capacity(idx.len());
             let mut srow = Vec::with_capacity(idx.len());
             let mut brow = Vec::with_capacity(idx.len());
+            let mut crow = Vec::with_capacity(idx.len());
             let field = |name: &str| text_field(b, r, name);
             for (k, c) in spec.columns.iter().enumerate() {
                 let v = cell(b.column(idx[k]), r, c.format)?;
                 let mut st = disclose.status(&c.cells, field);
-                if c.count {
+                // A count resting on a release cell in this row is protected there; the count
+                // rule guards the rest.
+                let counts = c.count && !disclose.resolved(&c.cells, field);
+                if counts {
                     st = st.max(disclose.count_status(&v));
                 }
+                crow.push(counts);
                 if c.own_only && disclose.own_school.is_none() {
                     st = Status::OwnSchoolOnly;
                 }
@@ -912,9 +951,10 @@ fn block(
             marks.push(mrow);
             status.push(srow);
             bounds.push(brow);
+            counted.push(crow);
         }
     }
-    link_counts(spec, &rows, &mut status);
+    link_counts(spec, &rows, &mut status, &counted);
     // Suppressed values become `..` with their reason; the marks of a hidden value go too.
     let mut suppressed: Vec<String> = Vec::new();
     let mut any_null = false;
@@ -1000,13 +1040,18 @@ fn unrank_hidden(
 /// every other non-zero count of its row and its column (rows and columns may sum to one
 /// another: a staircase's cumulative steps, a month's actions), then a rate is hidden with
 /// the counts it is derived from.
-fn link_counts(spec: &spec::BlockSpec, rows: &[Vec<Cell>], status: &mut [Vec<Status>]) {
+fn link_counts(
+    spec: &spec::BlockSpec,
+    rows: &[Vec<Cell>],
+    status: &mut [Vec<Status>],
+    counted: &[Vec<bool>],
+) {
     let counts: Vec<usize> = (0..spec.columns.len())
         .filter(|&k| spec.columns[k].count)
         .collect();
     let primary: Vec<(usize, usize)> = (0..rows.len())
         .flat_map(|r| counts.iter().map(move |&k| (r, k)))
-        .filter(|&(r, k)| !status[r][k].published())
+        .filter(|&(r, k)| counted[r][k] && !status[r][k].published())
         .collect();
     let nonzero = |r: usize, k: usize| rows[r][k].as_f64().is_some_and(|v| v != 0.0);
     for (r, k) in primary {
@@ -1015,7 +1060,7 @@ fn link_counts(spec: &spec::BlockSpec, rows: &[Vec<Cell>], status: &mut [Vec<Sta
             .map(|&k2| (r, k2))
             .chain((0..rows.len()).map(|r2| (r2, k)));
         for (r2, k2) in linked {
-            if status[r2][k2].published() && nonzero(r2, k2) {
+            if counted[r2][k2] && status[r2][k2].published() && nonzero(r2, k2) {
                 status[r2][k2] = Status::Secondary;
             }
         }
@@ -1458,6 +1503,69 @@ columns = [
             Some(93.8),
             "rounded down"
         );
+    }
+
+    #[test]
+    fn an_optional_field_applies_a_cell_only_where_it_is_set() {
+        use arrow::array::{Int64Array, StringArray};
+        let spec: spec::BlockSpec = toml::from_str(
+            r#"
+id = "staircase"
+short = "s"
+heading = "h"
+finding = "f"
+summary = "s"
+sql = ""
+columns = [
+  { name = "pupils", label = "Elever", format = "int", cells = ["kommun:$area|T|minst{?percent_band}@{release_window}:2026-02"] },
+]
+"#,
+        )
+        .unwrap();
+        // A step at 15 % in the month (a hidden cell), and one in hours (no cell).
+        let batch = RecordBatch::try_from_iter([
+            ("pupils", Arc::new(Int64Array::from(vec![3, 30])) as _),
+            (
+                "percent_band",
+                Arc::new(Int64Array::from(vec![Some(15), None])) as _,
+            ),
+            (
+                "release_window",
+                Arc::new(StringArray::from(vec!["month", "school_year"])) as _,
+            ),
+        ])
+        .unwrap();
+        let own_release = Which::term("18", "2026-02");
+        let month = Which {
+            window: "month".into(),
+            ..own_release.clone()
+        };
+        let protection = crate::disclosure::Protection {
+            rules: Rules::default(),
+            status: [("kommun:1880|T|minst15".to_string(), Status::SmallCount)].into(),
+            ..Default::default()
+        };
+        let releases = HashMap::from([(month.clone(), Arc::new(protection))]);
+        let params = [("$area", "1880".to_string())];
+        let disclose = Disclose {
+            releases: &releases,
+            own_release: &own_release,
+            rules: Rules::default(),
+            params: &params,
+            own_school: None,
+        };
+        let mut wanted = std::collections::BTreeSet::new();
+        for r in 0..2 {
+            disclose.wanted(
+                &spec.columns[0].cells,
+                |n| text_field(&batch, r, n),
+                &mut wanted,
+            );
+        }
+        assert_eq!(wanted.into_iter().collect::<Vec<_>>(), [month]);
+        let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
+        assert_eq!(b.rows[0][0], Cell::Null);
+        assert_eq!(b.rows[1][0], Cell::Int(30));
     }
 
     #[test]

@@ -157,6 +157,8 @@ pub struct ColumnSpec {
     /// report's term up to its period, unless it ends in `@PERIOD` (the term up to another
     /// period: `@{period}` for a row's own, `@$last_year_period`) or `@month:PERIOD` (that
     /// month alone): a value of another period is checked against that period's protection.
+    /// A template with `{?column}` applies only to rows where that column is not empty (a
+    /// staircase step in percent rests on a cell; one in hours on its `count` alone).
     #[serde(default)]
     pub cells: Vec<String>,
     /// A count of pupils that is not a cell of the release (a local staircase's step): a
