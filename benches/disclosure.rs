@@ -10,8 +10,9 @@
 //!
 //! Örebro län on the county bench lake is measured by criterion; the national release, every
 //! county of the national bench lake, is one timed pass printed per county (a pass takes
-//! minutes, too long for criterion's samples). Run with `cargo bench --bench disclosure`.
-//! Figures are in README.md.
+//! minutes, too long for criterion's samples). Run with `cargo bench --bench disclosure`
+//! (`NARVARO_BENCH_COUNTY_ONLY=1` for Örebro län alone, also the protection of its June release
+//! with the schools' reported actions). Figures are in README.md.
 
 use std::time::{Duration, Instant};
 
@@ -25,18 +26,20 @@ mod lakes;
 
 const PERIOD: &str = "2026-06";
 
-/// The rules of the lake's engine and the releases of `counties` from the lake at `dir`.
+/// The rules of the lake's engine and the releases of `counties` from the lake at `dir`, in
+/// `window` (`term`, or `month`: the month's release, with the schools' reported actions).
 fn releases(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
     counties: &[String],
+    window: &str,
 ) -> (Rules, Vec<(String, Release)>) {
     rt.block_on(async {
         let lake = Lake::open(dir).await.unwrap();
         let engine = Engine::open(&lake, None).await.unwrap();
         let mut out = Vec::new();
         for c in counties {
-            let r = disclosure::release::county_release(&engine, c, PERIOD, "term", &engine.levels)
+            let r = disclosure::release::county_release(&engine, c, PERIOD, window, &engine.levels)
                 .await
                 .unwrap();
             if !r.cells.is_empty() {
@@ -57,7 +60,9 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = lakes::prepare(&rt, Scale::County);
-    let (rules, mut orebro) = releases(&rt, &dir, &["18".to_string()]);
+    let (_, mut month) = releases(&rt, &dir, &["18".to_string()], "month");
+    let (_, month) = month.pop().expect("Örebro län in the county bench lake");
+    let (rules, mut orebro) = releases(&rt, &dir, &["18".to_string()], "term");
     let (_, orebro) = orebro.pop().expect("Örebro län in the county bench lake");
     let status = disclosure::protect(&orebro, &rules);
     eprintln!(
@@ -77,7 +82,20 @@ fn bench(c: &mut Criterion) {
             assert!(report.passed());
         })
     });
+    let month_status = disclosure::protect(&month, &rules);
+    eprintln!(
+        "Örebro län, June 2026 with its actions: {} cells over {} inner cells, {} hidden",
+        month.cells.len(),
+        month.inner(),
+        hidden(&month_status)
+    );
+    g.bench_function("protect month", |b| {
+        b.iter(|| disclosure::protect(&month, &rules))
+    });
     g.finish();
+    if std::env::var_os("NARVARO_BENCH_COUNTY_ONLY").is_some() {
+        return;
+    }
 
     let dir = lakes::prepare(&rt, Scale::National);
     let mut counties: Vec<String> = narvaro::reference::municipalities()
@@ -86,7 +104,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     counties.sort();
     counties.dedup();
-    let (_, all) = releases(&rt, &dir, &counties);
+    let (_, all) = releases(&rt, &dir, &counties, "term");
     let (mut protect_total, mut audit_total) = (Duration::ZERO, Duration::ZERO);
     let (mut cells, mut hidden_total) = (0, 0);
     eprintln!("national release, one pass: county, cells, hidden, protect s, audit s");

@@ -6,8 +6,13 @@
 //! - *warm*: the same page again, as the server answers a repeated request: the report built
 //!   for this data version comes from the cache and is rendered to HTML with its SVG charts.
 //!
-//! Run with `cargo bench --bench reports`. The load test against a running `narvaro serve` is
-//! `benches/load.sh`. Figures are in README.md.
+//! A report's protected releases are kept per process by their content, so after the first
+//! iteration a cold page reuses them, as a server does after an upload that left the county's
+//! earlier months alone.
+//!
+//! Run with `cargo bench --bench reports` (`NARVARO_BENCH_COUNTY_ONLY=1`: the county lake
+//! alone). The load test against a running `narvaro serve` is `benches/load.sh`. Figures are
+//! in README.md.
 
 use std::sync::Arc;
 
@@ -50,7 +55,11 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    let county_only = std::env::var_os("NARVARO_BENCH_COUNTY_ONLY").is_some();
     for (scale, name) in [(Scale::County, "county"), (Scale::National, "national")] {
+        if county_only && scale == Scale::National {
+            continue;
+        }
         let dir = lakes::prepare(&rt, scale);
         let mut g = c.benchmark_group(format!("reports/{name}"));
         g.sample_size(10);

@@ -203,16 +203,12 @@ pub fn add_actions(
             release.localities[1].push(muni_id[&a.municipality]);
         }
     }
-    let mut areas: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, a) in actions.iter().enumerate() {
-        for area in [
-            format!("skolenhet:{}", a.school),
-            format!("kommun:{}", a.municipality),
-            format!("län:{county}"),
-        ] {
-            areas.entry(area).or_default().push(i);
-        }
-    }
+    let areas = areas(
+        actions
+            .iter()
+            .map(|a| (a.school.as_str(), a.municipality.as_str())),
+        county,
+    );
     for (area, members) in &areas {
         let is_area = !area.starts_with("skolenhet:");
         let schools = members.len();
@@ -277,14 +273,60 @@ pub fn add_actions(
     }
 }
 
-/// Protections computed in this process, by the release and rules they protect: protection
-/// is a function of those alone, so a county whose release an upload did not change (another
-/// county's school, a later month) keeps its protection across data versions.
-type Protected = (Release, Rules, Arc<Protection>);
-static PROTECTED: Mutex<Vec<Protected>> = Mutex::new(Vec::new());
+/// Protections computed in this process, by a digest of the release and rules they protect:
+/// protection is a function of those alone, so a county whose release an upload did not
+/// change (another county's school, a later month) keeps its protection across data versions.
+/// The digest (SHA-256) keeps the entry small: the release itself is megabytes for a large
+/// county, and a county report over ten years needs hundreds of releases.
+static PROTECTED: Mutex<Vec<([u8; 32], Arc<Protection>)>> = Mutex::new(Vec::new());
 
 /// How many protections [`PROTECTED`] keeps, the most recently computed.
-const KEEP: usize = 64;
+const KEEP: usize = 2048;
+
+/// The digest of everything a protection depends on.
+fn digest(release: &Release, rules: &Rules) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let int = |h: &mut Sha256, x: i64| h.update(x.to_le_bytes());
+    for x in [
+        rules.min_pupils,
+        rules.max_hidden_count,
+        rules.dominance,
+        rules.min_schools as i64,
+        rules.protection,
+    ] {
+        int(&mut h, x);
+    }
+    int(&mut h, release.values.len() as i64);
+    for v in &release.values {
+        int(&mut h, *v);
+    }
+    for level in &release.localities {
+        int(&mut h, level.len() as i64);
+        for id in level {
+            int(&mut h, i64::from(*id));
+        }
+    }
+    int(&mut h, release.cells.len() as i64);
+    for c in &release.cells {
+        int(&mut h, c.key.len() as i64);
+        h.update(c.key.as_bytes());
+        for x in [
+            c.kind as i64,
+            c.value,
+            c.base,
+            c.schools as i64,
+            i64::from(c.area),
+            c.inner.len() as i64,
+        ] {
+            int(&mut h, x);
+        }
+        for i in &c.inner {
+            int(&mut h, *i as i64);
+        }
+    }
+    h.finalize().into()
+}
 
 /// Which release a cell lies in: its county's figures for one period in one window
 /// (`term`, cumulative from the term's start, or `month`).
@@ -399,29 +441,28 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     )
     .await?;
     let rules = engine.rules;
+    let key = digest(&release, &rules);
     let known = PROTECTED
         .lock()
         .expect("cache")
         .iter()
-        .find(|(r, k, _)| *k == rules && *r == release)
-        .map(|(_, _, p)| p.clone());
+        .find(|(k, _)| *k == key)
+        .map(|(_, p)| p.clone());
     let p = match known {
         Some(p) => p,
         None => {
-            let (release, p) = tokio::task::spawn_blocking(move || {
-                let p = Arc::new(Protection::new(&release, &rules));
-                (release, p)
-            })
-            .await
-            .map_err(|e| match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(_) => crate::Error::Unavailable("servern stängs av".into()),
-            })?;
+            let p =
+                tokio::task::spawn_blocking(move || Arc::new(Protection::new(&release, &rules)))
+                    .await
+                    .map_err(|e| match e.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        Err(_) => crate::Error::Unavailable("servern stängs av".into()),
+                    })?;
             let mut cache = PROTECTED.lock().expect("cache");
             if cache.len() >= KEEP {
                 cache.remove(0);
             }
-            cache.push((release, rules, p.clone()));
+            cache.push((key, p.clone()));
             p
         }
     };
@@ -433,22 +474,36 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     Ok(p)
 }
 
+/// The items (by index) of each school, municipality and the county, by the area's name
+/// (`skolenhet:CODE`, `kommun:CODE`, `län:CODE`), from each item's school and municipality.
+fn areas<'a>(
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+    county: &str,
+) -> BTreeMap<String, Vec<usize>> {
+    let mut areas: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, (school, municipality)) in items.enumerate() {
+        for area in [
+            format!("skolenhet:{school}"),
+            format!("kommun:{municipality}"),
+            format!("län:{county}"),
+        ] {
+            areas.entry(area).or_default().push(i);
+        }
+    }
+    areas
+}
+
 /// The release over `rows` (one county's uploaded groups), the tables the reports publish:
 /// for every school, municipality and the county, its pupils in total and by gender
 /// (`skolenhet:CODE|T|totalt`, `…|K|totalt`, `…|M|totalt`), and its pupils at or above each
 /// band's lower edge but the first (`…|T|minst15`: the share at or above a shared level).
 pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
     let nb = edges.len();
-    let mut areas: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        for area in [
-            format!("skolenhet:{}", r.school),
-            format!("kommun:{}", r.municipality),
-            format!("län:{county}"),
-        ] {
-            areas.entry(area).or_default().push(i);
-        }
-    }
+    let areas = areas(
+        rows.iter()
+            .map(|r| (r.school.as_str(), r.municipality.as_str())),
+        county,
+    );
     let mut cells = Vec::new();
     for (area, members) in &areas {
         let is_area = !area.starts_with("skolenhet:");

@@ -1228,28 +1228,28 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// A block definition with these `columns` (TOML inline tables, one per line).
+    fn block_spec(columns: &str) -> spec::BlockSpec {
+        toml::from_str(&format!(
+            "id = \"t\"\nshort = \"t\"\nheading = \"h\"\nfinding = \"f\"\nsummary = \"s\"\n\
+             sql = \"\"\ncolumns = [\n{columns}]\n"
+        ))
+        .unwrap()
+    }
+
     /// Rows of other periods than the report's rest on their own groups: a month of 6 pupils
     /// is hidden though the term's cell is published; a principal sees the school's own month,
     /// never the municipality's.
     #[test]
     fn each_row_is_checked_against_its_own_pupils_and_schools() {
         use arrow::array::{Float64Array, Int64Array, StringArray};
-        let spec: spec::BlockSpec = toml::from_str(
+        let spec = block_spec(
             r#"
-id = "months"
-short = "m"
-heading = "h"
-finding = "f"
-summary = "s"
-sql = ""
-columns = [
   { name = "period", label = "Månad", format = "month" },
   { name = "school_pct", label = "Skolan %", format = "pct", cells = ["skolenhet:$area|T|totalt"], base = "school_students" },
   { name = "municipality_pct", label = "Kommunen %", format = "pct", cells = ["kommun:$municipality|T|totalt"], base = "municipality_students", schools = "municipality_schools" },
-]
 "#,
-        )
-        .unwrap();
+        );
         let batch = RecordBatch::try_from_iter([
             (
                 "period",
@@ -1318,23 +1318,14 @@ columns = [
     #[test]
     fn rows_of_other_periods_are_checked_against_their_own_release() {
         use arrow::array::{Float64Array, StringArray};
-        let spec: spec::BlockSpec = toml::from_str(
+        let spec = block_spec(
             r#"
-id = "months"
-short = "m"
-heading = "h"
-finding = "f"
-summary = "s"
-sql = ""
-columns = [
   { name = "period", label = "Månad", format = "month" },
   { name = "school_pct", label = "Skolan %", format = "pct", cells = ["skolenhet:$area|T|totalt@month:{period}"] },
   { name = "municipality_pct", label = "Kommunen %", format = "pct", cells = ["kommun:$municipality|T|totalt@month:{period}"] },
   { name = "term_pct", label = "Terminen %", format = "pct", cells = ["kommun:$municipality|T|totalt"] },
-]
 "#,
-        )
-        .unwrap();
+        );
         let batch = RecordBatch::try_from_iter([
             (
                 "period",
@@ -1434,23 +1425,14 @@ columns = [
     #[test]
     fn nearly_all_of_a_group_is_shown_as_a_bound() {
         use arrow::array::{Float64Array, Int64Array};
-        let spec: spec::BlockSpec = toml::from_str(
+        let spec = block_spec(
             r#"
-id = "levels"
-short = "l"
-heading = "h"
-finding = "f"
-summary = "s"
-sql = ""
-columns = [
   { name = "pupils", label = "Elever", format = "int", cells = ["skolenhet:$area|T|minst10"] },
   { name = "share_pct", label = "Andel %", format = "pct", cells = ["skolenhet:$area|T|minst10"] },
   { name = "change_pp", label = "Förändring", format = "pp", cells = ["skolenhet:$area|T|minst10"] },
   { name = "high", label = "Minst 15 %", format = "int", cells = ["skolenhet:$area|T|minst15"] },
-]
 "#,
-        )
-        .unwrap();
+        );
         // 78 of 80 pupils at or above 10 %, 77 at or above 15 %.
         let batch = RecordBatch::try_from_iter([
             ("pupils", Arc::new(Int64Array::from(vec![78])) as _),
@@ -1508,20 +1490,11 @@ columns = [
     #[test]
     fn an_optional_field_applies_a_cell_only_where_it_is_set() {
         use arrow::array::{Int64Array, StringArray};
-        let spec: spec::BlockSpec = toml::from_str(
+        let spec = block_spec(
             r#"
-id = "staircase"
-short = "s"
-heading = "h"
-finding = "f"
-summary = "s"
-sql = ""
-columns = [
   { name = "pupils", label = "Elever", format = "int", cells = ["kommun:$area|T|minst{?percent_band}@{release_window}:2026-02"] },
-]
 "#,
-        )
-        .unwrap();
+        );
         // A step at 15 % in the month (a hidden cell), and one in hours (no cell).
         let batch = RecordBatch::try_from_iter([
             ("pupils", Arc::new(Int64Array::from(vec![3, 30])) as _),
