@@ -908,7 +908,9 @@ fn block(
                     st = st.max(disclose.count_status(&v));
                 }
                 crow.push(counts);
-                if c.own_only && disclose.own_school.is_none() {
+                let own_only =
+                    c.own_only || c.own_only_if.as_deref().is_some_and(|f| field(f).is_some());
+                if own_only && disclose.own_school.is_none() {
                     st = Status::OwnSchoolOnly;
                 }
                 srow.push(st);
@@ -1493,6 +1495,7 @@ mod tests {
         let spec = block_spec(
             r#"
   { name = "pupils", label = "Elever", format = "int", cells = ["kommun:$area|T|minst{?percent_band}@{release_window}:2026-02"] },
+  { name = "at_school", label = "På skolan", format = "int", own_only_if = "hours_band" },
 "#,
         );
         // A step at 15 % in the month (a hidden cell), and one in hours (no cell).
@@ -1505,6 +1508,11 @@ mod tests {
             (
                 "release_window",
                 Arc::new(StringArray::from(vec!["month", "school_year"])) as _,
+            ),
+            ("at_school", Arc::new(Int64Array::from(vec![2, 12])) as _),
+            (
+                "hours_band",
+                Arc::new(Int64Array::from(vec![None, Some(30)])) as _,
             ),
         ])
         .unwrap();
@@ -1539,6 +1547,10 @@ mod tests {
         let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
         assert_eq!(b.rows[0][0], Cell::Null);
         assert_eq!(b.rows[1][0], Cell::Int(30));
+        // A school's step in hours is for its own principal only.
+        assert_eq!(b.rows[0][1], Cell::Int(2));
+        assert_eq!(b.rows[1][1], Cell::Null);
+        assert!(b.footnotes.iter().any(|n| n.contains("egen inloggning")));
     }
 
     #[test]

@@ -172,6 +172,10 @@ pub struct ColumnSpec {
     /// kind.
     #[serde(default)]
     pub own_only: bool,
+    /// Likewise only in the rows where this column of the query's result is not empty (a
+    /// school's staircase steps in hours, which no release holds).
+    #[serde(default)]
+    pub own_only_if: Option<String>,
     /// A rate derived from these count columns: hidden when any of them is.
     #[serde(default)]
     pub rate_of: Vec<String>,
