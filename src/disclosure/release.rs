@@ -1,7 +1,9 @@
 //! A county's release for one period and window, built from the lake: the pupil counts the
-//! reports publish (pupils in total and by gender, pupils at or above each shared level) for
-//! every school, municipality and the county, all as sums of the uploaded groups' band counts
-//! (the inner cells).
+//! reports publish (pupils in total and by gender, pupils at or above each shared level and
+//! each staircase step in percent of the window) for every school, municipality and the
+//! county, all as sums of the uploaded groups' band counts (the inner cells); a month's
+//! release also holds the actions the schools reported that month. The whole lake's statuses
+//! follow from every county's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -65,7 +67,7 @@ pub async fn county_release(
     // levels (`kommun:CODE|T|minst12`), so their thresholds are band edges too.
     let steps = engine
         .sql(&format!(
-            "SELECT DISTINCT band FROM local_steps WHERE measure = 'percent' \
+            "SELECT DISTINCT CAST(band AS BIGINT) FROM local_steps WHERE measure = 'percent' \
              AND \"window\" = '{window}' AND band IS NOT NULL \
              AND (county_code = '{county}' OR (municipality_code IS NULL AND county_code IS NULL) \
                   OR municipality_code IN \
