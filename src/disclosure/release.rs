@@ -229,18 +229,11 @@ pub fn add_actions(
             .iter()
             .map(|&i| rows[i].bands.iter().sum::<i64>())
             .sum();
-        let mut inner: Vec<usize> = groups
-            .iter()
-            .flat_map(|&i| (from..nb).map(move |b| i * nb + b))
-            .collect();
-        inner.sort_unstable();
+        let (value, inner) = at_or_above(rows, &groups, from, nb);
         release.cells.push(Cell {
             key: format!("{area}|R|minst{high}"),
             kind: Kind::Band,
-            value: groups
-                .iter()
-                .map(|&i| rows[i].bands[from..].iter().sum::<i64>())
-                .sum(),
+            value,
             base,
             schools,
             area: is_area,
@@ -476,6 +469,21 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     Ok(p)
 }
 
+/// The pupils of the groups `members` of `rows` in band `from` and above (`nb` bands a
+/// group), and the inner cells they are.
+fn at_or_above(rows: &[Row], members: &[usize], from: usize, nb: usize) -> (i64, Vec<usize>) {
+    let mut inner: Vec<usize> = members
+        .iter()
+        .flat_map(|&i| (from..nb).map(move |b| i * nb + b))
+        .collect();
+    inner.sort_unstable();
+    let value = members
+        .iter()
+        .map(|&i| rows[i].bands[from..].iter().sum::<i64>())
+        .sum();
+    (value, inner)
+}
+
 /// The items (by index) of each school, municipality and the county, by the area's name
 /// (`skolenhet:CODE`, `kommun:CODE`, `län:CODE`), from each item's school and municipality.
 fn areas<'a>(
@@ -551,18 +559,11 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
             });
         }
         for (from, (lo, _)) in edges.iter().enumerate().skip(1) {
-            let mut inner: Vec<usize> = members
-                .iter()
-                .flat_map(|&i| (from..nb).map(move |b| i * nb + b))
-                .collect();
-            inner.sort_unstable();
+            let (value, inner) = at_or_above(rows, members, from, nb);
             cells.push(Cell {
                 key: format!("{area}|T|minst{lo}"),
                 kind: Kind::Band,
-                value: members
-                    .iter()
-                    .map(|&i| rows[i].bands[from..].iter().sum::<i64>())
-                    .sum(),
+                value,
                 base: total,
                 schools,
                 area: is_area,

@@ -279,27 +279,20 @@ pub async fn build(
     let file = format!("reports/{}.toml", spec.id);
 
     // Every query first; then the releases their values rest on, each protected once.
-    let figure_batches = futures::future::try_join_all(spec.summary.iter().map(|f| {
-        let (sql, file) = (bind(&f.sql), &file);
+    let run = |sql: &str, what: &str| {
+        let (sql, what, file) = (bind(sql), what.to_string(), &file);
         async move {
             engine
                 .sql(&sql)
                 .await
-                .map_err(|e| query_error(file, &f.label, e))
+                .map_err(|e| query_error(file, &what, e))
         }
-    }))
-    .await?;
+    };
+    let figure_batches =
+        futures::future::try_join_all(spec.summary.iter().map(|f| run(&f.sql, &f.label))).await?;
     let block_specs: Vec<&spec::BlockSpec> = spec.sections.iter().flat_map(|s| &s.blocks).collect();
-    let block_batches = futures::future::try_join_all(block_specs.iter().map(|b| {
-        let (sql, file) = (bind(&b.sql), &file);
-        async move {
-            engine
-                .sql(&sql)
-                .await
-                .map_err(|e| query_error(file, &b.id, e))
-        }
-    }))
-    .await?;
+    let block_batches =
+        futures::future::try_join_all(block_specs.iter().map(|b| run(&b.sql, &b.id))).await?;
     let own_release = Which::term(&area.county_code, &period);
     let mut wanted = std::collections::BTreeSet::from([own_release.clone()]);
     {
