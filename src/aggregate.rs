@@ -12,9 +12,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::contract::Period;
+use crate::contract::Problems;
 use crate::contract::attendance::{AttendanceRow, WINDOWS};
 use crate::contract::schema::HISTOGRAMS;
-use crate::ss12000::{self, Problems, Record, record_problem};
+use crate::ss12000::{self, Record, record_problem};
 use crate::{Error, Result};
 
 /// One pupil's minutes over a window (SS 12000 `AggregatedAttendance` sums).

@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -19,7 +20,9 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
+use crate::contract::Register;
 use crate::{Error, Result};
 
 /// The configuration file used when none is named.
@@ -108,6 +111,57 @@ impl Principal {
         })
     }
 
+    /// Whether the caller may upload anything at all; checked before a body is read.
+    pub fn may_upload_any(&self) -> bool {
+        self.scopes.iter().any(|s| {
+            matches!(
+                s,
+                Scope::Admin | Scope::UploadSchool(_) | Scope::UploadMunicipality(_)
+            )
+        })
+    }
+
+    /// The one upload scope rule, for the API and the command line alike: every row an upload
+    /// writes must be the caller's. A register row's stated municipality must be in scope, and
+    /// so must every municipality the register (before the upload) places the school in on the
+    /// days a row is about; a register upload replaces a school's whole history, so all of
+    /// its validity rows count. Refused: [`Error::Forbidden`] naming the schools, nothing stored.
+    pub fn authorise(&self, claims: &[crate::contract::Claim], register: &Register) -> Result<()> {
+        let mut outside = std::collections::BTreeSet::new();
+        for c in claims {
+            let allowed = match &c.municipality {
+                Some(m) => self.may_upload(&c.school, Some(m)),
+                None => {
+                    let during = register.municipalities_during(&c.school, c.first, c.last);
+                    if during.is_empty() {
+                        self.may_upload(&c.school, None)
+                    } else {
+                        during.iter().all(|m| self.may_upload(&c.school, Some(m)))
+                    }
+                }
+            };
+            if !allowed {
+                outside.insert(c.school.as_str());
+            }
+        }
+        if outside.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = outside.iter().take(10).copied().collect();
+        Err(Error::Forbidden(format!(
+            "token '{}' får inte skicka uppgifter för {} skolenhet{} ({}{}); inget sparades",
+            self.name,
+            outside.len(),
+            if outside.len() == 1 { "" } else { "er" },
+            shown.join(", "),
+            if outside.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        )))
+    }
+
     /// Whether the caller is `school`'s own (a read or upload scope for that school), and
     /// so sees its figures without disclosure control.
     pub fn owns_school(&self, school: &str) -> bool {
@@ -132,23 +186,32 @@ impl Principal {
     }
 }
 
-/// Server settings in the configuration file.
+/// Server settings in the configuration file (`[server]` in `narvaro.toml`). Every limit has
+/// a safe default; `serve` reads them when it starts (the upload size also on every upload).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// The largest upload accepted, in megabytes (HTTP 413 above it).
-    #[serde(default = "default_max_upload_mb")]
     pub max_upload_mb: u64,
-}
-
-fn default_max_upload_mb() -> u64 {
-    20
+    /// Seconds a client has to send a request's headers, and the longest an idle keep-alive
+    /// connection is kept open.
+    pub header_timeout_secs: u64,
+    /// Seconds an upload's body may take to arrive in full (HTTP 408 after).
+    pub body_timeout_secs: u64,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Uploads received and checked at once; more are answered 503 with `Retry-After`.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            max_upload_mb: default_max_upload_mb(),
+            max_upload_mb: 20,
+            header_timeout_secs: 10,
+            body_timeout_secs: 60,
+            max_connections: 512,
+            max_concurrent_uploads: 8,
         }
     }
 }
@@ -278,13 +341,20 @@ impl Config {
     }
 
     /// Checks a presented token against the stored hashes.
+    /// An unknown id or a malformed token is checked against a decoy hash, so every wrong
+    /// token costs the same work.
     fn verify(&self, token: &str) -> Option<Principal> {
-        let (id, secret) = token.strip_prefix("nvr_")?.split_once('_')?;
-        let record = self.active().find(|t| t.id == id)?;
-        let hash = PasswordHash::new(&record.hash).ok()?;
-        Argon2::default()
+        let (id, secret) = token
+            .strip_prefix("nvr_")
+            .and_then(|t| t.split_once('_'))
+            .unwrap_or(("", token));
+        let record = self.active().find(|t| t.id == id);
+        let stored = record.map_or(decoy(), |r| r.hash.as_str());
+        let hash = PasswordHash::new(stored).ok()?;
+        let ok = Argon2::default()
             .verify_password(secret.as_bytes(), &hash)
-            .ok()?;
+            .is_ok();
+        let record = record.filter(|_| ok)?;
         Some(Principal {
             name: record.name.clone(),
             scopes: record
@@ -300,6 +370,8 @@ impl Config {
 pub struct Tokens {
     path: Option<PathBuf>,
     state: Mutex<State>,
+    /// Failed attempts per client address in the current window.
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 struct State {
@@ -307,6 +379,27 @@ struct State {
     config: Config,
     /// SHA-256 of tokens that passed argon2, so a busy uploader pays the hash once.
     verified: HashMap<[u8; 32], Principal>,
+}
+
+/// Failed token checks one client address may make per [`FAILURE_WINDOW`]; then 429.
+pub const FAILURES_ALLOWED: u32 = 10;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// argon2 checks running at once in this process (each takes a core for ~15 ms); the rest
+/// wait, off the async workers.
+static HASHING: Semaphore = Semaphore::const_new(2);
+
+/// A hash to check unknown token ids against, so an unknown id costs the same argon2 work as
+/// a known id with a wrong secret and the two cannot be told apart by timing.
+fn decoy() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::encode_b64(b"narvaro-decoy-salt").expect("salt");
+        Argon2::default()
+            .hash_password(b"no token has this secret", &salt)
+            .expect("argon2")
+            .to_string()
+    })
 }
 
 impl Tokens {
@@ -323,11 +416,18 @@ impl Tokens {
                 config,
                 verified: HashMap::new(),
             }),
+            failures: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The caller behind an `Authorization` header value.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+    /// The caller behind an `Authorization` header value, from `client` (when known). The
+    /// argon2 check runs on a blocking thread; a client that failed too often in the last
+    /// minute is refused (429) without one.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Principal> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
@@ -337,11 +437,6 @@ impl Tokens {
                     "ingen behörighet: skicka ditt token som 'Authorization: Bearer TOKEN'".into(),
                 )
             })?;
-        let unknown = || {
-            Error::Unauthorized(
-                "okänt eller återkallat token: be administratören om ett nytt".into(),
-            )
-        };
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let config = {
             let mut state = self.state.lock().expect("tokens");
@@ -351,13 +446,74 @@ impl Tokens {
             }
             state.config.clone()
         };
-        // argon2 outside the lock: one slow check does not hold up the others.
-        let principal = config.verify(token).ok_or_else(unknown)?;
+        if let Some(ip) = client {
+            self.check_failures(ip)?;
+        }
+        let _turn = HASHING
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("behörighetskontrollen är avstängd".into()))?;
+        let presented = token.to_string();
+        let checked = tokio::task::spawn_blocking(move || {
+            let principal = config.verify(&presented);
+            (principal, config)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("behörighetskontrollen avbröts: {e}")))?;
+        let (principal, config) = checked;
+        let Some(principal) = principal else {
+            if let Some(ip) = client {
+                self.fail(ip);
+            }
+            return Err(Error::Unauthorized(
+                "okänt eller återkallat token: be administratören om ett nytt".into(),
+            ));
+        };
         let mut state = self.state.lock().expect("tokens");
         if state.config == config {
             state.verified.insert(digest, principal.clone());
         }
         Ok(principal)
+    }
+
+    fn check_failures(&self, ip: IpAddr) -> Result<()> {
+        let failures = self.failures.lock().expect("failures");
+        if let Some((n, since)) = failures.get(&ip)
+            && *n >= FAILURES_ALLOWED
+        {
+            let left = FAILURE_WINDOW.saturating_sub(since.elapsed());
+            if !left.is_zero() {
+                return Err(Error::Busy {
+                    message: format!(
+                        "för många misslyckade försök med token från den här adressen; försök igen om {} sekunder",
+                        left.as_secs().max(1)
+                    ),
+                    retry_after_secs: left.as_secs().max(1),
+                    client: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().expect("failures");
+        // Old windows are forgotten, so the map stays as small as the current attackers.
+        if failures.len() > 10_000 {
+            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    /// The server settings as they stand.
+    pub fn server(&self) -> ServerConfig {
+        let mut state = self.state.lock().expect("tokens");
+        let _ = self.reload_if_changed(&mut state);
+        state.config.server.clone()
     }
 
     /// The upload size limit in bytes.

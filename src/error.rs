@@ -27,6 +27,15 @@ pub enum Error {
     /// A valid token without the scope the request needs (HTTP 403).
     #[error("{0}")]
     Forbidden(String),
+    /// Too many requests from one client, or too much work at once (HTTP 429 or 503 with
+    /// `Retry-After`).
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+        /// 429 (this client asked too often) rather than 503 (the server is full).
+        client: bool,
+    },
     /// The lake cannot be written right now (a full disk, no permission); nothing was stored.
     #[error("{0}")]
     Unavailable(String),

@@ -1,13 +1,18 @@
-//! Ingest: a file's bytes → validation against the lake's register → one commit.
+//! Ingest: a file's bytes → validation against the lake's register → the scope check →
+//! one commit.
 //!
-//! The same path serves `narvaro ingest` and `POST /api/v1/uploads` (which checks the
-//! token's scope between `validate` and `commit`).
+//! [`upload`] is the one path for `narvaro ingest` and `POST /api/v1/uploads`: the register is
+//! read once, the file is read and validated on a blocking thread (at most
+//! [`MAX_PARALLEL_VALIDATIONS`] at a time, so the async workers stay free), every row's scope
+//! is checked by [`Principal::authorise`], and only then is anything written.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
+use crate::auth::{Principal, Scope};
 use crate::contract::{self, Context, Kind, Validated};
 use crate::lake::{Lake, Receipt};
 use crate::{Error, Result};
@@ -15,32 +20,57 @@ use crate::{Error, Result};
 /// The uploader the audit names for files ingested from the command line.
 pub const CLI_UPLOADER: &str = "narvaro ingest";
 
-/// Validates `bytes` (named `file` in every message) against the lake's register.
-/// A refused file returns [`Error::Rejected`] with every problem found.
+/// Files read and validated at the same time in this process; more wait their turn. Reading
+/// is bounded per file (see `contract::source`), so this bounds the memory uploads can take.
+pub const MAX_PARALLEL_VALIDATIONS: usize = 2;
+
+static VALIDATIONS: Semaphore = Semaphore::const_new(MAX_PARALLEL_VALIDATIONS);
+
+/// The command line's principal: the operator, who may write anything.
+pub fn operator() -> Principal {
+    Principal {
+        name: CLI_UPLOADER.to_string(),
+        scopes: vec![Scope::Admin],
+    }
+}
+
+/// Validates `bytes` (named `file` in every message) against the lake's register, on a
+/// blocking thread. A refused file returns [`Error::Rejected`] with the problems found.
 pub async fn validate(
     lake: &Lake,
     file: &str,
-    bytes: &[u8],
+    bytes: bytes::Bytes,
     now: DateTime<Utc>,
-) -> Result<Validated> {
+) -> Result<(Validated, std::sync::Arc<contract::Register>)> {
+    let register = lake.register().await?;
     let ctx = Context {
-        register: lake.register().await?,
+        register: register.clone(),
         today: now.date_naive(),
     };
-    Ok(contract::validate(file, bytes, &ctx)?)
+    let _turn = VALIDATIONS
+        .acquire()
+        .await
+        .map_err(|_| Error::Unavailable("valideringen är avstängd".into()))?;
+    let name = file.to_string();
+    let validated = tokio::task::spawn_blocking(move || contract::validate(&name, &bytes, &ctx))
+        .await
+        .map_err(|e| Error::Unavailable(format!("valideringen avbröts: {e}")))??;
+    Ok((validated, register))
 }
 
-/// Commits a validated file: one commit replacing exactly its keys, and its audit record.
-pub async fn commit(
+/// The one upload path: validate, check that `who` may write every row, commit. A refused
+/// file (contract or scope) changes nothing.
+pub async fn upload(
     lake: &Lake,
-    validated: Validated,
+    who: &Principal,
     file: &str,
-    bytes: &[u8],
-    uploader: &str,
+    bytes: bytes::Bytes,
     now: DateTime<Utc>,
 ) -> Result<Receipt> {
-    let sha256 = hex::encode(Sha256::digest(bytes));
-    lake.commit(validated, file, &sha256, uploader, now).await
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let (validated, register) = validate(lake, file, bytes, now).await?;
+    who.authorise(&validated.claims(), &register)?;
+    lake.commit(validated, file, &sha256, &who.name, now).await
 }
 
 /// Validates and commits `bytes` as `narvaro ingest` does. A refused file changes nothing.
@@ -50,8 +80,14 @@ pub async fn ingest_bytes(
     bytes: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Receipt> {
-    let validated = validate(lake, file, bytes, now).await?;
-    commit(lake, validated, file, bytes, CLI_UPLOADER, now).await
+    upload(
+        lake,
+        &operator(),
+        file,
+        bytes::Bytes::copy_from_slice(bytes),
+        now,
+    )
+    .await
 }
 
 /// Reads and ingests one file from disk.

@@ -6,12 +6,15 @@
 //! An accepted upload is exactly one Delta commit to its table: an overwrite whose
 //! `replaceWhere` predicate matches precisely the keys the upload carries, e.g. the
 //! (school, period, window) keys of an attendance file. Readers see all of it or none of it,
-//! and the version before stays readable (time travel). The audit row goes to `uploads` in a
-//! second commit that names the data commit's version; the data commit's own commit info also
-//! carries the upload id and checksum, so the data table alone tells which upload wrote what.
+//! and the version before stays readable (time travel). The data commit's own commit info
+//! carries the whole audit record, so once it has landed the upload is stored: the audit row
+//! then goes to `uploads` in a second commit naming the data version, and if that fails (a
+//! full disk) the row stays pending in memory and is restored from the data table's log on
+//! the next open, whatever came after it.
 //!
-//! Hazard: two writers racing on the same keys are serialised by Delta's optimistic
-//! concurrency; the loser gets a commit conflict, which is an error here, never a silent merge.
+//! Two writers racing on the same keys are serialised by Delta's optimistic concurrency; the
+//! loser's commit conflicts and is retried from a fresh read of the table, never merged
+//! silently.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -105,6 +108,8 @@ pub struct Lake {
     /// One writer per table in this process; writers in other processes are serialised by
     /// Delta's optimistic concurrency and retried (see `commit`).
     writers: HashMap<&'static str, tokio::sync::Mutex<()>>,
+    /// Audit rows of committed uploads not yet written to `uploads` (e.g. the disk was full).
+    pending: Mutex<Vec<Audit>>,
 }
 
 impl Lake {
@@ -121,6 +126,7 @@ impl Lake {
                 .iter()
                 .map(|t| (*t, tokio::sync::Mutex::new(())))
                 .collect(),
+            pending: Mutex::new(Vec::new()),
         };
         for t in TABLES {
             lake.create_if_missing(t).await?;
@@ -329,11 +335,31 @@ impl Lake {
                 Err(e) => return Err(e),
             }
         }
-        self.audit(std::slice::from_ref(&audit)).await?;
-        Ok(Receipt {
-            audit,
-            warnings: upload.warnings,
-        })
+        // The data commit has landed and carries the receipt: from here on the upload is
+        // stored, whatever happens to its audit row. A row that cannot be written now is kept
+        // pending (and shown by `audits`) until a later audit write or `open` restores it.
+        let mut warnings = upload.warnings;
+        let pending = {
+            let mut p = self.pending.lock().expect("lock");
+            p.push(audit.clone());
+            p.clone()
+        };
+        match self.audit(&pending).await {
+            Ok(()) => {
+                let mut p = self.pending.lock().expect("lock");
+                p.retain(|a| !pending.iter().any(|w| w.upload_id == a.upload_id));
+            }
+            Err(e) => {
+                tracing::warn!(upload_id = %audit.upload_id, error = %e,
+                    "upload committed, its audit row is pending");
+                warnings.push(crate::contract::Problem::file(
+                    "audit_pending",
+                    "uppgifterna är sparade, men granskningsraden kunde inte skrivas just nu; \
+                     den skrivs vid nästa uppladdning eller när servern startas om",
+                ));
+            }
+        }
+        Ok(Receipt { audit, warnings })
     }
 
     /// One attempt: read which keys exist (and which uploads wrote them), then write.
@@ -547,12 +573,19 @@ impl Lake {
                 });
             }
         }
+        for a in self.pending.lock().expect("lock").iter() {
+            if seen.insert(a.upload_id.clone()) {
+                out.push(a.clone());
+            }
+        }
         Ok(out)
     }
 
-    /// Restores audit rows that a crash between an upload's data commit and its audit commit
-    /// left out: every data commit carries its record in its commit info. Runs on open, so a
-    /// restart needs no repair step; only commits after the last audited one are read.
+    /// Restores audit rows that a crash or a full disk between an upload's data commit and
+    /// its audit commit left out: every data commit carries its record in its commit info.
+    /// Runs on open, so a restart needs no repair step. Every data version without an audit
+    /// row is read, whatever came after it (commits that are not uploads, such as compaction,
+    /// are read and skipped).
     async fn restore_audit(&self) -> Result<()> {
         let audits = self.audits().await?;
         let known: std::collections::HashSet<&str> =
@@ -560,16 +593,15 @@ impl Lake {
         let mut missing = Vec::new();
         for kind in Kind::ALL {
             let name = kind.table();
-            let last = audits
+            let audited: std::collections::HashSet<u64> = audits
                 .iter()
                 .filter(|a| a.table == name)
                 .map(|a| a.version)
-                .max()
-                .unwrap_or(0);
+                .collect();
             let table = self.table(name).await?;
             let latest = table.version().unwrap_or_default();
             let log = table.log_store();
-            for v in last + 1..=latest {
+            for v in (1..=latest).filter(|v| !audited.contains(v)) {
                 let Some(entry) = log.read_commit_entry(v).await? else {
                     continue;
                 };

@@ -13,10 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Gender;
-use crate::contract::{Problem, Rejection, Row, source};
-
-/// At most this many problems are listed per file; the rest are counted.
-const MAX_PROBLEMS: usize = 100;
+use crate::contract::{Problem, Problems, Rejection, Row, source};
 
 /// A reference to another object: SS 12000 writes `{"id": "…", "displayName": "…"}`; a bare
 /// id string is accepted too.
@@ -112,49 +109,6 @@ pub struct Record {
     pub end: NaiveDate,
     /// In the order of [`SUM_FIELDS`]; `None` where the record left the field out.
     pub sums: [Option<i64>; 6],
-}
-
-/// Problems in one file, capped at [`MAX_PROBLEMS`] listed.
-#[derive(Debug, Default)]
-pub struct Problems {
-    pub list: Vec<Problem>,
-    pub more: usize,
-}
-
-impl Problems {
-    pub fn push(&mut self, p: Problem) {
-        if self.list.len() < MAX_PROBLEMS {
-            self.list.push(p);
-        } else {
-            self.more += 1;
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
-    /// Problems pushed so far, listed or not.
-    pub fn count(&self) -> usize {
-        self.list.len() + self.more
-    }
-
-    /// The rejection of `file`, or `Ok` when nothing was wrong.
-    pub fn into_result(mut self, file: &str) -> Result<(), Rejection> {
-        if self.list.is_empty() {
-            return Ok(());
-        }
-        if self.more > 0 {
-            self.list.push(Problem::file(
-                "more_problems",
-                format!("och {} fel till av samma slag", self.more),
-            ));
-        }
-        Err(Rejection {
-            file: file.to_string(),
-            problems: self.list,
-        })
-    }
 }
 
 /// A problem with record `n` of an attendance file.
@@ -437,12 +391,11 @@ fn read_roster_table(file: &str, bytes: &[u8]) -> Result<Roster, Rejection> {
     }
     let [student, school, grade, gender] = cols.map(|(_, c)| c.unwrap_or("gender"));
     let mut roster = Roster::new();
-    let mut list = Vec::new();
     for i in 0..table.nrows {
         let mut row = Row {
             table: &table,
             i,
-            problems: &mut list,
+            problems: &mut problems,
         };
         let n = row.number();
         let id = row.text(student);
@@ -489,9 +442,6 @@ fn read_roster_table(file: &str, bytes: &[u8]) -> Result<Roster, Rejection> {
                 );
             }
         }
-    }
-    for p in list {
-        problems.push(p);
     }
     problems.into_result(file)?;
     Ok(roster)

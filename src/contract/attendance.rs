@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field};
 
 use super::schema::{HISTOGRAMS, Histogram, Kind, MINUTES, SCHOOL};
 use super::source::RawTable;
-use super::{Context, KeySet, Period, Problem, Row, missing_columns, unknown_columns};
+use super::{Context, KeySet, Period, Problem, Problems, Row, missing_columns, unknown_columns};
 
 pub const WINDOWS: [&str; 3] = ["month", "term", "school_year"];
 pub const GRADES: [&str; 14] = [
@@ -170,7 +170,7 @@ fn parse_row(r: &mut Row, ctx: &Context) -> Option<AttendanceRow> {
 }
 
 /// The arithmetic rules of §3 within one row.
-fn check_row(p: &AttendanceRow, problems: &mut Vec<Problem>) {
+fn check_row(p: &AttendanceRow, problems: &mut Problems) {
     let at = |code, col: &str| Problem::at(code, p.line).column(col);
     let [offered, attendance, valid, invalid, other, reported] = p.minutes;
     if p.students < MIN_GROUP {
@@ -283,7 +283,7 @@ fn check_row(p: &AttendanceRow, problems: &mut Vec<Problem>) {
 
 /// Groups in one (school, period, window) must not overlap: grade 7 and stage 7-9, or K and T
 /// for the same grade, would count the same pupils twice.
-fn check_groups(rows: &[AttendanceRow], problems: &mut Vec<Problem>) {
+fn check_groups(rows: &[AttendanceRow], problems: &mut Problems) {
     let mut by_key: HashMap<(&str, Period, &str), Vec<&AttendanceRow>> = HashMap::new();
     for p in rows {
         by_key
@@ -324,7 +324,7 @@ pub fn parse(
     if !missing.is_empty() {
         return Err(missing);
     }
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     let mut rows = Vec::with_capacity(table.nrows);
     for i in 0..table.nrows {
         let mut r = Row {
@@ -339,8 +339,7 @@ pub fn parse(
     }
     check_groups(&rows, &mut problems);
     if !problems.is_empty() {
-        problems.sort_by_key(|p| p.row);
-        return Err(problems);
+        return Err(problems.finish());
     }
     let warnings = unknown_columns(table, |c| {
         BASE_COLUMNS.contains(&c)

@@ -14,7 +14,7 @@ pub mod source;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
@@ -110,12 +110,90 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-/// The school units known to the register, with the dates each was active and the
-/// municipality each belongs to (what an upload scope is checked against).
+/// At most this many problems are listed per file; the rest are counted, so a file of bad
+/// rows cannot make a reply (or the memory behind it) of any size.
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// Problems in one file, capped at [`MAX_PROBLEMS`] listed.
+#[derive(Debug, Default)]
+pub struct Problems {
+    pub list: Vec<Problem>,
+    pub more: usize,
+}
+
+impl Problems {
+    pub fn push(&mut self, p: Problem) {
+        if self.list.len() < MAX_PROBLEMS {
+            self.list.push(p);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    pub fn extend(&mut self, ps: impl IntoIterator<Item = Problem>) {
+        for p in ps {
+            self.push(p);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Problems pushed so far, listed or not.
+    pub fn count(&self) -> usize {
+        self.list.len() + self.more
+    }
+
+    /// The listed problems in row order, and a last one counting those not listed.
+    pub fn finish(mut self) -> Vec<Problem> {
+        self.list.sort_by_key(|p| p.row);
+        if self.more > 0 {
+            self.list.push(
+                Problem::file(
+                    "more_problems",
+                    format!(
+                        "och {} fel till som inte visas; rätta de visade och skicka filen igen",
+                        self.more
+                    ),
+                )
+                .value(self.more.to_string()),
+            );
+        }
+        self.list
+    }
+
+    /// The rejection of `file`, or `Ok` when nothing was wrong.
+    pub fn into_result(self, file: &str) -> Result<(), Rejection> {
+        if self.list.is_empty() {
+            return Ok(());
+        }
+        Err(Rejection {
+            file: file.to_string(),
+            problems: self.finish(),
+        })
+    }
+}
+
+/// The school units known to the register: each validity period of each school, with the
+/// municipality it belonged to then (what an upload scope is checked against).
 #[derive(Debug, Clone, Default)]
 pub struct Register {
-    schools: HashMap<String, Vec<(NaiveDate, Option<NaiveDate>)>>,
-    municipality: HashMap<String, String>,
+    schools: HashMap<String, Vec<Span>>,
+}
+
+/// One validity row of a school unit: from, to (open when `None`), municipality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub from: NaiveDate,
+    pub to: Option<NaiveDate>,
+    pub municipality: String,
+}
+
+impl Span {
+    fn overlaps(&self, first: NaiveDate, last: NaiveDate) -> bool {
+        self.from <= last && self.to.is_none_or(|to| to >= first)
+    }
 }
 
 impl Register {
@@ -126,17 +204,44 @@ impl Register {
         from: NaiveDate,
         to: Option<NaiveDate>,
     ) {
-        self.schools
-            .entry(code.to_string())
-            .or_default()
-            .push((from, to));
-        self.municipality
-            .insert(code.to_string(), municipality.to_string());
+        let spans = self.schools.entry(code.to_string()).or_default();
+        spans.push(Span {
+            from,
+            to,
+            municipality: municipality.to_string(),
+        });
+        spans.sort_by_key(|s| s.from);
     }
 
-    /// The municipality code of a registered school.
+    /// The municipality code of a registered school: that of its latest validity row.
     pub fn municipality_of(&self, code: &str) -> Option<&str> {
-        self.municipality.get(code).map(String::as_str)
+        self.schools
+            .get(code)
+            .and_then(|s| s.last())
+            .map(|s| s.municipality.as_str())
+    }
+
+    /// Every validity row of a school, oldest first (empty when unregistered).
+    pub fn spans(&self, code: &str) -> &[Span] {
+        self.schools.get(code).map_or(&[], Vec::as_slice)
+    }
+
+    /// The municipalities a school belonged to at any day from `first` to `last`.
+    pub fn municipalities_during(
+        &self,
+        code: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .spans(code)
+            .iter()
+            .filter(|s| s.overlaps(first, last))
+            .map(|s| s.municipality.as_str())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     pub fn contains(&self, code: &str) -> bool {
@@ -146,11 +251,7 @@ impl Register {
     /// Whether the school was active at any day of `period`'s month.
     pub fn active_in(&self, code: &str, period: Period) -> bool {
         let (first, last) = (period.first_day(), period.last_day());
-        self.schools.get(code).is_some_and(|spans| {
-            spans
-                .iter()
-                .any(|(from, to)| *from <= last && to.is_none_or(|to| to >= first))
-        })
+        self.spans(code).iter().any(|s| s.overlaps(first, last))
     }
 
     pub fn len(&self) -> usize {
@@ -319,29 +420,103 @@ impl Validated {
         }
     }
 
-    /// For a register upload, the municipality each school unit is registered in.
-    pub fn registered_municipalities(&self) -> HashMap<String, String> {
-        let schema = self.batch.schema();
-        let (Ok(s), Ok(m)) = (
-            schema.index_of(schema::SCHOOL),
-            schema.index_of("municipality_code"),
-        ) else {
-            return HashMap::new();
+    /// A string column of the upload, as text (empty when it has none).
+    fn texts(&self, column: &str) -> Vec<Option<String>> {
+        let Ok(i) = self.batch.schema().index_of(column) else {
+            return Vec::new();
         };
-        let text = |i: usize| {
-            arrow::compute::cast(self.batch.column(i), &arrow::datatypes::DataType::Utf8)
-                .expect("strings cast to Utf8")
-        };
-        let (s, m) = (text(s), text(m));
-        let (s, m) = (
-            arrow::array::AsArray::as_string::<i32>(&s),
-            arrow::array::AsArray::as_string::<i32>(&m),
-        );
-        s.iter()
-            .zip(m.iter())
-            .filter_map(|(s, m)| Some((s?.to_string(), m?.to_string())))
-            .collect()
+        match arrow::compute::cast(self.batch.column(i), &arrow::datatypes::DataType::Utf8) {
+            Ok(a) => arrow::array::AsArray::as_string::<i32>(&a)
+                .iter()
+                .map(|v| v.map(String::from))
+                .collect(),
+            Err(_) => vec![None; self.batch.num_rows()],
+        }
     }
+
+    /// What the upload writes, as the scope check sees it: for every row, the school and the
+    /// days its figures are about, and for a register row the municipality it states. A
+    /// register upload replaces a school's whole history, so it also claims every day.
+    pub fn claims(&self) -> Vec<Claim> {
+        let schools = self.texts(schema::SCHOOL);
+        let mut out = Vec::new();
+        let days = |first: Period, last: Period| (first.first_day(), last.last_day());
+        match self.kind {
+            Kind::Register => {
+                let municipality = self.texts("municipality_code");
+                let dates = |c: &str| -> Vec<Option<NaiveDate>> {
+                    let Ok(i) = self.batch.schema().index_of(c) else {
+                        return vec![None; self.batch.num_rows()];
+                    };
+                    let a = self.batch.column(i);
+                    match a.as_any().downcast_ref::<arrow::array::Date32Array>() {
+                        Some(d) => (0..d.len())
+                            .map(|r| d.is_valid(r).then(|| d.value_as_date(r)).flatten())
+                            .collect(),
+                        None => vec![None; a.len()],
+                    }
+                };
+                let (from, to) = (dates("valid_from"), dates("valid_to"));
+                for (r, school) in schools.iter().enumerate() {
+                    let Some(school) = school else { continue };
+                    out.push(Claim {
+                        school: school.clone(),
+                        first: from.get(r).copied().flatten().unwrap_or(NaiveDate::MIN),
+                        last: to.get(r).copied().flatten().unwrap_or(NaiveDate::MAX),
+                        municipality: municipality.get(r).cloned().flatten(),
+                    });
+                    out.push(Claim {
+                        school: school.clone(),
+                        first: NaiveDate::MIN,
+                        last: NaiveDate::MAX,
+                        municipality: None,
+                    });
+                }
+            }
+            Kind::Attendance | Kind::Actions | Kind::Outcomes => {
+                let outcomes = self.kind == Kind::Outcomes;
+                let periods = self.texts(if outcomes { "school_year" } else { "period" });
+                for (school, period) in schools.iter().zip(&periods) {
+                    let (Some(school), Some(period)) = (school, period) else {
+                        continue;
+                    };
+                    let span = if outcomes {
+                        other::school_year(period).map(|june| {
+                            days(
+                                Period {
+                                    year: june.year - 1,
+                                    month: 8,
+                                },
+                                june,
+                            )
+                        })
+                    } else {
+                        Period::parse(period).map(|p| days(p, p))
+                    };
+                    let (first, last) = span.unwrap_or((NaiveDate::MIN, NaiveDate::MAX));
+                    out.push(Claim {
+                        school: school.clone(),
+                        first,
+                        last,
+                        municipality: None,
+                    });
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// One thing an upload writes, for the scope check: rows of `school` about the days `first`
+/// to `last`; a register row also states the `municipality` the school belongs to then.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Claim {
+    pub school: String,
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    pub municipality: Option<String>,
 }
 
 /// Reads and validates one file. `file` names it in every problem.
@@ -388,7 +563,7 @@ pub fn validate(file: &str, bytes: &[u8], ctx: &Context) -> Result<Validated, Re
 pub(crate) struct Row<'a> {
     pub table: &'a source::RawTable,
     pub i: usize,
-    pub problems: &'a mut Vec<Problem>,
+    pub problems: &'a mut Problems,
 }
 
 impl Row<'_> {
@@ -429,10 +604,21 @@ impl Row<'_> {
                 None
             }
             Err(source::BadCell(raw)) => {
-                let p = self
-                    .problem("invalid_number", col)
-                    .value(raw)
-                    .msg("värdet är inte ett heltal");
+                // A whole number beyond 64 bits is too large (or too small), not malformed.
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                let p = if raw.strip_prefix('-').is_some_and(digits) {
+                    self.problem("negative_value", col)
+                        .value(raw)
+                        .msg("värdet får inte vara negativt")
+                } else if digits(raw.strip_prefix('+').unwrap_or(&raw)) {
+                    self.problem("value_too_large", col)
+                        .value(raw)
+                        .msg(format!("värdet är orimligt stort (högst {max})"))
+                } else {
+                    self.problem("invalid_number", col)
+                        .value(raw)
+                        .msg("värdet är inte ett heltal")
+                };
                 self.push(p);
                 None
             }

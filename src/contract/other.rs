@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 
 use super::schema::{ACTIONS, Kind, SCHOOL};
 use super::source::RawTable;
-use super::{Context, KeySet, Period, Problem, Row, missing_columns, unknown_columns};
+use super::{Context, KeySet, Period, Problem, Problems, Row, missing_columns, unknown_columns};
 use crate::reference;
 
 type Parsed = Result<(RecordBatch, KeySet, Vec<Problem>), Vec<Problem>>;
@@ -28,7 +28,7 @@ fn rows<T>(
     if !missing.is_empty() {
         return Err(missing);
     }
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     let mut out = Vec::with_capacity(table.nrows);
     for i in 0..table.nrows {
         let mut r = Row {
@@ -43,7 +43,7 @@ fn rows<T>(
     if problems.is_empty() {
         Ok(out)
     } else {
-        Err(problems)
+        Err(problems.finish())
     }
 }
 
@@ -51,9 +51,9 @@ fn rows<T>(
 fn check_unique<K: std::hash::Hash + Eq>(
     keys: impl Iterator<Item = (usize, K, String)>,
     columns: &str,
-) -> Vec<Problem> {
+) -> Problems {
     let mut seen = HashMap::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     for (row, key, shown) in keys {
         // Every repeat is reported against the key's first row.
         let first = *seen.entry(key).or_insert(row);
@@ -74,10 +74,10 @@ fn finish(
     columns: Vec<ArrayRef>,
     keys: KeySet,
     warnings: Vec<Problem>,
-    problems: Vec<Problem>,
+    problems: Problems,
 ) -> Parsed {
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(problems.finish());
     }
     let batch = RecordBatch::try_new(schema_kind.validated_schema(), columns)
         .expect("batch matches its schema");
@@ -200,7 +200,7 @@ pub fn parse_register(table: &RawTable) -> Parsed {
         })
     })?;
     // A school unit may appear more than once only with validity spans that do not overlap.
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     let mut spans: HashMap<&str, Vec<&RegisterRow>> = HashMap::new();
     for row in &parsed {
         let earlier = spans.entry(&row.school).or_default();
@@ -246,7 +246,7 @@ pub fn parse_register(table: &RawTable) -> Parsed {
 }
 
 /// `2025/26` → the school year's last spring month, used to check the register.
-fn school_year(s: &str) -> Option<Period> {
+pub(super) fn school_year(s: &str) -> Option<Period> {
     let (a, b) = s.split_once('/')?;
     let start: i32 = a.parse().ok()?;
     let end: i32 = b.parse().ok()?;

@@ -7,13 +7,33 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, ListArray, StringArray, StringBuilder, UInt64Array,
+};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Field};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Type as PhysicalType;
+use parquet::column::page::Page;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use super::Problem;
+
+/// The most data rows a file may have: a school-month is tens of rows, a county's school
+/// year in one bulk file a few hundred thousand.
+pub const MAX_ROWS: usize = 1_000_000;
+/// The most columns a file may have (the widest contract form, attendance with its
+/// histograms as wide columns, has 415).
+pub const MAX_COLUMNS: usize = 1000;
+/// The longest CSV line, in bytes.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// The longest cell, in bytes; no field of the contract comes near it.
+pub const MAX_CELL_BYTES: usize = 1024;
+/// The most memory a file's cells may take once read, in bytes. A Parquet file's is
+/// estimated from its footer and dictionaries before anything is decoded.
+pub const MAX_DECODED_BYTES: usize = 512 * 1024 * 1024;
 
 /// The format a file arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +54,10 @@ impl Format {
 }
 
 enum RawColumn {
-    Text(Vec<String>),
     Str(StringArray),
     Int(Int64Array),
+    /// Unsigned 64-bit integers, kept apart so a value beyond `i64` is named, not lost.
+    UInt(UInt64Array),
     List(ListArray),
     Other(DataType),
 }
@@ -68,7 +89,6 @@ impl RawTable {
     /// The cell as text; `None` when empty, null or the column is absent.
     pub fn text(&self, col: &str, i: usize) -> Option<String> {
         let s = match self.cols.get(col)? {
-            RawColumn::Text(v) => v[i].clone(),
             RawColumn::Str(a) => {
                 if a.is_null(i) {
                     return None;
@@ -76,6 +96,12 @@ impl RawTable {
                 a.value(i).trim().to_string()
             }
             RawColumn::Int(a) => {
+                if a.is_null(i) {
+                    return None;
+                }
+                a.value(i).to_string()
+            }
+            RawColumn::UInt(a) => {
                 if a.is_null(i) {
                     return None;
                 }
@@ -92,7 +118,15 @@ impl RawTable {
         match self.cols.get(col) {
             None => Ok(None),
             Some(RawColumn::Int(a)) => Ok((!a.is_null(i)).then(|| a.value(i))),
-            Some(RawColumn::Text(v)) => parse_int(&v[i]),
+            Some(RawColumn::UInt(a)) => {
+                if a.is_null(i) {
+                    return Ok(None);
+                }
+                let v = a.value(i);
+                i64::try_from(v)
+                    .map(Some)
+                    .map_err(|_| BadCell(v.to_string()))
+            }
             Some(RawColumn::Str(a)) => {
                 if a.is_null(i) {
                     Ok(None)
@@ -140,7 +174,14 @@ fn parse_int(raw: &str) -> Result<Option<i64>, BadCell> {
 /// Reads a file's bytes into a [`RawTable`], or the problems that stop it being read at all.
 pub fn read(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
     match Format::sniff(bytes) {
-        Format::Parquet => read_parquet(bytes),
+        // A malformed file must not take the server down: should the Parquet reader itself
+        // panic on one, the file is refused like any other unreadable one.
+        Format::Parquet => std::panic::catch_unwind(|| read_parquet(bytes)).unwrap_or_else(|_| {
+            Err(vec![Problem::file(
+                "unreadable_parquet",
+                "filen kan inte läsas som Parquet: den är trasig",
+            )])
+        }),
         Format::Csv => read_csv(bytes),
     }
 }
@@ -163,6 +204,7 @@ fn read_csv(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
             "filen är tom eller saknar rubrikrad",
         )]);
     }
+    check_csv_shape(&text)?;
     let delimiter = delimiter(header_line);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -178,9 +220,14 @@ fn read_csv(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
             )]);
         }
     };
-    let mut problems = Vec::new();
+    if headers.len() > MAX_COLUMNS {
+        return Err(vec![too_many_columns(headers.len())]);
+    }
+    let mut problems = super::Problems::default();
     check_duplicate_columns(&headers, &mut problems);
-    let mut values: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    // One Arrow string column per CSV column: 4 bytes per cell beside its text, where a
+    // `String` per cell would take 24 and an allocation.
+    let mut values: Vec<StringBuilder> = headers.iter().map(|_| StringBuilder::new()).collect();
     let mut nrows = 0;
     for (i, rec) in reader.records().enumerate() {
         let row = i + 2;
@@ -202,7 +249,11 @@ fn read_csv(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
                     );
                 }
                 for (c, col) in values.iter_mut().enumerate() {
-                    col.push(rec.get(c).unwrap_or("").trim().to_string());
+                    let v = rec.get(c).unwrap_or("").trim();
+                    if v.len() > MAX_CELL_BYTES {
+                        problems.push(too_long(&headers[c], row, v.len()));
+                    }
+                    col.append_value(v);
                 }
                 nrows += 1;
             }
@@ -213,12 +264,12 @@ fn read_csv(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
         }
     }
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(problems.finish());
     }
     let cols = headers
         .iter()
         .cloned()
-        .zip(values.into_iter().map(RawColumn::Text))
+        .zip(values.iter_mut().map(|b| RawColumn::Str(b.finish())))
         .collect();
     Ok(RawTable {
         first_row: 2,
@@ -226,6 +277,75 @@ fn read_csv(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
         columns: headers,
         cols,
     })
+}
+
+/// Refuses a CSV file whose lines, rows or cells would take more than the limits allow,
+/// before any of it is split into cells.
+fn check_csv_shape(text: &str) -> Result<(), Vec<Problem>> {
+    let mut lines = 0usize;
+    for (i, line) in text.split('\n').enumerate() {
+        if line.len() > MAX_LINE_BYTES {
+            return Err(vec![
+                Problem::at("line_too_long", i + 1)
+                    .value(format!("{} byte", line.len()))
+                    .msg(format!(
+                        "raden är längre än gränsen på {} kB; är det rätt fil och rätt avgränsare?",
+                        MAX_LINE_BYTES / 1024
+                    )),
+            ]);
+        }
+        lines += 1;
+    }
+    let header = text.lines().next().unwrap_or("");
+    let sep = delimiter(header) as char;
+    let columns = header.matches(sep).count() + 1;
+    if columns > MAX_COLUMNS {
+        return Err(vec![too_many_columns(columns)]);
+    }
+    if lines > MAX_ROWS + 2 {
+        return Err(vec![too_many_rows(lines - 1)]);
+    }
+    // Each cell is held as its text and an offset, in the decoded text's copy.
+    let cells = lines.saturating_mul(columns);
+    let estimate = cells.saturating_mul(8).saturating_add(text.len());
+    if estimate > MAX_DECODED_BYTES {
+        return Err(vec![too_large(estimate)]);
+    }
+    Ok(())
+}
+
+fn too_many_columns(n: usize) -> Problem {
+    Problem::file(
+        "too_many_columns",
+        format!("filen har {n} kolumner; kontraktet har högst {MAX_COLUMNS}"),
+    )
+    .value(n.to_string())
+}
+
+fn too_many_rows(n: usize) -> Problem {
+    Problem::file(
+        "too_many_rows",
+        format!("filen har {n} rader; en fil får ha högst {MAX_ROWS} (dela upp den per kommun eller månad)"),
+    )
+    .value(n.to_string())
+}
+
+fn too_large(bytes: usize) -> Problem {
+    Problem::file(
+        "file_too_large_decoded",
+        format!(
+            "filen skulle ta {} MB i minnet när den läses; gränsen är {} MB (dela upp den per kommun eller månad)",
+            bytes / (1024 * 1024),
+            MAX_DECODED_BYTES / (1024 * 1024)
+        ),
+    )
+}
+
+fn too_long(column: &str, row: usize, len: usize) -> Problem {
+    Problem::at("value_too_long", row)
+        .column(column)
+        .value(format!("{len} byte"))
+        .msg(format!("värdet är längre än {MAX_CELL_BYTES} byte"))
 }
 
 /// The separator of a CSV file from its header line: Swedish Excel writes `;` (the comma is
@@ -256,27 +376,57 @@ fn read_parquet(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
             format!("filen kan inte läsas som Parquet: {e}"),
         )]
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(bytes))
+    let bytes = Bytes::copy_from_slice(bytes);
+    // The file's own Arrow schema hint (e.g. LargeUtf8, Utf8View) is ignored: strings are
+    // read as Utf8, within the limits checked below.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes.clone(), options)
         .map_err(|e| unreadable(&e))?;
     let schema = builder.schema().clone();
-    let reader = builder.build().map_err(|e| unreadable(&e))?;
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
+    if schema.fields().len() > MAX_COLUMNS {
+        return Err(vec![too_many_columns(schema.fields().len())]);
+    }
+    check_parquet_size(builder.metadata(), &bytes).map_err(|p| vec![p])?;
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
         .map_err(|e| unreadable(&e))?;
+    // The footer can lie: what is decoded is counted too, batch by batch.
+    let mut batches = Vec::new();
+    let mut held = 0usize;
+    for b in reader {
+        let b = b.map_err(|e| unreadable(&e))?;
+        held += b.get_array_memory_size();
+        if held > MAX_DECODED_BYTES {
+            return Err(vec![too_large(held)]);
+        }
+        batches.push(b);
+    }
     let batch = concat_batches(&schema, &batches).map_err(|e| unreadable(&e))?;
+    drop(batches);
     let columns: Vec<String> = schema
         .fields()
         .iter()
         .map(|f| normalise_name(f.name()))
         .collect();
-    let mut problems = Vec::new();
+    let mut problems = super::Problems::default();
     check_duplicate_columns(&columns, &mut problems);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
     let mut cols = HashMap::new();
     for (name, array) in columns.iter().zip(batch.columns()) {
-        cols.insert(name.clone(), classify(array));
+        let column = classify(array).map_err(|e| unreadable(&format!("kolumn {name}: {e}")))?;
+        if let RawColumn::Str(a) = &column {
+            for (i, v) in a.iter().enumerate() {
+                if let Some(v) = v
+                    && v.len() > MAX_CELL_BYTES
+                {
+                    problems.push(too_long(name, i + 1, v.len()));
+                }
+            }
+        }
+        cols.insert(name.clone(), column);
+    }
+    if !problems.is_empty() {
+        return Err(problems.finish());
     }
     Ok(RawTable {
         first_row: 1,
@@ -286,32 +436,95 @@ fn read_parquet(bytes: &[u8]) -> Result<RawTable, Vec<Problem>> {
     })
 }
 
-fn classify(array: &ArrayRef) -> RawColumn {
+/// Refuses a Parquet file that would decode to more than the limits allow, from its footer
+/// and dictionary pages alone: rows, values, uncompressed pages, and what dictionary-encoded
+/// strings expand to (every row may repeat the longest dictionary value).
+fn check_parquet_size(meta: &ParquetMetaData, bytes: &Bytes) -> Result<(), Problem> {
+    let rows = meta.file_metadata().num_rows();
+    let group_rows: i64 = meta.row_groups().iter().map(|g| g.num_rows().max(0)).sum();
+    let rows = usize::try_from(rows.max(group_rows)).unwrap_or(usize::MAX);
+    if rows > MAX_ROWS {
+        return Err(too_many_rows(rows));
+    }
+    let mut estimate = 0usize;
+    for (g, group) in meta.row_groups().iter().enumerate() {
+        let group_rows = usize::try_from(group.num_rows()).unwrap_or(usize::MAX);
+        for (c, column) in group.columns().iter().enumerate() {
+            let values = usize::try_from(column.num_values()).unwrap_or(usize::MAX);
+            let pages = usize::try_from(column.uncompressed_size()).unwrap_or(usize::MAX);
+            // Every value as an 8-byte integer (and its offsets), plus the pages themselves.
+            estimate = estimate
+                .saturating_add(values.max(group_rows).saturating_mul(8))
+                .saturating_add(pages);
+            if column.column_type() == PhysicalType::BYTE_ARRAY {
+                let longest = longest_dictionary_value(bytes, g, c).map_err(|e| {
+                    Problem::file(
+                        "unreadable_parquet",
+                        format!("filen kan inte läsas som Parquet: {e}"),
+                    )
+                })?;
+                estimate = estimate.saturating_add(group_rows.saturating_mul(longest));
+            }
+            if estimate > MAX_DECODED_BYTES {
+                return Err(too_large(estimate));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The longest value of a column chunk's dictionary page (0 without one).
+fn longest_dictionary_value(
+    bytes: &Bytes,
+    group: usize,
+    column: usize,
+) -> parquet::errors::Result<usize> {
+    let reader = SerializedFileReader::new(bytes.clone())?;
+    let mut pages = reader
+        .get_row_group(group)?
+        .get_column_page_reader(column)?;
+    let Some(Page::DictionaryPage { buf, .. }) = pages.get_next_page()? else {
+        return Ok(0);
+    };
+    // PLAIN byte arrays: a 4-byte little-endian length, then the bytes.
+    let (mut at, mut longest) = (0usize, 0usize);
+    while at + 4 <= buf.len() {
+        let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+        longest = longest.max(len.min(buf.len()));
+        at = at.saturating_add(4).saturating_add(len);
+    }
+    Ok(longest)
+}
+
+fn classify(array: &ArrayRef) -> Result<RawColumn, arrow::error::ArrowError> {
     let t = array.data_type();
+    if *t == DataType::UInt64 {
+        return Ok(RawColumn::UInt(array.as_primitive().clone()));
+    }
     if t.is_integer() {
-        let a = cast(array, &DataType::Int64).expect("integers cast to Int64");
-        return RawColumn::Int(a.as_primitive().clone());
+        let a = cast(array, &DataType::Int64)?;
+        return Ok(RawColumn::Int(a.as_primitive().clone()));
     }
     if matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-        let a = cast(array, &DataType::Utf8).expect("strings cast to Utf8");
-        return RawColumn::Str(a.as_string::<i32>().clone());
+        let a = cast(array, &DataType::Utf8)?;
+        return Ok(RawColumn::Str(a.as_string::<i32>().clone()));
     }
     if let DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) = t
         && f.data_type().is_integer()
     {
         let target = DataType::List(Arc::new(Field::new("item", DataType::Int64, true)));
         if let Ok(a) = cast(array, &target) {
-            return RawColumn::List(a.as_list::<i32>().clone());
+            return Ok(RawColumn::List(a.as_list::<i32>().clone()));
         }
     }
-    RawColumn::Other(t.clone())
+    Ok(RawColumn::Other(t.clone()))
 }
 
 fn normalise_name(name: &str) -> String {
     name.trim().trim_start_matches('\u{feff}').to_lowercase()
 }
 
-fn check_duplicate_columns(names: &[String], problems: &mut Vec<Problem>) {
+fn check_duplicate_columns(names: &[String], problems: &mut super::Problems) {
     let mut seen = std::collections::HashSet::new();
     for n in names {
         if !seen.insert(n) {

@@ -2,14 +2,18 @@
 //! and see the audit of what they sent.
 //!
 //! An upload is checked in this order, and the first failure answers:
-//! token (401) → media type (415) → size (413) → file name (400) → contract (422, every
-//! problem) → scope, for every school in the file (403, nothing stored) → commit (201; 503 if
-//! the lake cannot be written). Validation and commit are `ingest`'s, exactly as on the
-//! command line.
+//! token (401; 429 after too many failures from one address) → an upload scope at all (403)
+//! → media type (415) → declared size (413) → a free upload slot (503 with `Retry-After`) →
+//! the body within its time (408) and size (413) → file name (400) → contract (422, the first
+//! problems and a count of the rest) → scope of every row (403) → commit (201, also when only
+//! the audit row is pending; 503 if the data commit could not be written). Everything from
+//! the contract on is [`ingest::upload`], exactly as on the command line. An answer sent
+//! before the whole body was read says `Connection: close`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{App, AppError};
+use super::{App, AppError, ClientAddr};
 use crate::auth::Principal;
 use crate::contract::{Problem, Register};
 use crate::lake::{Audit, Receipt};
@@ -101,11 +105,18 @@ fn status(status: StatusCode, msg: impl Into<String>) -> AppError {
     }
 }
 
-fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
+async fn principal(
+    app: &App,
+    headers: &HeaderMap,
+    client: Option<Extension<ClientAddr>>,
+) -> Result<Principal, AppError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    app.tokens.authenticate(auth).map_err(api)
+    app.tokens
+        .authenticate(auth, client.map(|c| c.0.0.ip()))
+        .await
+        .map_err(api)
 }
 
 /// Upload one file of aggregates.
@@ -125,21 +136,59 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
         (status = 201, description = "Committed in one Delta commit.", body = Receipt),
         (status = 400, description = "A bad file name.", body = ApiError),
         (status = 401, description = "No or an unknown token.", body = ApiError),
-        (status = 403, description = "A school outside the token's scope; nothing stored.", body = ApiError),
+        (status = 403, description = "A token without an upload scope, or a row outside its scope; nothing stored.", body = ApiError),
+        (status = 408, description = "The body did not arrive within the configured time; nothing stored.", body = ApiError),
         (status = 413, description = "Larger than the configured limit (default 20 MB).", body = ApiError),
         (status = 415, description = "Not Parquet, CSV or multipart.", body = ApiError),
         (status = 422, description = "The file breaks the contract; every problem listed, nothing stored.", body = ApiError),
-        (status = 503, description = "The lake cannot be written right now; nothing stored.", body = ApiError),
+        (status = 429, description = "Too many failed token checks from this address; see Retry-After.", body = ApiError),
+        (status = 503, description = "The lake cannot be written right now, or too many uploads at once (Retry-After); nothing stored.", body = ApiError),
     ),
     security(("token" = []))
 )]
 pub(super) async fn upload(
     State(app): State<Arc<App>>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     body: Body,
+) -> Response {
+    let mut body = Some(body);
+    let mut complete = false;
+    match receive(&app, client, &headers, &q, &mut body, &mut complete).await {
+        Ok(res) => res,
+        Err(e) => {
+            let mut res = e.into_response();
+            if !complete {
+                // Answered before the body was read: the rest of it cannot be told from the
+                // next request, so the connection ends here, and the client is told so.
+                res.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            res
+        }
+    }
+}
+
+/// An upload, checked in the order the module documents; `body` is taken when its reading
+/// starts, and `complete` set once all of it has been read.
+async fn receive(
+    app: &App,
+    client: Option<Extension<ClientAddr>>,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    body: &mut Option<Body>,
+    complete: &mut bool,
 ) -> Result<Response, AppError> {
-    let who = principal(&app, &headers)?;
+    let who = principal(app, headers, client).await?;
+    if !who.may_upload_any() {
+        return Err(api(Error::Forbidden(format!(
+            "token '{}' får inte skicka uppgifter (behörigheten upload saknas); inget sparades",
+            who.name
+        ))));
+    }
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -158,6 +207,7 @@ pub(super) async fn upload(
             ),
         ));
     }
+    let settings = app.tokens.server();
     let limit = app.tokens.max_upload_bytes();
     let too_large = || {
         status(
@@ -172,9 +222,40 @@ pub(super) async fn upload(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    // At most this many uploads are received and checked at once; the rest come back later.
+    let wait = std::time::Duration::from_secs(10);
+    let _slot = match tokio::time::timeout(wait, app.uploads.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            return Err(api(Error::Busy {
+                message: "servern tar emot många uppladdningar just nu; inget sparades, försök igen om en stund".into(),
+                retry_after_secs: 5,
+                client: false,
+            }));
+        }
+    };
+    let timeout = std::time::Duration::from_secs(settings.body_timeout_secs);
+    let read = axum::body::to_bytes(body.take().expect("body read once"), limit);
+    let bytes = match tokio::time::timeout(timeout, read).await {
+        Err(_) => {
+            return Err(status(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "filen kom inte fram inom {} sekunder; inget sparades",
+                    settings.body_timeout_secs
+                ),
+            ));
+        }
+        Ok(Err(e)) if is_length_limit(&e) => return Err(too_large()),
+        Ok(Err(e)) => {
+            return Err(status(
+                StatusCode::BAD_REQUEST,
+                format!("filen kunde inte tas emot: {e}; inget sparades"),
+            ));
+        }
+        Ok(Ok(b)) => b,
+    };
+    *complete = true;
     let (name, bytes) = if essence == MULTIPART {
         let (name, file) = one_file(media, bytes).await?;
         (name.or_else(|| q.get("filename").cloned()), file)
@@ -191,39 +272,7 @@ pub(super) async fn upload(
         None => default.to_string(),
     };
     let now = (app.clock)();
-    let validated = ingest::validate(&app.lake, &name, &bytes, now)
-        .await
-        .map_err(api)?;
-    let register = app.lake.register().await.map_err(api)?;
-    let own = validated.registered_municipalities();
-    let outside: Vec<String> = validated
-        .schools()
-        .into_iter()
-        .filter(|s| {
-            // A register row names the school's municipality itself; a school already
-            // registered elsewhere may not be moved by a token of its new municipality.
-            let registered = register.municipality_of(s);
-            let stated = own.get(s).map(String::as_str);
-            !(who.may_upload(s, stated.or(registered))
-                && registered.is_none_or(|m| who.may_upload(s, Some(m))))
-        })
-        .collect();
-    if !outside.is_empty() {
-        let shown: Vec<&str> = outside.iter().take(10).map(String::as_str).collect();
-        return Err(api(Error::Forbidden(format!(
-            "token '{}' får inte skicka uppgifter för {} skolenhet{} ({}{}); inget sparades",
-            who.name,
-            outside.len(),
-            if outside.len() == 1 { "" } else { "er" },
-            shown.join(", "),
-            if outside.len() > shown.len() {
-                ", …"
-            } else {
-                ""
-            }
-        ))));
-    }
-    let receipt = ingest::commit(&app.lake, validated, &name, &bytes, &who.name, now)
+    let receipt = ingest::upload(&app.lake, &who, &name, bytes, now)
         .await
         .map_err(api)?;
     tracing::info!(
@@ -304,7 +353,13 @@ fn safe_file_name(name: &str) -> Result<String, AppError> {
     if name.is_empty() || name.chars().count() > 200 {
         return Err(bad("det ska vara 1–200 tecken"));
     }
-    if name.chars().any(|c| c.is_control()) {
+    if name.contains('\u{FFFD}') {
+        return Err(bad("det är inte giltig UTF-8"));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
         return Err(bad("det innehåller styrtecken"));
     }
     if name.contains(['/', '\\']) || name == "." || name == ".." || name.starts_with('.') {
@@ -314,6 +369,27 @@ fn safe_file_name(name: &str) -> Result<String, AppError> {
         return Err(bad("det innehåller otillåtna tecken"));
     }
     Ok(name.to_string())
+}
+
+/// Characters that change how text around them is shown without being seen themselves:
+/// bidirectional overrides and isolates (U+202E makes `evil\u{202E}vsc.exe` read as
+/// `evilexe.csv`), zero-width characters and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Whether a body read failed on the size limit (rather than the client going away).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Every upload with what later replaced it, visible to `who`.
@@ -371,10 +447,11 @@ fn may_see(who: &Principal, a: &Audit, register: &Register) -> bool {
 )]
 pub(super) async fn list_uploads(
     State(app): State<Arc<App>>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let who = principal(&app, &headers)?;
+    let who = principal(&app, &headers, client).await?;
     let limit = match q.get("limit") {
         None => 100,
         Some(l) => l
@@ -408,10 +485,11 @@ pub(super) async fn list_uploads(
 )]
 pub(super) async fn get_upload(
     State(app): State<Arc<App>>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let who = principal(&app, &headers)?;
+    let who = principal(&app, &headers, client).await?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| api(Error::usage("ett uppladdnings-id är ett UUID")))?
         .to_string();

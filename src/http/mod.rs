@@ -41,6 +41,8 @@ pub struct App {
     policies: Policies,
     clock: fn() -> DateTime<Utc>,
     tokens: Tokens,
+    /// Uploads being received and checked (`max_concurrent_uploads`).
+    uploads: Arc<tokio::sync::Semaphore>,
     engines: Mutex<Vec<(u64, Arc<Engine>)>>,
     reports: Mutex<HashMap<ReportKey, Arc<Report>>>,
 }
@@ -54,6 +56,9 @@ impl App {
             policies,
             clock,
             tokens: Tokens::open(None).expect("no configuration file to read"),
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                crate::auth::ServerConfig::default().max_concurrent_uploads,
+            )),
             engines: Mutex::new(Vec::new()),
             reports: Mutex::new(HashMap::new()),
         }
@@ -61,6 +66,9 @@ impl App {
 
     /// The tokens (and server settings) uploads are checked against.
     pub fn with_tokens(mut self, tokens: Tokens) -> App {
+        self.uploads = Arc::new(tokio::sync::Semaphore::new(
+            tokens.server().max_concurrent_uploads.max(1),
+        ));
         self.tokens = tokens;
         self
     }
@@ -156,8 +164,19 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The address a request came from (set by [`serve`]; absent in tests that call the router
+/// directly). Failed token checks are counted per address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// Serves the lake on `addr` until Ctrl-C; `ready` is told the bound address (port 0 picks
 /// a free one).
+///
+/// Its own accept loop, so that a client cannot hold the server: at most `max_connections`
+/// connections (more are closed at once), `header_timeout_secs` to send a request's headers
+/// and the same for an idle keep-alive connection, `body_timeout_secs` for an upload's body
+/// (in the handler). On Ctrl-C it stops accepting, lets requests in flight (uploads among
+/// them) finish for up to 30 seconds, then ends.
 pub async fn serve(
     lake: Lake,
     policies: Policies,
@@ -165,19 +184,86 @@ pub async fn serve(
     addr: &str,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::io(addr, e))?;
     let local = listener.local_addr().map_err(|e| Error::io(addr, e))?;
+    let settings = tokens.server();
     let app = Arc::new(App::new(lake, policies, Utc::now).with_tokens(tokens));
+    let routes = router(app);
+    let connections = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
+    let header_timeout = std::time::Duration::from_secs(settings.header_timeout_secs.max(1));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     ready(local);
-    tracing::info!(%local, "serving");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Error::io(addr, e))
+    tracing::info!(%local, max_connections = settings.max_connections, "serving");
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut ctrl_c => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors, or the peer gave up before we got to it: wait a
+                    // moment (the open connections time out) and go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: too many open connections");
+            drop(stream);
+            continue;
+        };
+        let service = routes.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req
+            },
+        );
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true)
+                .serve_connection(
+                    TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(service),
+                );
+            tokio::pin!(conn);
+            let stop = async move {
+                loop {
+                    let stopping = *stopped.borrow_and_update();
+                    if stopping || stopped.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop.send(true);
+    let all = u32::try_from(settings.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        connections.acquire_many(all),
+    )
+    .await;
+    Ok(())
 }
 
 async fn log(req: Request, next: Next) -> Response {
@@ -234,6 +320,20 @@ impl IntoResponse for AppError {
                 (StatusCode::UNAUTHORIZED, "Ingen behörighet", m.clone())
             }
             (Error::Forbidden(m), _) => (StatusCode::FORBIDDEN, "Ingen behörighet", m.clone()),
+            (
+                Error::Busy {
+                    message, client, ..
+                },
+                _,
+            ) => (
+                if *client {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
+                "Försök igen senare",
+                message.clone(),
+            ),
             (Error::Unavailable(m), _) => {
                 tracing::error!(error = %m, "lake unavailable");
                 (
@@ -250,6 +350,12 @@ impl IntoResponse for AppError {
                     "Ett internt fel inträffade. Felet är loggat; försök igen senare.".into(),
                 )
             }
+        };
+        let retry_after = match &self.error {
+            Error::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         };
         let mut res = if self.json {
             let (file, problems) = match self.error {
@@ -271,6 +377,11 @@ impl IntoResponse for AppError {
             )
                 .into_response()
         };
+        if let Some(v) =
+            retry_after.and_then(|s| header::HeaderValue::from_str(&s.to_string()).ok())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -332,6 +443,7 @@ async fn not_found() -> AppError {
 
 async fn report_page(
     State(app): State<Arc<App>>,
+    client: Option<axum::Extension<ClientAddr>>,
     Path((kind, code, term)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
@@ -362,7 +474,11 @@ async fn report_page(
         .and_then(|v| v.to_str().ok())
     {
         Some(auth) if kind == "school" => {
-            let p = app.tokens.authenticate(Some(auth)).map_err(fail)?;
+            let p = app
+                .tokens
+                .authenticate(Some(auth), client.map(|c| c.0.0.ip()))
+                .await
+                .map_err(fail)?;
             p.owns_school(&code).then_some(code.as_str())
         }
         _ => None,

@@ -14,11 +14,11 @@ use serde_json::Value;
 
 use crate::common::{Server, fixture, now};
 
-const PARQUET: &str = "application/vnd.apache.parquet";
+pub(crate) const PARQUET: &str = "application/vnd.apache.parquet";
 
 /// A lake with the `.slt` fixtures' register, a configuration with one token per role, and
 /// the tokens by role.
-async fn setup(dir: &Path, max_upload_mb: u64) -> HashMap<&'static str, String> {
+pub(crate) async fn setup(dir: &Path, max_upload_mb: u64) -> HashMap<&'static str, String> {
     let lake = Lake::open(dir.join("lake")).await.unwrap();
     narvaro::ingest::ingest_path(&lake, &fixture("slt/register.csv"), now())
         .await
@@ -41,7 +41,7 @@ async fn setup(dir: &Path, max_upload_mb: u64) -> HashMap<&'static str, String> 
     tokens
 }
 
-fn serve(dir: &Path) -> Server {
+pub(crate) fn serve(dir: &Path) -> Server {
     let lake = dir.join("lake");
     let config = dir.join("narvaro.toml");
     Server::start(
@@ -58,14 +58,47 @@ fn serve(dir: &Path) -> Server {
     )
 }
 
-fn client() -> reqwest::Client {
+/// `serve` as a process that meets file permissions like anyone: root ignores permission
+/// bits, so as root its capabilities are dropped (setpriv, from util-linux).
+pub(crate) fn serve_unprivileged(dir: &Path) -> Server {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    let root = std::fs::metadata(&probe).unwrap().uid() == 0;
+    let lake = dir.join("lake");
+    let config = dir.join("narvaro.toml");
+    let args = [
+        "serve",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ];
+    if root {
+        Server::start_with(
+            "setpriv",
+            &[
+                &["--bounding-set=-all", "--", env!("CARGO_BIN_EXE_narvaro")][..],
+                &args[..],
+            ]
+            .concat(),
+            Duration::from_secs(120),
+        )
+    } else {
+        Server::start(&args, Duration::from_secs(120))
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()
         .unwrap()
 }
 
-async fn post(
+pub(crate) async fn post(
     url: &str,
     token: Option<&str>,
     media: &str,
@@ -85,7 +118,7 @@ async fn post(
     (status, json, headers)
 }
 
-async fn get(url: &str, token: &str, path: &str) -> (StatusCode, Value) {
+pub(crate) async fn get(url: &str, token: &str, path: &str) -> (StatusCode, Value) {
     let res = client()
         .get(format!("{url}{path}"))
         .bearer_auth(token)
@@ -97,12 +130,12 @@ async fn get(url: &str, token: &str, path: &str) -> (StatusCode, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn read(rel: &str) -> Vec<u8> {
+pub(crate) fn read(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap()
 }
 
 /// The `slt` attendance file split into one CSV per (school, period): separate uploads.
-fn uploads_by_school_and_period() -> BTreeMap<(String, String), Vec<u8>> {
+pub(crate) fn uploads_by_school_and_period() -> BTreeMap<(String, String), Vec<u8>> {
     let text = String::from_utf8(read("slt/attendance.csv")).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap();
@@ -202,7 +235,7 @@ async fn uploads_answer_every_status_and_keep_an_audit() {
     let cli = narvaro::ingest::validate(
         &lake,
         "many_problems.csv",
-        &read("broken/many_problems.csv"),
+        read("broken/many_problems.csv").into(),
         chrono::Utc::now(),
     )
     .await
@@ -411,9 +444,14 @@ async fn uploads_answer_every_status_and_keep_an_audit() {
 
 /// The same rows as Parquet, as a school system would send them.
 async fn to_parquet(lake: &Lake, csv: &[u8]) -> Vec<u8> {
-    let v = narvaro::ingest::validate(lake, "x.csv", csv, chrono::Utc::now())
-        .await
-        .unwrap();
+    let (v, _) = narvaro::ingest::validate(
+        lake,
+        "x.csv",
+        bytes::Bytes::copy_from_slice(csv),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     let mut out = Vec::new();
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, v.batch.schema(), None).unwrap();
     w.write(&v.batch).unwrap();
@@ -676,37 +714,8 @@ async fn an_unwritable_lake_is_a_503_and_nothing_is_half_written() {
         }
     };
     set_mode(0o555);
-    // Root ignores permission bits; drop its capabilities so it meets them like anyone.
-    let root = {
-        use std::os::unix::fs::MetadataExt;
-        let probe = dir.path().join("probe");
-        std::fs::write(&probe, b"").unwrap();
-        std::fs::metadata(&probe).unwrap().uid() == 0
-    };
+    let server = serve_unprivileged(dir.path());
     let lake = dir.path().join("lake");
-    let config = dir.path().join("narvaro.toml");
-    let args = [
-        "serve",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ];
-    let server = if root {
-        Server::start_with(
-            "setpriv",
-            &[
-                &["--bounding-set=-all", "--", env!("CARGO_BIN_EXE_narvaro")][..],
-                &args[..],
-            ]
-            .concat(),
-            Duration::from_secs(120),
-        )
-    } else {
-        Server::start(&args, Duration::from_secs(120))
-    };
     let body = uploads_by_school_and_period()[&("18800101".into(), "2026-01".into())].clone();
     let (s, v, _) = post(
         &server.url,

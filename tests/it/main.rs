@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod contract;
 mod disclosure;
+mod hardening;
 mod http;
 mod indicators;
 mod lake;
