@@ -187,7 +187,7 @@ impl Grouping {
 
 /// Plans the groups for a school from its pupils' (grade, gender), merging every group under
 /// `min` pupils: gender to `T`, then the grade into its stage, then the whole school to `all`
-/// (DESIGN.md §3). Returns `None` when the school is smaller than `min` even as `all`.
+/// (docs/contract.md). Returns `None` when the school is smaller than `min` even as `all`.
 ///
 /// Plan once per school year from the roster, so the rows keep the same shape every month.
 pub fn plan_groups(pupils: &[(usize, Gender)], min: i64) -> Option<Grouping> {

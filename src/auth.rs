@@ -1,4 +1,4 @@
-//! Tokens and scopes (DESIGN.md §8): who may upload which school's data and read what.
+//! Tokens and scopes (docs/api.md): who may upload which school's data and read what.
 //!
 //! The server's configuration file (`narvaro.toml` by default) holds the server settings and
 //! the tokens. A token is shown once, when `narvaro token create` makes it; the file keeps only
@@ -39,7 +39,7 @@ pub enum Scope {
     ReadMunicipality(String),
     /// See a county's uploads and unpublished detail.
     ReadCounty(String),
-    /// A principal reading their own school's reports unsuppressed (DESIGN.md §7).
+    /// A principal reading their own school's reports unsuppressed (docs/disclosure.md).
     ReadSchool(String),
     /// Everything.
     Admin,

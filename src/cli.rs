@@ -353,7 +353,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let lake = Lake::open(&lake.lake).await?;
             let engine = Engine::open(&lake, as_of).await?;
             let batches = engine.sql(&sql).await?;
-            println!("{}", output::render(&batches, format)?);
+            // CSV ends its last row with a line break; nothing is added after it.
+            let text = output::render(&batches, format)?;
+            if text.ends_with('\n') {
+                print!("{text}");
+            } else {
+                println!("{text}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Lake {

@@ -852,7 +852,7 @@ fn split_minutes(m: &Minutes, k: usize) -> Vec<Minutes> {
 }
 
 /// Writes one municipality's pupils as its school system would export them by SS 12000
-/// (DESIGN.md §12): `roster.json` (persons with enrolments, and organisations) or
+/// (docs/contract.md): `roster.json` (persons with enrolments, and organisations) or
 /// `roster.csv`, and `attendance/YYYY-MM.json` with one `AggregatedAttendance` record per pupil,
 /// activity and month up to the period. The three export shapes rotate by municipality: a JSON
 /// array, pages `{"data": [...]}` one per line, and JSON lines of records.

@@ -1,4 +1,4 @@
-//! Policies (DESIGN.md §4): the shared absence definition, the municipalities' local
+//! Policies (docs/indicators.md): the shared absence definition, the municipalities' local
 //! staircases and political targets, loaded from `policies/` into typed definitions.
 //!
 //! Policies are data, never code: a threshold appears once, in a TOML file. Each file is
@@ -140,7 +140,7 @@ pub struct SharedDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_group: Option<i64>,
     pub levels: Vec<Level>,
-    /// What may be published (DESIGN.md §7). Not part of the content hash: it decides which
+    /// What may be published (docs/disclosure.md). Not part of the content hash: it decides which
     /// figures are shown, never their values; a release names these rules itself.
     #[serde(default, skip_serializing)]
     pub disclosure: crate::disclosure::Rules,

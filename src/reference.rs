@@ -1,5 +1,5 @@
 //! Reference data compiled into the binary: Sweden's 290 municipalities with their counties,
-//! and the FNoFF baseline figures for Örebro county (DESIGN.md §10).
+//! and the FNoFF baseline figures for Örebro county (docs/contract.md).
 //!
 //! Compiled in (not read at run time) so a release binary needs no data files beside it.
 

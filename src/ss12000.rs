@@ -1,4 +1,4 @@
-//! Reading what school systems export by SS 12000 (DESIGN.md §12): `AggregatedAttendance`
+//! Reading what school systems export by SS 12000 (docs/contract.md): `AggregatedAttendance`
 //! records as JSON, and the roster that maps a pupil to school unit, grade and gender (SS 12000
 //! persons with enrolments as JSON, or a CSV).
 //!

@@ -16,7 +16,7 @@ pub const GRADES: [&str; 14] = [
 ];
 pub const GENDERS: [&str; 3] = ["K", "M", "T"];
 
-/// Smallest group a school may upload (DESIGN.md §3); smaller groups are merged before upload.
+/// Smallest group a school may upload (docs/contract.md); smaller groups are merged before upload.
 pub const MIN_GROUP: i64 = 5;
 const MAX_STUDENTS: i64 = 1_000_000;
 const MAX_MINUTES: i64 = 1_000_000_000_000;

@@ -1,4 +1,4 @@
-//! Data contract v1 (DESIGN.md §3): what a school may upload, and how it is checked.
+//! Data contract v1 (docs/contract.md): what a school may upload, and how it is checked.
 //!
 //! A file is read into a [`source::RawTable`], recognised by its columns as one of four
 //! [`Kind`]s, and validated row by row. Validation never stops at the first problem: a refused

@@ -22,7 +22,7 @@ pub const MINUTES: [&str; 6] = [
     "reported_minutes",
 ];
 
-/// The action counts of an actions row (DESIGN.md §3, "Other inputs").
+/// The action counts of an actions row (docs/contract.md).
 pub const ACTIONS: [&str; 5] = [
     "absence_investigation",
     "report_to_organiser",

@@ -1,4 +1,4 @@
-//! Disclosure control (DESIGN.md §7): which cells of a release may be published.
+//! Disclosure control (docs/disclosure.md): which cells of a release may be published.
 //!
 //! A release is a set of linked tables over one set of *inner cells*: the finest counts the
 //! warehouse holds (a school's uploaded group's pupils in one histogram band). Every published
@@ -88,7 +88,7 @@ pub enum Kind {
 /// One cell of a release.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cell {
-    /// A stable name, e.g. `school:18800101|K|15-19`; orders ties deterministically.
+    /// A stable name, e.g. `skolenhet:18800101|K|minst15`; orders ties deterministically.
     pub key: String,
     pub kind: Kind,
     /// The count.

@@ -116,10 +116,11 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
     );
 
     let q = r#"SELECT count(DISTINCT school_unit_code) FROM attendance WHERE period = '2026-03' AND "window" = 'month'"#;
-    assert_eq!(
-        csv_rows(&ok(&["query", "--lake", lake_s, "--format", "csv", q]))[0][0],
-        "129"
-    );
+    let out = ok(&["query", "--lake", lake_s, "--format", "csv", q]);
+    assert_eq!(csv_rows(&out)[0][0], "129");
+    // A script that takes the last line gets the last row, not an empty line.
+    assert_eq!(out.lines().last(), Some("129"), "{out:?}");
+    assert!(out.ends_with("129\n") && !out.ends_with("\n\n"), "{out:?}");
 
     let q = r#"SELECT r.municipality_code, sum(a.students) FROM attendance a JOIN register r USING (school_unit_code)
                WHERE a.period = '2026-03' AND a."window" = 'month' GROUP BY 1 ORDER BY 1"#;
