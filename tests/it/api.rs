@@ -41,21 +41,26 @@ pub(crate) async fn setup(dir: &Path, max_upload_mb: u64) -> HashMap<&'static st
     tokens
 }
 
+/// `narvaro serve` on the test's lake and configuration, on a free loopback port.
+fn serve_args(dir: &Path) -> Vec<String> {
+    let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    [
+        "serve",
+        "--lake",
+        &path("lake"),
+        "--config",
+        &path("narvaro.toml"),
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(["--addr".into(), "127.0.0.1:0".into()])
+    .collect()
+}
+
 pub(crate) fn serve(dir: &Path) -> Server {
-    let lake = dir.join("lake");
-    let config = dir.join("narvaro.toml");
-    Server::start(
-        &[
-            "serve",
-            "--lake",
-            lake.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ],
-        Duration::from_secs(120),
-    )
+    let args = serve_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&args, Duration::from_secs(120))
 }
 
 /// `serve` as a process that meets file permissions like anyone: root ignores permission
@@ -65,29 +70,29 @@ pub(crate) fn serve_unprivileged(dir: &Path) -> Server {
     let probe = dir.join("probe");
     std::fs::write(&probe, b"").unwrap();
     let root = std::fs::metadata(&probe).unwrap().uid() == 0;
-    let lake = dir.join("lake");
-    let config = dir.join("narvaro.toml");
-    let args = [
-        "serve",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ];
+    let args = serve_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     if root {
-        Server::start_with(
-            "setpriv",
-            &[
-                &["--bounding-set=-all", "--", env!("CARGO_BIN_EXE_narvaro")][..],
-                &args[..],
-            ]
-            .concat(),
-            Duration::from_secs(120),
-        )
+        let mut wrapped = vec!["--bounding-set=-all", "--", env!("CARGO_BIN_EXE_narvaro")];
+        wrapped.extend(&args);
+        Server::start_with("setpriv", &wrapped, Duration::from_secs(120))
     } else {
         Server::start(&args, Duration::from_secs(120))
+    }
+}
+
+/// Sets the mode of a directory tree's directories (e.g. read-only: 0o555).
+pub(crate) fn set_dir_mode(root: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 }
 
@@ -697,22 +702,10 @@ async fn a_kill_during_an_upload_leaves_it_whole_or_absent() {
 /// and the same upload lands once the lake is writable again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unwritable_lake_is_a_503_and_nothing_is_half_written() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let tokens = setup(dir.path(), 20).await;
     let table = dir.path().join("lake/attendance");
-    let set_mode = |mode: u32| {
-        let mut stack = vec![table.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                }
-            }
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-    };
+    let set_mode = |mode: u32| set_dir_mode(&table, mode);
     set_mode(0o555);
     let server = serve_unprivileged(dir.path());
     let lake = dir.path().join("lake");

@@ -65,99 +65,70 @@ async fn a_register_history_cannot_reach_into_another_municipality() {
         assert!(e.contains(school) && e.contains("inget sparades"), "{e}");
     };
 
-    // Örebro's school system gives its own school a Kumla past, then a new school one.
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["orebro"]),
-        csv,
-        register(&[
-            ("18800101", "1881", "2000-07-01", "2025-12-31"),
-            ("18800101", "1880", "2026-01-01", ""),
-        ]),
-    )
-    .await;
-    forbidden(s, &body, "18800101");
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["orebro"]),
-        csv,
-        register(&[
-            ("18809901", "1881", "2024-08-01", "2025-12-31"),
-            ("18809901", "1880", "2026-01-01", ""),
-        ]),
-    )
-    .await;
-    forbidden(s, &body, "18809901");
-    let lake = Lake::open(dir.path().join("lake")).await.unwrap();
-    let kumla = "SELECT count(*) FROM register WHERE municipality_code = '1881'";
-    assert_eq!(scalar(&lake, None, kumla).await, 0, "nothing was stored");
-
-    // Its own school with a history all in Örebro is still its to correct.
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["orebro"]),
-        csv,
-        register(&[
-            ("18800101", "1880", "2000-07-01", "2025-12-31"),
-            ("18800101", "1880", "2026-01-01", ""),
-        ]),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-
-    // A school that moved from Nora to Örebro at New Year (the administrator says so): its
-    // Nora months are Nora's to send, its Örebro months Örebro's, and its history neither's.
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["admin"]),
-        csv,
-        register(&[
-            ("18800103", "1884", "2000-07-01", "2025-12-31"),
-            ("18800103", "1880", "2026-01-01", ""),
-        ]),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["orebro"]),
-        csv,
-        attendance("18800103", "2025-12"),
-    )
-    .await;
-    forbidden(s, &body, "18800103");
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["nora"]),
-        csv,
-        attendance("18800103", "2025-12"),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["orebro"]),
-        csv,
-        attendance("18800103", "2026-01"),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["nora"]),
-        csv,
-        attendance("18800103", "2026-01"),
-    )
-    .await;
-    forbidden(s, &body, "18800103");
-    let (s, body, _) = post(
-        &url,
-        Some(&tokens["orebro"]),
-        csv,
-        register(&[("18800103", "1880", "2000-07-01", "")]),
-    )
-    .await;
-    forbidden(s, &body, "18800103");
+    // Each attempt in turn: (token, file, the school refused or None for 201).
+    let steps: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        // Örebro's school system gives its own school a Kumla past, then a new school one.
+        (
+            "orebro",
+            register(&[
+                ("18800101", "1881", "2000-07-01", "2025-12-31"),
+                ("18800101", "1880", "2026-01-01", ""),
+            ]),
+            Some("18800101"),
+        ),
+        (
+            "orebro",
+            register(&[
+                ("18809901", "1881", "2024-08-01", "2025-12-31"),
+                ("18809901", "1880", "2026-01-01", ""),
+            ]),
+            Some("18809901"),
+        ),
+        // Its own school with a history all in Örebro is still its to correct.
+        (
+            "orebro",
+            register(&[
+                ("18800101", "1880", "2000-07-01", "2025-12-31"),
+                ("18800101", "1880", "2026-01-01", ""),
+            ]),
+            None,
+        ),
+        // A school that moved from Nora to Örebro at New Year (the administrator says so):
+        // its Nora months are Nora's to send, its Örebro months Örebro's, its history neither's.
+        (
+            "admin",
+            register(&[
+                ("18800103", "1884", "2000-07-01", "2025-12-31"),
+                ("18800103", "1880", "2026-01-01", ""),
+            ]),
+            None,
+        ),
+        (
+            "orebro",
+            attendance("18800103", "2025-12"),
+            Some("18800103"),
+        ),
+        ("nora", attendance("18800103", "2025-12"), None),
+        ("orebro", attendance("18800103", "2026-01"), None),
+        ("nora", attendance("18800103", "2026-01"), Some("18800103")),
+        (
+            "orebro",
+            register(&[("18800103", "1880", "2000-07-01", "")]),
+            Some("18800103"),
+        ),
+    ];
+    for (i, (token, file, refused)) in steps.into_iter().enumerate() {
+        let (s, body, _) = post(&url, Some(&tokens[token]), csv, file).await;
+        match refused {
+            Some(school) => forbidden(s, &body, school),
+            None => assert_eq!(s, StatusCode::CREATED, "step {i}: {body}"),
+        }
+        if i == 1 {
+            let lake = Lake::open(dir.path().join("lake")).await.unwrap();
+            let kumla = "SELECT count(*) FROM register WHERE municipality_code = '1881'";
+            assert_eq!(scalar(&lake, None, kumla).await, 0, "nothing was stored");
+        }
+    }
     // A token that may only read is refused before its body is read.
     let (s, body, h) = post(
         &url,
@@ -406,22 +377,10 @@ async fn an_audit_row_lost_after_later_uploads_is_restored() {
 /// carries the receipt, the row is pending and then restored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_landed_commit_is_a_201_even_when_the_audit_row_cannot_be_written() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let tokens = setup(dir.path(), 20).await;
     let uploads = dir.path().join("lake/uploads");
-    let set_mode = |mode: u32| {
-        let mut stack = vec![uploads.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                }
-            }
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-    };
+    let set_mode = |mode: u32| crate::api::set_dir_mode(&uploads, mode);
     set_mode(0o555);
     let server = crate::api::serve_unprivileged(dir.path());
     let body = uploads_by_school_and_period()[&("18800101".into(), "2026-01".into())].clone();

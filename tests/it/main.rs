@@ -12,3 +12,4 @@ mod indicators;
 mod lake;
 mod server;
 mod slt;
+mod truth;

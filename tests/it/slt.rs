@@ -109,16 +109,24 @@ async fn every_indicator_slt_file_passes() {
             view.name
         );
     }
-    for file in files {
+    // Every file runs, whatever failed before it: the failures are reported together.
+    let mut failed = Vec::new();
+    for file in &files {
         let ctx = engine.ctx.clone();
         let mut runner = sqllogictest::Runner::new(move || {
             let ctx = ctx.clone();
             async move { Ok(Db { ctx }) }
         });
         runner.with_column_validator(sqllogictest::strict_column_validator);
-        runner
-            .run_file_async(&file)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if let Err(e) = runner.run_file_async(file).await {
+            failed.push(format!("{}: {e}", file.display()));
+        }
     }
+    assert!(
+        failed.is_empty(),
+        "{} of {} .slt files failed:\n\n{}",
+        failed.len(),
+        files.len(),
+        failed.join("\n\n")
+    );
 }
