@@ -745,6 +745,21 @@ impl Disclose<'_> {
         }
     }
 
+    /// The status of a percentage of `pupils` (see [`spec::ColumnSpec::pupil_share`]): the
+    /// count it stands for, and the rest of the group, by the primary count rule.
+    fn share_status(&self, share: Option<f64>, pupils: Option<f64>) -> Status {
+        let (Some(share), Some(pupils)) = (share, pupils) else {
+            return Status::Published;
+        };
+        let count = (share / 100.0 * pupils).round();
+        let small = |n: f64| n >= 1.0 && n <= self.rules.max_hidden_count as f64;
+        if small(count) || small(pupils - count) {
+            Status::SmallCount
+        } else {
+            Status::Published
+        }
+    }
+
     /// The status of a count outside the release (see [`spec::ColumnSpec::count`]) by the
     /// primary rules; a school's own principal reads its report unsuppressed.
     fn count_status(&self, v: &Cell) -> Status {
@@ -940,6 +955,10 @@ fn block(
                 if pupils.is_some() || schools.is_some() {
                     let own = disclose.own(&c.cells, field);
                     srow[k] = srow[k].max(disclose.base_status(pupils, schools, own));
+                    if c.pupil_share && !own {
+                        let share = row[k].as_f64();
+                        srow[k] = srow[k].max(disclose.share_status(share, pupils.flatten()));
+                    }
                 }
             }
             rows.push(row);
@@ -1308,6 +1327,70 @@ mod tests {
         let principal = values(Some("18800101"));
         assert_eq!(principal[0][1], Cell::Num(5.0), "the school's own month");
         assert_eq!(principal[1][2], Cell::Null, "not the municipality's");
+    }
+
+    /// A share of pupils with its base is a count: 6,90 % of 58 pupils is 4 pupils, hidden as
+    /// a count of 1–4 would be; so is 94,83 % of 58 (all but 3). An area's share from two
+    /// schools is hidden by the three-school rule. A principal sees their own school's.
+    #[test]
+    fn shares_of_pupils_are_counts_and_areas_need_three_schools() {
+        use arrow::array::{Float64Array, Int64Array, StringArray};
+        let spec = block_spec(
+            r#"
+  { name = "school_year", label = "Läsår", format = "text" },
+  { name = "share_pct", label = "Problematisk frånvaro %", format = "pct", cells = ["skolenhet:$area|T|totalt"], base = "students", schools = "schools", pupil_share = true },
+  { name = "students", label = "Elever", format = "int", hidden = true },
+  { name = "schools", label = "Skolenheter", format = "int", hidden = true },
+"#,
+        );
+        let batch = RecordBatch::try_from_iter([
+            (
+                "school_year",
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])) as _,
+            ),
+            (
+                "share_pct",
+                Arc::new(Float64Array::from(vec![
+                    6.896_551_7,
+                    94.827_586,
+                    50.0,
+                    50.0,
+                ])) as _,
+            ),
+            (
+                "students",
+                Arc::new(Int64Array::from(vec![58, 58, 58, 400])) as _,
+            ),
+            ("schools", Arc::new(Int64Array::from(vec![3, 3, 3, 2])) as _),
+        ])
+        .unwrap();
+        let own_release = Which::term("18", "2026-03");
+        let protection = crate::disclosure::Protection {
+            rules: Rules::default(),
+            status: [("skolenhet:18800101|T|totalt".to_string(), Status::Published)].into(),
+            ..Default::default()
+        };
+        let releases = HashMap::from([(own_release.clone(), Arc::new(protection))]);
+        let params = [("$area", "18800101".to_string())];
+        let values = |own_school: Option<&str>| -> Vec<Cell> {
+            let disclose = Disclose {
+                releases: &releases,
+                own_release: &own_release,
+                rules: Rules::default(),
+                params: &params,
+                own_school,
+            };
+            let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
+            let k = b.column("share_pct").unwrap();
+            b.rows.iter().map(|r| r[k].clone()).collect()
+        };
+        let public = values(None);
+        assert_eq!(public[0], Cell::Null, "4 pupils");
+        assert_eq!(public[1], Cell::Null, "all but 3 pupils");
+        assert_eq!(public[2], Cell::Num(50.0));
+        assert_eq!(public[3], Cell::Null, "2 schools");
+        let principal = values(Some("18800101"));
+        assert_eq!(principal[0], Cell::Num(6.896_551_7), "the school's own");
     }
 
     #[test]

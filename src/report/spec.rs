@@ -189,6 +189,10 @@ pub struct ColumnSpec {
     /// `min_schools` it is hidden.
     #[serde(default)]
     pub schools: Option<String>,
+    /// The value is a percentage of `base`'s pupils, so with the base it gives a count of
+    /// pupils: hidden when that count, or the rest of the base, is 1 to `max_hidden_count`.
+    #[serde(default)]
+    pub pupil_share: bool,
 }
 
 /// How a value is written.

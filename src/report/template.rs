@@ -7,7 +7,8 @@
 //! name or `label`, the chart's category; rows picked by the first series), `{trend}`
 //! (ökade / minskade / var oförändrad from first to last), `{change}` (that difference in
 //! procentenheter), `{rank}` (the focus row's place, highest first), `{above}` and `{below}`
-//! (rows above / below the reference line).
+//! (rows above / below the reference line), `{yes.COL}` and `{shown.COL}` (rows where a
+//! yes/no column is shown as yes, and where it is shown at all: hidden rows count in neither).
 
 use super::{Block, Cell};
 
@@ -62,6 +63,29 @@ fn value(key: &str, block: &Block, g: &Globals) -> Option<String> {
         "period" => return Some(g.period.to_string()),
         "school_year" => return Some(g.school_year.to_string()),
         _ => {}
+    }
+    // Counts over what is shown, never over hidden rows: `{yes.met} av {shown.met}`.
+    if let Some((which, col)) = key.split_once('.')
+        && matches!(which, "yes" | "shown")
+    {
+        let c = block.column(col)?;
+        let shown: Vec<&Cell> = block
+            .rows
+            .iter()
+            .map(|r| &r[c])
+            .filter(|v| **v != Cell::Null)
+            .collect();
+        if shown.is_empty() {
+            return None;
+        }
+        let n = match which {
+            "yes" => shown
+                .iter()
+                .filter(|v| matches!(v, Cell::Bool(true)))
+                .count(),
+            _ => shown.len(),
+        };
+        return Some(n.to_string());
     }
     let m = measure(block)?;
     let rows = valued(block, m);
@@ -134,4 +158,58 @@ fn value(key: &str, block: &Block, g: &Globals) -> Option<String> {
 fn focus_row(block: &Block) -> Option<usize> {
     let f = block.column(block.chart.as_ref()?.focus.as_ref()?)?;
     (0..block.rows.len()).find(|&r| matches!(block.rows[r][f], Cell::Bool(true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Column;
+
+    /// Targets met are counted over the targets shown: a hidden one counts in neither number,
+    /// so "2 av 3" cannot tell whether the hidden target was met.
+    #[test]
+    fn yes_and_shown_count_only_what_is_shown() {
+        let col = Column {
+            name: "met".into(),
+            label: "Nått".into(),
+            format: crate::report::spec::Format::Bool,
+            hidden: false,
+        };
+        let block = Block {
+            id: "targets".into(),
+            short: String::new(),
+            title: String::new(),
+            summary: String::new(),
+            columns: vec![col],
+            rows: vec![
+                vec![Cell::Bool(true)],
+                vec![Cell::Null],
+                vec![Cell::Bool(false)],
+                vec![Cell::Bool(true)],
+            ],
+            marks: Vec::new(),
+            footnotes: Vec::new(),
+            chart: None,
+        };
+        let g = Globals {
+            area: "Örebro",
+            term: "VT2026",
+            period: "2026-03",
+            school_year: "2025/26",
+        };
+        assert_eq!(
+            fill(
+                "{yes.met} av {shown.met} redovisade mål är nådda",
+                &block,
+                &g
+            )
+            .as_deref(),
+            Some("2 av 3 redovisade mål är nådda")
+        );
+        let hidden = Block {
+            rows: vec![vec![Cell::Null]],
+            ..block
+        };
+        assert_eq!(fill("{yes.met} av {shown.met}", &hidden, &g), None);
+    }
 }

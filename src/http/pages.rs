@@ -1,0 +1,130 @@
+//! The reader's pages: the index, `/healthz`, and the reports with their alternates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::error::{AppError, page};
+use super::{App, ClientAddr};
+use crate::engine::AsOf;
+use crate::report::export::{self, Output};
+use crate::report::{self, Term, html};
+use crate::{Error, Result};
+
+/// `?as_of=` as a data version or a time; a bad value is a 400 that says what is wrong.
+fn as_of(q: &HashMap<String, String>) -> Result<Option<AsOf>> {
+    match q.get("as_of").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<AsOf>()
+            .map(Some)
+            .map_err(|e| Error::usage(format!("as_of: {e}"))),
+    }
+}
+
+pub(super) async fn index(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let engine = app.engine(as_of(&q).map_err(page)?).await.map_err(page)?;
+    let index = report::index(&engine).await.map_err(page)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html::index_page(&index),
+    )
+        .into_response())
+}
+
+pub(super) async fn healthz(State(app): State<Arc<App>>) -> Result<Response, AppError> {
+    let version = app
+        .lake
+        .table("attendance")
+        .await
+        .map_err(AppError::json)?
+        .version()
+        .unwrap_or_default();
+    Ok(axum::Json(serde_json::json!({ "status": "ok", "data_version": version })).into_response())
+}
+
+pub(super) async fn not_found() -> AppError {
+    page(Error::NotFound(
+        "det finns ingen sida med den adressen".into(),
+    ))
+}
+
+pub(super) async fn report_page(
+    State(app): State<Arc<App>>,
+    client: Option<axum::Extension<ClientAddr>>,
+    Path((kind, code, term)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, AppError> {
+    // `VT2026.csv` asks for the CSV alternate of `VT2026`.
+    let (term, out) = match term.rsplit_once('.') {
+        Some((t, ext)) => match Output::from_extension(ext) {
+            Some(o) => (t.to_string(), o),
+            None => {
+                return Err(page(Error::NotFound(format!(
+                    "formatet .{ext} finns inte; välj .csv, .xlsx eller .json"
+                ))));
+            }
+        },
+        None => (term, Output::Html),
+    };
+    let fail = |e: Error| AppError {
+        error: e,
+        json: out == Output::Json,
+        status: None,
+    };
+    let term: Term = term.parse().map_err(|e: String| fail(Error::usage(e)))?;
+    let as_of_value = as_of(&q).map_err(fail)?;
+    // A school's own principal (a token for that school) sees it without disclosure control;
+    // everyone else, and every other area, sees the protected release.
+    let own = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(auth) if kind == "school" => {
+            let p = app
+                .tokens
+                .authenticate(Some(auth), client.map(|c| c.0.0.ip()))
+                .await
+                .map_err(fail)?;
+            p.owns_school(&code).then_some(code.as_str())
+        }
+        _ => None,
+    };
+    let r = app
+        .report(&kind, &code, term, as_of_value, own)
+        .await
+        .map_err(fail)?;
+    let query = match q.get("as_of") {
+        Some(_) => format!("?as_of={}", r.data_version),
+        None => String::new(),
+    };
+    let body = export::render(&r, out, Some(html::Links { query: &query })).map_err(fail)?;
+    let mut res = ([(header::CONTENT_TYPE, out.content_type())], body).into_response();
+    if own.is_some() {
+        // Unsuppressed figures are for this reader only: no shared cache may keep them.
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("private, no-store"),
+        );
+    }
+    if out != Output::Html {
+        let name = format!(
+            "attachment; filename=\"narvaro-{}-{}-{}.{}\"",
+            r.report,
+            r.area.code,
+            r.term,
+            out.extension()
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&name) {
+            res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(res)
+}
