@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""One school-month upload, end to end, against `narvaro serve` (release build) on loopback.
+
+    benches/upload_latency.py [--n 40]
+
+Generates the county fixtures, ingests the register and August–October 2025 and compacts the
+lake (as a server would find it mid-year), starts `narvaro serve` and then, one at a time:
+- sends one school's October rows again `--n` times (a correction: its keys exist, in a
+  compacted partition file), and
+- sends `--n` schools' November rows (new keys: the month's first uploads).
+Prints p50/p90/max latency of each as the client sees it (token check, validation, scope,
+commit, audit). The goal (issue: hardening) is p50 <= 100 ms. Figures go into
+docs/performance.md with the machine they ran on.
+"""
+
+import argparse
+import csv
+import io
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORK = ROOT / "target" / "bench-data" / "upload-latency"
+BIN = pathlib.Path(os.environ.get("NARVARO_BIN", ROOT / "target" / "release" / "narvaro"))
+
+
+def run(*args):
+    return subprocess.run([str(BIN), *args], check=True, capture_output=True, text=True)
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))]
+
+
+def school_files(month_dir):
+    """Each school's rows of a month, as its own CSV upload (from the month's CSV files)."""
+    out = {}
+    for f in sorted(month_dir.glob("*.csv")):
+        raw = f.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252")
+        sep = ";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") else ","
+        rows = list(csv.reader(io.StringIO(text), delimiter=sep))
+        header, body = rows[0], [r for r in rows[1:] if r]
+        for r in body:
+            out.setdefault(r[0], [header]).append(r)
+    files = {}
+    for school, rows in out.items():
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        files[school] = buf.getvalue().encode()
+    return files
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=40)
+    a = ap.parse_args()
+    if "NARVARO_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    fx, lake, config = WORK / "fx", WORK / "lake", WORK / "narvaro.toml"
+    run("fixtures", "--out", str(fx), "--scale", "county", "--seed", "2025")
+    att = fx / "attendance"
+    run("ingest", "--lake", str(lake), str(fx / "register.csv"),
+        *(str(att / m) for m in ["2025-08", "2025-09", "2025-10"]))
+    run("lake", "optimize", "--lake", str(lake))
+    token = run("token", "create", "--config", str(config), "--name", "bench",
+                "--scope", "admin").stdout.strip()
+    october, november = school_files(att / "2025-10"), school_files(att / "2025-11")
+    server = subprocess.Popen(
+        [str(BIN), "serve", "--lake", str(lake), "--config", str(config), "--addr",
+         "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.search(r"http://[^\s/]+", server.stdout.readline()).group(0)
+
+        def post(body):
+            req = urllib.request.Request(
+                f"{url}/api/v1/uploads?filename=school.csv", data=body, method="POST",
+                headers={"Content-Type": "text/csv", "Authorization": f"Bearer {token}"})
+            t = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=120) as r:
+                r.read()
+                assert r.status == 201, r.status
+            return (time.perf_counter() - t) * 1000
+
+        school = sorted(october)[0]
+        post(october[school])  # the token check's first argon2 hash, and a warm server
+        corrections = [post(october[school]) for _ in range(a.n)]
+        news = [post(november[s]) for s in sorted(november)[: a.n]]
+        rows = october[school].count(b"\n") - 1
+        for name, xs in [(f"correction of one school-month ({rows} rows), compacted lake",
+                          corrections), ("a new school-month (the month's first uploads)", news)]:
+            print(f"{name}: n={len(xs)}, p50 {percentile(xs, 50):.0f} ms, "
+                  f"p90 {percentile(xs, 90):.0f} ms, max {max(xs):.0f} ms")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
