@@ -1,0 +1,340 @@
+//! The lake: Delta Lake tables under one root directory. The only module that writes them.
+//!
+//! Tables: `attendance`, `actions`, `register`, `outcomes` (one per [`Kind`]) and `uploads`,
+//! the audit of every accepted upload.
+//!
+//! An accepted upload is exactly one Delta commit to its table: an overwrite whose
+//! `replaceWhere` predicate matches precisely the keys the upload carries, e.g. the
+//! (school, period, window) keys of an attendance file. Readers see all of it or none of it,
+//! and the version before stays readable (time travel). The data commit's own commit info
+//! carries the whole audit record, so once it has landed the upload is stored: the audit row
+//! then goes to `uploads` in a second commit naming the data version, and if that fails (a
+//! full disk) the row stays pending in memory and is restored from the data table's log on
+//! the next open, whatever came after it.
+//!
+//! Two writers racing on the same keys are serialised by Delta's optimistic concurrency; the
+//! loser's commit conflicts and is retried from a fresh read of the table, never merged
+//! silently.
+//!
+//! This file opens the lake and reads it (tables, time travel, the register); `commit.rs` the
+//! upload's data commit, `audit.rs` the audit rows, `optimize.rs` compaction.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{Date32Type, Schema};
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::prelude::{Expr, SessionContext, col, lit};
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::contract::schema::{UPLOAD_ID, uploads_schema};
+use crate::contract::{KeySet, Kind, Register, Validated};
+use crate::{Error, Result};
+
+mod audit;
+mod commit;
+mod optimize;
+
+pub use commit::replace_predicate;
+use commit::{RECEIPT_KEY, unavailable};
+pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION};
+
+pub const UPLOADS: &str = "uploads";
+
+/// Every table in the lake, in the order they are created and listed.
+pub const TABLES: [&str; 5] = ["register", "attendance", "actions", "outcomes", UPLOADS];
+
+fn schema_of(table: &str) -> Arc<Schema> {
+    match table {
+        UPLOADS => uploads_schema(),
+        t => Kind::ALL
+            .into_iter()
+            .find(|k| k.table() == t)
+            .expect("known table")
+            .lake_schema(),
+    }
+}
+
+fn partitions_of(table: &str) -> &'static [&'static str] {
+    Kind::ALL
+        .into_iter()
+        .find(|k| k.table() == table)
+        .map_or(&[], |k| k.partition_columns())
+}
+
+/// The audit record of one accepted upload: a row of `uploads`, and also carried in the data
+/// commit's own commit info (`narvaro.receipt`), so the row can always be restored from the
+/// data table alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Audit {
+    pub upload_id: String,
+    pub table: String,
+    pub source_file: String,
+    pub sha256: String,
+    pub rows: usize,
+    /// Distinct keys (e.g. school × period × window) the upload carries.
+    pub keys: usize,
+    /// How many of those keys already had rows, now replaced.
+    pub keys_replaced: usize,
+    /// Uploads whose rows this one replaced.
+    pub supersedes: Vec<String>,
+    /// The data table's Delta version this upload created.
+    pub version: u64,
+    pub received_at: DateTime<Utc>,
+    /// The name of the token (or `narvaro ingest`) that sent it; unknown in older lakes.
+    pub uploader: Option<String>,
+    /// The school units it wrote rows for.
+    pub schools: Vec<String>,
+    /// The months (outcomes: school years) it wrote rows for.
+    pub periods: Vec<String>,
+}
+
+/// What an accepted upload did: its audit record and what the uploader should know.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Receipt {
+    #[serde(flatten)]
+    pub audit: Audit,
+    pub warnings: Vec<crate::contract::Problem>,
+}
+
+/// The lake under one root directory.
+pub struct Lake {
+    root: PathBuf,
+    /// The register as of a `register` table version, so a bulk ingest reads it once.
+    register_cache: Mutex<Option<(u64, Arc<Register>)>>,
+    /// Latest loaded state per table; brought up to date incrementally (only new log
+    /// entries are read), so a stream of uploads does not replay each log from its checkpoint.
+    tables: tokio::sync::Mutex<HashMap<String, DeltaTable>>,
+    /// One writer per table in this process; writers in other processes are serialised by
+    /// Delta's optimistic concurrency and retried (see `commit`).
+    writers: HashMap<&'static str, tokio::sync::Mutex<()>>,
+    /// Audit rows of committed uploads not yet written to `uploads` (e.g. the disk was full).
+    pending: Mutex<Vec<Audit>>,
+}
+
+impl Lake {
+    /// Opens the lake at `root`, creating the directory and any missing table.
+    pub async fn open(root: impl AsRef<Path>) -> Result<Lake> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        let lake = Lake {
+            root,
+            register_cache: Mutex::new(None),
+            tables: tokio::sync::Mutex::new(HashMap::new()),
+            writers: TABLES
+                .iter()
+                .map(|t| (*t, tokio::sync::Mutex::new(())))
+                .collect(),
+            pending: Mutex::new(Vec::new()),
+        };
+        for t in TABLES {
+            lake.create_if_missing(t).await?;
+        }
+        lake.restore_audit().await?;
+        Ok(lake)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(super) fn url(&self, table: &str) -> Result<Url> {
+        let dir = self.root.join(table);
+        Url::from_directory_path(&dir)
+            .map_err(|_| Error::usage(format!("lake path is not absolute: {}", dir.display())))
+    }
+
+    pub(super) async fn create_if_missing(&self, table: &str) -> Result<()> {
+        let dir = self.root.join(table);
+        if dir.join("_delta_log").is_dir() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let schema: StructType = schema_of(table).as_ref().try_into_kernel()?;
+        DeltaTableBuilder::from_url(self.url(table)?)?
+            .build()?
+            .create()
+            .with_table_name(table)
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(partitions_of(table).iter().copied())
+            .with_save_mode(SaveMode::Ignore)
+            .await?;
+        Ok(())
+    }
+
+    /// The table at its latest version (including commits by other processes).
+    pub async fn table(&self, table: &str) -> Result<DeltaTable> {
+        let mut cache = self.tables.lock().await;
+        if let Some(t) = cache.get_mut(table) {
+            t.update_incremental(None).await?;
+            return Ok(t.clone());
+        }
+        let t = deltalake::open_table(self.url(table)?).await?;
+        cache.insert(table.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// Keeps the state a write returned, so the next `table` call starts from it.
+    pub(super) async fn remember(&self, table: &str, t: &DeltaTable) {
+        let mut cache = self.tables.lock().await;
+        let newer = cache.get(table).is_none_or(|c| c.version() < t.version());
+        if newer {
+            cache.insert(table.to_string(), t.clone());
+        }
+    }
+
+    /// The table as it was at `version`.
+    pub async fn table_at(&self, table: &str, version: u64) -> Result<DeltaTable> {
+        let t = DeltaTableBuilder::from_url(self.url(table)?)?
+            .with_version(version)
+            .load()
+            .await
+            .map_err(|e| match e {
+                deltalake::DeltaTableError::InvalidVersion(_) => {
+                    Error::usage(format!("version {version} of table {table} does not exist"))
+                }
+                e => e.into(),
+            })?;
+        Ok(t)
+    }
+
+    /// The table as it was at a point in time (the last commit at or before `at`).
+    pub async fn table_as_of_time(&self, table: &str, at: DateTime<Utc>) -> Result<DeltaTable> {
+        // Before the table's first commit it held nothing: its first version is empty.
+        if at < self.commit_time(table, 0).await? {
+            return self.table_at(table, 0).await;
+        }
+        let mut t = DeltaTableBuilder::from_url(self.url(table)?)?.build()?;
+        t.load_with_datetime(at).await?;
+        Ok(t)
+    }
+
+    /// The data files of the table's current version, as local paths where the lake is local.
+    pub async fn files(&self, table: &str) -> Result<Vec<String>> {
+        if !TABLES.contains(&table) {
+            return Err(Error::usage(format!(
+                "okänd tabell '{table}': välj bland {}",
+                TABLES.join(", ")
+            )));
+        }
+        let t = self.table(table).await?;
+        Ok(t.get_file_uris()?
+            .map(|u| u.strip_prefix("file://").map(String::from).unwrap_or(u))
+            .collect())
+    }
+
+    /// The commit time of `version` of `table`.
+    pub async fn commit_time(&self, table: &str, version: u64) -> Result<DateTime<Utc>> {
+        // Read exactly that version's log entry: the table's history is read from its newest
+        // commit, whatever version is loaded.
+        let missing = || Error::usage(format!("version {version} of table {table} does not exist"));
+        let log = self.table(table).await?.log_store();
+        let entry = log.read_commit_entry(version).await?.ok_or_else(missing)?;
+        let ms = String::from_utf8_lossy(&entry)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|a| a["commitInfo"]["timestamp"].as_i64())
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "version {version} of table {table} has no commit time"
+                ))
+            })?;
+        Ok(DateTime::from_timestamp_millis(ms).unwrap_or_default())
+    }
+
+    /// The school unit register as it stands now (cached by register table version).
+    pub async fn register(&self) -> Result<Arc<Register>> {
+        let table = self.table(Kind::Register.table()).await?;
+        let version = table.version().unwrap_or(u64::MAX);
+        if let Some((v, r)) = self.register_cache.lock().expect("lock").as_ref()
+            && *v == version
+        {
+            return Ok(r.clone());
+        }
+        let batches = scan(
+            &table,
+            None,
+            &[
+                "school_unit_code",
+                "valid_from",
+                "valid_to",
+                "municipality_code",
+            ],
+        )
+        .await?;
+        let mut register = Register::default();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let day = |d: i32| epoch + chrono::Duration::days(d as i64);
+        for b in &batches {
+            let code = string_column(b, 0);
+            let from = b.column(1).as_primitive::<Date32Type>();
+            let to = b.column(2).as_primitive::<Date32Type>();
+            let municipality = string_column(b, 3);
+            for i in 0..b.num_rows() {
+                let to = (!to.is_null(i)).then(|| day(to.value(i)));
+                register.insert(code.value(i), municipality.value(i), day(from.value(i)), to);
+            }
+        }
+        let register = Arc::new(register);
+        *self.register_cache.lock().expect("lock") = Some((version, register.clone()));
+        Ok(register)
+    }
+}
+
+/// A string column (any string type) as `Utf8`.
+fn strings(a: &ArrayRef) -> StringArray {
+    arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8)
+        .expect("strings cast to Utf8")
+        .as_string::<i32>()
+        .clone()
+}
+
+/// Column `i` as plain strings (DataFusion may hand out `Utf8View`).
+fn string_column(b: &RecordBatch, i: usize) -> StringArray {
+    strings(b.column(i))
+}
+
+/// Reads `columns` of `table`'s rows matching `filter`, for the lake's own bookkeeping (the
+/// engine builds the sessions users query).
+async fn scan(
+    table: &DeltaTable,
+    filter: Option<Expr>,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    let mut df = ctx.read_table(provider)?;
+    if let Some(f) = filter {
+        df = df.filter(f)?;
+    }
+    let df = df.select_columns(columns)?;
+    Ok(df.collect().await?)
+}
+
+/// Row counts per table at the latest version (for summaries).
+pub async fn row_counts(lake: &Lake) -> Result<HashMap<String, (u64, usize)>> {
+    let mut out = HashMap::new();
+    for t in TABLES {
+        let table = lake.table(t).await?;
+        let version = table.version().unwrap_or_default();
+        let batches = scan(&table, None, &[schema_of(t).field(0).name().as_str()]).await?;
+        out.insert(
+            t.to_string(),
+            (version, batches.iter().map(|b| b.num_rows()).sum()),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,56 @@
+//! Compaction and checkpoints.
+
+use super::*;
+
+impl Lake {
+    /// Compacts small files and writes a checkpoint in every table where small files have
+    /// piled up (or in all tables when `force`). Returns what it did, per table.
+    pub async fn optimize(&self, force: bool) -> Result<Vec<Maintenance>> {
+        let mut done = Vec::new();
+        for name in TABLES {
+            let table = self.table(name).await?;
+            let files = table.get_file_uris()?.count();
+            let partitions = partition_count(&table)?;
+            // A month's uploads from every school land as one file each; once a partition
+            // holds more than a handful, reading it costs more than compacting it.
+            if !force && files <= SMALL_FILES_PER_PARTITION * partitions.max(1) {
+                continue;
+            }
+            let (table, metrics) = table.optimize().await?;
+            deltalake::checkpoints::create_checkpoint(&table, None).await?;
+            self.remember(name, &table).await;
+            done.push(Maintenance {
+                table: name.to_string(),
+                files_before: files,
+                files_removed: metrics.num_files_removed,
+                files_added: metrics.num_files_added,
+                version: table.version().unwrap_or_default(),
+            });
+        }
+        Ok(done)
+    }
+}
+
+/// Files a partition may hold before `Lake::optimize` compacts the table on its own.
+pub const SMALL_FILES_PER_PARTITION: usize = 8;
+
+pub(super) fn partition_count(table: &DeltaTable) -> Result<usize> {
+    let parts: std::collections::HashSet<String> = table
+        .get_file_uris()?
+        .map(|u| {
+            u.rsplit_once('/')
+                .map_or(String::new(), |(dir, _)| dir.to_string())
+        })
+        .collect();
+    Ok(parts.len())
+}
+
+/// What `Lake::optimize` did to one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Maintenance {
+    pub table: String,
+    pub files_before: usize,
+    pub files_removed: u64,
+    pub files_added: u64,
+    pub version: u64,
+}
