@@ -204,6 +204,13 @@ pub struct ServerConfig {
     pub max_concurrent_uploads: usize,
 }
 
+impl ServerConfig {
+    /// The upload size limit in bytes.
+    pub fn max_upload_bytes(&self) -> usize {
+        (self.max_upload_mb as usize).saturating_mul(1024 * 1024)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -512,16 +519,9 @@ impl Tokens {
     /// The server settings as they stand.
     pub fn server(&self) -> ServerConfig {
         let mut state = self.state.lock().expect("tokens");
-        let _ = self.reload_if_changed(&mut state);
-        state.config.server.clone()
-    }
-
-    /// The upload size limit in bytes.
-    pub fn max_upload_bytes(&self) -> usize {
-        let mut state = self.state.lock().expect("tokens");
         // A broken edit keeps the last good configuration (and is logged).
         let _ = self.reload_if_changed(&mut state);
-        (state.config.server.max_upload_mb as usize).saturating_mul(1024 * 1024)
+        state.config.server.clone()
     }
 
     fn reload_if_changed(&self, state: &mut State) -> Result<()> {

@@ -446,6 +446,14 @@ fn check_parquet_size(meta: &ParquetMetaData, bytes: &Bytes) -> Result<(), Probl
     if rows > MAX_ROWS {
         return Err(too_many_rows(rows));
     }
+    let unreadable = |e: parquet::errors::ParquetError| {
+        Problem::file(
+            "unreadable_parquet",
+            format!("filen kan inte läsas som Parquet: {e}"),
+        )
+    };
+    // One reader for every dictionary page (the footer is parsed once).
+    let reader = SerializedFileReader::new(bytes.clone()).map_err(unreadable)?;
     let mut estimate = 0usize;
     for (g, group) in meta.row_groups().iter().enumerate() {
         let group_rows = usize::try_from(group.num_rows()).unwrap_or(usize::MAX);
@@ -457,12 +465,7 @@ fn check_parquet_size(meta: &ParquetMetaData, bytes: &Bytes) -> Result<(), Probl
                 .saturating_add(values.max(group_rows).saturating_mul(8))
                 .saturating_add(pages);
             if column.column_type() == PhysicalType::BYTE_ARRAY {
-                let longest = longest_dictionary_value(bytes, g, c).map_err(|e| {
-                    Problem::file(
-                        "unreadable_parquet",
-                        format!("filen kan inte läsas som Parquet: {e}"),
-                    )
-                })?;
+                let longest = longest_dictionary_value(&reader, g, c).map_err(unreadable)?;
                 estimate = estimate.saturating_add(group_rows.saturating_mul(longest));
             }
             if estimate > MAX_DECODED_BYTES {
@@ -475,11 +478,10 @@ fn check_parquet_size(meta: &ParquetMetaData, bytes: &Bytes) -> Result<(), Probl
 
 /// The longest value of a column chunk's dictionary page (0 without one).
 fn longest_dictionary_value(
-    bytes: &Bytes,
+    reader: &SerializedFileReader<Bytes>,
     group: usize,
     column: usize,
 ) -> parquet::errors::Result<usize> {
-    let reader = SerializedFileReader::new(bytes.clone())?;
     let mut pages = reader
         .get_row_group(group)?
         .get_column_page_reader(column)?;

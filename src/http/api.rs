@@ -208,7 +208,7 @@ async fn receive(
         ));
     }
     let settings = app.tokens.server();
-    let limit = app.tokens.max_upload_bytes();
+    let limit = settings.max_upload_bytes();
     let too_large = || {
         status(
             StatusCode::PAYLOAD_TOO_LARGE,
