@@ -73,21 +73,32 @@ pub async fn upload(
     lake.commit(validated, file, &sha256, &who.name, now).await
 }
 
-/// Validates and commits `bytes` as `narvaro ingest` does. A refused file changes nothing.
+/// Validates and commits `bytes` as `narvaro ingest` does, and writes its audit row before
+/// returning (the server writes it after answering). A refused file changes nothing.
 pub async fn ingest_bytes(
     lake: &Lake,
     file: &str,
     bytes: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Receipt> {
-    upload(
+    let mut receipt = upload(
         lake,
         &operator(),
         file,
         bytes::Bytes::copy_from_slice(bytes),
         now,
     )
-    .await
+    .await?;
+    if let Err(e) = lake.write_audits().await {
+        tracing::warn!(upload_id = %receipt.audit.upload_id, error = %e,
+            "upload committed, its audit row is pending");
+        receipt.warnings.push(contract::Problem::file(
+            "audit_pending",
+            "uppgifterna är sparade, men granskningsraden kunde inte skrivas just nu; \
+             den skrivs vid nästa uppladdning eller när lagret öppnas igen",
+        ));
+    }
+    Ok(receipt)
 }
 
 /// Reads and ingests one file from disk.

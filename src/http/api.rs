@@ -156,7 +156,15 @@ pub(super) async fn upload(
     let mut body = Some(body);
     let mut complete = false;
     match receive(&app, client, &headers, &q, &mut body, &mut complete).await {
-        Ok(res) => res,
+        Ok(res) => {
+            // The data commit carries the receipt; its audit row follows the answer.
+            tokio::spawn(async move {
+                if let Err(e) = app.lake.write_audits().await {
+                    tracing::warn!(error = %e, "audit rows pending until the next upload or open");
+                }
+            });
+            res
+        }
         Err(e) => {
             let mut res = e.into_response();
             if !complete {

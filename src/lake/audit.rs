@@ -3,11 +3,26 @@
 use super::*;
 
 impl Lake {
-    pub(super) async fn audit(&self, records: &[Audit]) -> Result<()> {
+    /// Writes the pending audit rows (of uploads committed in this process, or restored) to
+    /// `uploads` in one append. Uploads call it after answering; a row that cannot be written
+    /// now (a full disk) stays pending, shown by [`Lake::audits`], until a later call or the
+    /// next `open` restores it from its data commit.
+    pub async fn write_audits(&self) -> Result<()> {
+        let _writer = self.writers[UPLOADS].lock().await;
+        let records = self.pending.lock().expect("lock").clone();
         if records.is_empty() {
             return Ok(());
         }
-        let _writer = self.writers[UPLOADS].lock().await;
+        self.append_audits(&records).await?;
+        self.pending
+            .lock()
+            .expect("lock")
+            .retain(|a| !records.iter().any(|w| w.upload_id == a.upload_id));
+        Ok(())
+    }
+
+    /// Appends `records` to `uploads` (the caller holds its writer lock).
+    async fn append_audits(&self, records: &[Audit]) -> Result<()> {
         let list = |values: &mut dyn Iterator<Item = &Vec<String>>| {
             let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(
                 arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Utf8, true),
@@ -194,6 +209,7 @@ impl Lake {
                 }
             }
         }
-        self.audit(&missing).await
+        self.pending.lock().expect("lock").extend(missing);
+        self.write_audits().await
     }
 }

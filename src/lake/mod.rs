@@ -3,14 +3,15 @@
 //! Tables: `attendance`, `actions`, `register`, `outcomes` (one per [`Kind`]) and `uploads`,
 //! the audit of every accepted upload.
 //!
-//! An accepted upload is exactly one Delta commit to its table: an overwrite whose
-//! `replaceWhere` predicate matches precisely the keys the upload carries, e.g. the
-//! (school, period, window) keys of an attendance file. Readers see all of it or none of it,
-//! and the version before stays readable (time travel). The data commit's own commit info
-//! carries the whole audit record, so once it has landed the upload is stored: the audit row
-//! then goes to `uploads` in a second commit naming the data version, and if that fails (a
-//! full disk) the row stays pending in memory and is restored from the data table's log on
-//! the next open, whatever came after it.
+//! An accepted upload is exactly one Delta commit to its table: an overwrite that replaces
+//! precisely the keys the upload carries, e.g. the (school, period, window) keys of an
+//! attendance file (the files holding them are removed, and rows of other keys in those files
+//! written again). Readers see all of it or none of it, and the version before stays readable
+//! (time travel). The data commit's own commit info carries the whole audit record, so once
+//! it has landed the upload is stored: the audit row goes to `uploads` afterwards
+//! ([`Lake::write_audits`], after the server has answered), and until then, or if that fails
+//! (a full disk), the row stays pending in memory and is restored from the data table's log
+//! on the next open, whatever came after it.
 //!
 //! Two writers racing on the same keys are serialised by Delta's optimistic concurrency; the
 //! loser's commit conflicts and is retried from a fresh read of the table, never merged
@@ -306,8 +307,11 @@ fn string_column(b: &RecordBatch, i: usize) -> StringArray {
     strings(b.column(i))
 }
 
+/// The column a [`scan`] may ask for besides the table's own: the file each row was read from.
+const FILE_COLUMN: &str = "__narvaro_file";
+
 /// Reads `columns` of `table`'s rows matching `filter`, for the lake's own bookkeeping (the
-/// engine builds the sessions users query).
+/// engine builds the sessions users query). `columns` may name [`FILE_COLUMN`].
 async fn scan(
     table: &DeltaTable,
     filter: Option<Expr>,
@@ -315,7 +319,11 @@ async fn scan(
 ) -> Result<Vec<RecordBatch>> {
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
-    let provider = table.table_provider().await?;
+    let mut provider = table.table_provider();
+    if columns.contains(&FILE_COLUMN) {
+        provider = provider.with_file_column(FILE_COLUMN);
+    }
+    let provider = provider.await?;
     let mut df = ctx.read_table(provider)?;
     if let Some(f) = filter {
         df = df.filter(f)?;

@@ -7,6 +7,7 @@ use arrow::array::AsArray;
 use narvaro::ingest::ingest_path;
 
 use crate::common::{fixture, now, scalar, small_lake, sql};
+use narvaro::lake::Lake;
 
 #[tokio::test]
 async fn a_correction_replaces_its_keys_and_the_old_version_stays_readable() {
@@ -273,4 +274,87 @@ async fn a_lost_audit_row_is_restored_when_the_lake_opens() {
         .await
         .unwrap();
     assert_eq!(lake.audits().await.unwrap().len(), before.len());
+}
+
+/// A correction of one school-month in a compacted partition keeps every other row of the
+/// compacted file (they are written again beside the new rows) and replaces only its keys;
+/// a second correction of the same keys removes the first one's file outright.
+#[tokio::test]
+async fn a_correction_inside_a_compacted_file_keeps_every_other_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = crate::common::slt_lake(dir.path()).await;
+    lake.optimize(true).await.unwrap();
+    let before = key_sums(&lake).await;
+    let before_rows = scalar(&lake, None, "SELECT count(*) FROM attendance").await;
+    let uploads = crate::api::uploads_by_school_and_period();
+    let (key, body) = uploads.iter().next().unwrap();
+    // The same school-month with an hour of attendance become valid absence on every row.
+    let text = String::from_utf8(body.clone()).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let column = |name: &str| header.split(',').position(|c| c == name).unwrap();
+    let (present, absent) = (
+        column("attendance_minutes"),
+        column("valid_absence_minutes"),
+    );
+    let mut corrected = format!("{header}\n");
+    for l in lines {
+        let mut f: Vec<i64> = Vec::new();
+        let mut cells: Vec<String> = l.split(',').map(String::from).collect();
+        for at in [present, absent] {
+            f.push(cells[at].parse().unwrap());
+        }
+        cells[present] = (f[0] - 60).to_string();
+        cells[absent] = (f[1] + 60).to_string();
+        corrected.push_str(&(cells.join(",") + "\n"));
+    }
+    for round in 0..2 {
+        let r = narvaro::ingest::ingest_bytes(&lake, "fix.csv", corrected.as_bytes(), now())
+            .await
+            .unwrap();
+        assert!(r.audit.keys_replaced > 0, "round {round}: {r:?}");
+        let after = key_sums(&lake).await;
+        let keys = |v: &[(String, i64)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            keys(&after),
+            keys(&before),
+            "round {round}: no key lost or added"
+        );
+        for ((k, old), (_, new)) in before.iter().zip(&after) {
+            if k.starts_with(&format!("{}/{}/", key.0, key.1)) {
+                assert!(
+                    new > old,
+                    "round {round}: {k} not corrected: {old} -> {new}"
+                );
+            } else {
+                assert_eq!(new, old, "round {round}: {k} changed");
+            }
+        }
+    }
+    assert_eq!(
+        scalar(&lake, None, "SELECT count(*) FROM attendance").await,
+        before_rows,
+        "as many rows as before"
+    );
+}
+
+/// `school/period/window` → its valid absence in minutes, for every attendance key.
+async fn key_sums(lake: &Lake) -> Vec<(String, i64)> {
+    let b = sql(
+        lake,
+        None,
+        "SELECT school_unit_code || '/' || period || '/' || \"window\", \
+         sum(valid_absence_minutes) FROM attendance GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let mut out = Vec::new();
+    for b in &b {
+        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let v = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Int64).unwrap();
+        let v = v.as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push((k.as_string::<i32>().value(i).to_string(), v.value(i)));
+        }
+    }
+    out
 }
