@@ -15,6 +15,7 @@ use crate::contract::Period;
 use crate::contract::Problems;
 use crate::contract::attendance::{AttendanceRow, WINDOWS};
 use crate::contract::schema::HISTOGRAMS;
+use crate::contract::write::FileFormat;
 use crate::ss12000::{self, Record, record_problem};
 use crate::{Error, Result};
 
@@ -552,7 +553,12 @@ pub fn write_rows(path: &Path, rows: &[AttendanceRow]) -> Result<()> {
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("out")
     ));
-    crate::fixtures::write_attendance_as(&tmp, rows, csv)?;
+    let format = if csv {
+        FileFormat::CsvUtf8
+    } else {
+        FileFormat::ParquetList
+    };
+    crate::contract::write::write_attendance(&tmp, rows, format)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 

@@ -10,6 +10,7 @@ pub mod attendance;
 mod other;
 pub mod schema;
 pub mod source;
+pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
