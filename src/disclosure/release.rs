@@ -387,12 +387,7 @@ async fn country(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     }))
     .await?;
     let p = Arc::new(sum_of_counties(&counties, &engine.rules));
-    engine
-        .protections
-        .lock()
-        .expect("cache")
-        .insert(which.clone(), p.clone());
-    Ok(p)
+    Ok(remember(engine, which, p))
 }
 
 /// The country's statuses from its counties': `riket:00|M` is published when every county's
@@ -420,6 +415,13 @@ pub fn sum_of_counties<C: AsRef<str>>(
         status,
         ..Default::default()
     }
+}
+
+/// Keeps `which`'s protection for the rest of the engine's life.
+fn remember(engine: &Engine, which: &Which, p: Arc<Protection>) -> Arc<Protection> {
+    let mut cache = engine.protections.lock().expect("cache");
+    cache.insert(which.clone(), p.clone());
+    p
 }
 
 /// One county's protected release.
@@ -461,12 +463,7 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
             p
         }
     };
-    engine
-        .protections
-        .lock()
-        .expect("cache")
-        .insert(which.clone(), p.clone());
-    Ok(p)
+    Ok(remember(engine, which, p))
 }
 
 /// The pupils of the groups `members` of `rows` in band `from` and above (`nb` bands a

@@ -7,6 +7,8 @@
 //! zero. Numbers on axes use decimal comma. The SVG carries its title and summary for screen
 //! readers.
 
+use std::ops::Range;
+
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -110,6 +112,19 @@ fn accessible(svg: &str, id: &str, title: &str, desc: &str) -> String {
 
 fn text_style(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().color(&INK)
+}
+
+/// The value axis: the values' range (from zero unless some are negative) widened by `pad`
+/// of its span, and the decimals its ticks need.
+fn value_axis(series: &[Series], reference: Option<f64>, pad: f64) -> (Range<f64>, usize) {
+    let (lo, hi) = value_range(series, reference);
+    let pad = (hi - lo) * pad;
+    let range = if lo < 0.0 {
+        lo - pad..hi + pad
+    } else {
+        0.0..hi + pad
+    };
+    (range, decimals_for(hi - lo))
 }
 
 fn value_range(series: &[Series], reference: Option<f64>) -> (f64, f64) {
@@ -262,14 +277,7 @@ fn bars(
         .max()
         .unwrap_or(60)
         .clamp(60, 300);
-    let (lo, hi) = value_range(series, reference.as_ref().map(|r| r.0));
-    let pad = (hi - lo) * 0.2;
-    let x_range = if lo < 0.0 {
-        lo - pad..hi + pad
-    } else {
-        0.0..hi + pad
-    };
-    let decimals = decimals_for(hi - lo);
+    let (x_range, decimals) = value_axis(series, reference.as_ref().map(|r| r.0), 0.2);
     {
         let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -353,7 +361,7 @@ fn bars(
                 }
             }
         }
-        if lo < 0.0 {
+        if x_range.start < 0.0 {
             let a = chart.backend_coord(&(0.0, 0.0));
             let b = chart.backend_coord(&(0.0, n as f64));
             root.draw(&PathElement::new(vec![a, b], INK.stroke_width(1)))?;
@@ -399,14 +407,7 @@ fn lines(
 ) -> Result<(), Err> {
     let n = labels.len();
     let height = 360;
-    let (lo, hi) = value_range(series, reference.as_ref().map(|r| r.0));
-    let pad = (hi - lo) * 0.15;
-    let y_range = if lo < 0.0 {
-        lo - pad..hi + pad
-    } else {
-        0.0..hi + pad
-    };
-    let decimals = decimals_for(hi - lo);
+    let (y_range, decimals) = value_axis(series, reference.as_ref().map(|r| r.0), 0.15);
     {
         let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE)?;
