@@ -22,10 +22,7 @@ import argparse
 import collections
 import http.client
 import io
-import os
-import pathlib
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -34,20 +31,9 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-WORK = ROOT / "target" / "bench-data" / "attack-load"
-BIN = pathlib.Path(os.environ.get("NARVARO_BIN", ROOT / "target" / "release" / "narvaro"))
+from common import BIN, ROOT, fresh, percentile, run
 
 
-def run(*args):
-    return subprocess.run([str(BIN), *args], check=True, capture_output=True, text=True)
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    return xs[min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))]
 
 
 def parquet(table):
@@ -78,11 +64,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=30)
     a = ap.parse_args()
-    if "NARVARO_BIN" not in os.environ:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
+    WORK = fresh("attack-load")
     lake, config = WORK / "lake", WORK / "narvaro.toml"
     run("ingest", "--lake", str(lake), str(ROOT / "fixtures" / "slt" / "register.csv"))
     token = run("token", "create", "--config", str(config), "--name", "admin",

@@ -17,26 +17,14 @@ docs/performance.md with the machine they ran on.
 import argparse
 import csv
 import io
-import os
-import pathlib
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-WORK = ROOT / "target" / "bench-data" / "upload-latency"
-BIN = pathlib.Path(os.environ.get("NARVARO_BIN", ROOT / "target" / "release" / "narvaro"))
+from common import BIN, fresh, percentile, run
 
 
-def run(*args):
-    return subprocess.run([str(BIN), *args], check=True, capture_output=True, text=True)
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))]
 
 
 def school_files(month_dir):
@@ -65,10 +53,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40)
     a = ap.parse_args()
-    if "NARVARO_BIN" not in os.environ:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    if WORK.exists():
-        shutil.rmtree(WORK)
+    WORK = fresh("upload-latency")
     fx, lake, config = WORK / "fx", WORK / "lake", WORK / "narvaro.toml"
     run("fixtures", "--out", str(fx), "--scale", "county", "--seed", "2025")
     att = fx / "attendance"

@@ -14,11 +14,7 @@ script runs). Figures go into README.md with the machine they ran on.
 import argparse
 import concurrent.futures as cf
 import json
-import os
-import pathlib
 import re
-import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -26,10 +22,7 @@ import time
 import urllib.error
 import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-WORK = ROOT / "target" / "bench-data" / "upload-load"
-# NARVARO_BIN skips the build (e.g. the binary `cargo bench` just built in target/release).
-BIN = pathlib.Path(os.environ.get("NARVARO_BIN", ROOT / "target" / "release" / "narvaro"))
+from common import BIN, fresh, percentile, run
 PAGES = [
     "/reports/committee/1880/VT2026",
     "/reports/county/18/VT2026",
@@ -38,16 +31,6 @@ PAGES = [
 ]
 
 
-def run(*args, **kw):
-    return subprocess.run([str(BIN), *args], check=True, capture_output=True, text=True, **kw)
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))
-    return xs[k]
 
 
 def main():
@@ -57,10 +40,7 @@ def main():
     ap.add_argument("--year", default="2025/26")
     a = ap.parse_args()
 
-    if "NARVARO_BIN" not in os.environ:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    if WORK.exists():
-        shutil.rmtree(WORK)
+    WORK = fresh("upload-load")
     fx, lake, config = WORK / "fx", WORK / "lake", WORK / "narvaro.toml"
     run("fixtures", "--out", str(fx), "--scale", "county")
     run("ingest", "--lake", str(lake), str(fx / "register.csv"))

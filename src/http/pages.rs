@@ -9,27 +9,63 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{AppError, page};
 use super::{App, ClientAddr};
+use crate::auth::Principal;
 use crate::engine::AsOf;
 use crate::report::export::{self, Output};
 use crate::report::{self, Term, html};
 use crate::{Error, Result};
 
 /// `?as_of=` as a data version or a time; a bad value is a 400 that says what is wrong.
-fn as_of(q: &HashMap<String, String>) -> Result<Option<AsOf>> {
-    match q.get("as_of").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+///
+/// Only a reader with a token (`who`) may ask for an older version: two consecutive versions
+/// differ by one upload, so comparing their protected figures can reveal a cell that each of
+/// them hides. Anonymous readers see the latest version (403 otherwise).
+fn as_of(q: &HashMap<String, String>, who: Option<&Principal>) -> Result<Option<AsOf>> {
+    let Some(s) = q.get("as_of").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let as_of = s
+        .parse::<AsOf>()
+        .map_err(|e| Error::usage(format!("as_of: {e}")))?;
+    if who.is_none() {
+        return Err(Error::Forbidden(
+            "äldre dataversioner (?as_of=) visas bara med en token: två versioner bredvid \
+             varandra skiljer sig med en uppladdning, och att jämföra dem kan avslöja små \
+             grupper. Utan ?as_of= visas den senaste versionen."
+                .into(),
+        ));
+    }
+    Ok(Some(as_of))
+}
+
+/// The reader, when the request carries a token (a wrong or revoked one is a 401).
+async fn reader(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+    client: Option<axum::Extension<ClientAddr>>,
+) -> Result<Option<Principal>> {
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(auth) => app
+            .tokens
+            .authenticate(Some(auth), client.map(|c| c.0.0.ip()))
+            .await
+            .map(Some),
         None => Ok(None),
-        Some(s) => s
-            .parse::<AsOf>()
-            .map(Some)
-            .map_err(|e| Error::usage(format!("as_of: {e}"))),
     }
 }
 
 pub(super) async fn index(
     State(app): State<Arc<App>>,
+    client: Option<axum::Extension<ClientAddr>>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
-    let engine = app.engine(as_of(&q).map_err(page)?).await.map_err(page)?;
+    let who = reader(&app, &headers, client).await.map_err(page)?;
+    let as_of = as_of(&q, who.as_ref()).map_err(page)?;
+    let engine = app.engine(as_of).await.map_err(page)?;
     let index = report::index(&engine).await.map_err(page)?;
     Ok((
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -80,23 +116,14 @@ pub(super) async fn report_page(
         status: None,
     };
     let term: Term = term.parse().map_err(|e: String| fail(Error::usage(e)))?;
-    let as_of_value = as_of(&q).map_err(fail)?;
+    let who = reader(&app, &headers, client).await.map_err(fail)?;
+    let as_of_value = as_of(&q, who.as_ref()).map_err(fail)?;
     // A school's own principal (a token for that school) sees it without disclosure control;
     // everyone else, and every other area, sees the protected release.
-    let own = match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(auth) if kind == "school" => {
-            let p = app
-                .tokens
-                .authenticate(Some(auth), client.map(|c| c.0.0.ip()))
-                .await
-                .map_err(fail)?;
-            p.owns_school(&code).then_some(code.as_str())
-        }
-        _ => None,
-    };
+    let own = who
+        .as_ref()
+        .filter(|p| kind == "school" && p.owns_school(&code))
+        .map(|_| code.as_str());
     let r = app
         .report(&kind, &code, term, as_of_value, own)
         .await

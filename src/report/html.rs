@@ -179,7 +179,7 @@ pub fn report_page(r: &Report, links: Option<Links>) -> String {
     let _ = write!(
         o,
         "</main>\n<footer><p>Närvarolagret. Alla tal följer definitionen {} (hash {}) och dataversion {}. \
-         Med <code>?as_of={}</code> visas sidan exakt som den såg ut vid den versionen. \
+         Med <code>?as_of={}</code> och en token visas sidan exakt som den såg ut vid den versionen. \
          Frånvaro är giltig och ogiltig frånvaro som andel av erbjuden undervisningstid.</p></footer>\n</body>\n</html>\n",
         escape(&r.definition_id),
         escape(&r.definition_hash),

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use arrow::array::AsArray;
+use http_client::StatusCode;
 use narvaro::auth::{Config, Scope};
 use narvaro::lake::Lake;
-use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::{Server, fixture, now};
@@ -96,8 +96,8 @@ pub(crate) fn set_dir_mode(root: &Path, mode: u32) {
     }
 }
 
-pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+pub(crate) fn client() -> http_client::Client {
+    http_client::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()
         .unwrap()
@@ -108,7 +108,7 @@ pub(crate) async fn post(
     token: Option<&str>,
     media: &str,
     body: Vec<u8>,
-) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+) -> (StatusCode, Value, http_client::header::HeaderMap) {
     let mut req = client()
         .post(format!("{url}/api/v1/uploads"))
         .header("content-type", media)
@@ -341,9 +341,9 @@ async fn uploads_answer_every_status_and_keep_an_audit() {
     assert_eq!(now_rows, 0, "replaced, not duplicated");
 
     // A Windows-1252, semicolon-separated register from Swedish Excel, as a multipart form.
-    let form = reqwest::multipart::Form::new().part(
+    let form = http_client::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(read("small/register.csv"))
+        http_client::multipart::Part::bytes(read("small/register.csv"))
             .file_name("Skolenheter Örebro.csv"),
     );
     let res = client()
@@ -514,14 +514,14 @@ async fn path_and_header_injection_is_refused() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.headers().get("x-evil").is_none());
     // Two files in one form are refused, not half-taken.
-    let two = reqwest::multipart::Form::new()
+    let two = http_client::multipart::Form::new()
         .part(
             "a",
-            reqwest::multipart::Part::bytes(body.clone()).file_name("a.csv"),
+            http_client::multipart::Part::bytes(body.clone()).file_name("a.csv"),
         )
         .part(
             "b",
-            reqwest::multipart::Part::bytes(body.clone()).file_name("b.csv"),
+            http_client::multipart::Part::bytes(body.clone()).file_name("b.csv"),
         );
     let res = client()
         .post(format!("{url}/api/v1/uploads"))

@@ -15,9 +15,9 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use arrow::record_batch::RecordBatch;
+use http_client::StatusCode;
 use narvaro::auth::{Config, ServerConfig};
 use narvaro::lake::Lake;
-use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::api::{PARQUET, client, get, post, serve, setup, uploads_by_school_and_period};

@@ -17,6 +17,10 @@ use crate::common::{fixture, now, slt_lake};
 /// The server with disclosure control switched off: the slt lake is one school of 20 pupils,
 /// which the shared rules hide almost entirely, and these tests pin the reports' layout.
 fn app(lake: Lake) -> axum::Router {
+    router(Arc::new(app_state(lake)))
+}
+
+fn app_state(lake: Lake) -> App {
     let mut policies = Policies::load(&policy::Source::resolve(None)).unwrap();
     policies.shared.policy.disclosure = Rules {
         min_pupils: 1,
@@ -25,7 +29,19 @@ fn app(lake: Lake) -> axum::Router {
         min_schools: 0,
         protection: 0,
     };
-    router(Arc::new(App::new(lake, policies, now)))
+    App::new(lake, policies, now)
+}
+
+/// `app` with one county analyst's token (written to `dir`), for what only readers with a
+/// token may ask for; the token.
+fn app_with_reader(lake: Lake, dir: &std::path::Path) -> (axum::Router, String) {
+    let mut config = narvaro::auth::Config::default();
+    let scope = "read:county:18".parse::<narvaro::auth::Scope>().unwrap();
+    let token = config.create_token("analytiker", &[scope], now()).unwrap();
+    let path = dir.join("narvaro.toml");
+    config.save(&path).unwrap();
+    let tokens = narvaro::auth::Tokens::open(Some(&path)).unwrap();
+    (router(Arc::new(app_state(lake).with_tokens(tokens))), token)
 }
 
 struct Reply {
@@ -294,8 +310,8 @@ async fn errors_are_clear_swedish_pages_with_the_right_status() {
         ),
         (
             "/reports/committee/1880/VT2026?as_of=999",
-            404,
-            "dataversion 999 finns inte",
+            403,
+            "visas bara med en token",
         ),
         (
             "/reports/committee/1880/VT2026.pdf",
@@ -327,18 +343,18 @@ async fn as_of_renders_exactly_what_an_older_version_showed() {
     let lake = crate::common::small_lake(dir.path()).await;
     let before = lake.table("attendance").await.unwrap().version().unwrap();
     // The server and the uploader are separate handles on one lake, as in production.
-    let app = app(Lake::open(dir.path().join("lake")).await.unwrap());
+    let (app, token) = app_with_reader(
+        Lake::open(dir.path().join("lake")).await.unwrap(),
+        dir.path(),
+    );
     let old = get(&app, "/reports/school/18800101/VT2026.json").await;
     assert_eq!(old.status, StatusCode::OK);
     narvaro::ingest::ingest_path(&lake, &fixture("small/attendance_corrected.csv"), now())
         .await
         .unwrap();
     let new = get(&app, "/reports/school/18800101/VT2026.json").await;
-    let pinned = get(
-        &app,
-        &format!("/reports/school/18800101/VT2026.json?as_of={before}"),
-    )
-    .await;
+    let pinned_uri = format!("/reports/school/18800101/VT2026.json?as_of={before}");
+    let pinned = get_as(&app, &pinned_uri, Some(&token)).await;
     let version = |r: &Reply| {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         v["data_version"].as_u64().unwrap()
@@ -351,15 +367,30 @@ async fn as_of_renders_exactly_what_an_older_version_showed() {
     assert_ne!(new.body, old.body, "the correction changed the report");
     // Same clock, same version: byte for byte what was shown before the correction.
     assert_eq!(pinned.text(), old.text(), "as_of shows the old report");
-    let html = get(
+    let html = get_as(
         &app,
         &format!("/reports/school/18800101/VT2026?as_of={before}"),
+        Some(&token),
     )
     .await
     .text();
     assert!(html.contains(&format!(
         "href=\"/reports/school/18800101/VT2026.csv?as_of={before}\""
     )));
+    // Anonymous readers see only the latest version: comparing two versions, one upload
+    // apart, could reveal what each of them hides.
+    for uri in [pinned_uri.as_str(), "/?as_of=1"] {
+        let anonymous = get(&app, uri).await;
+        assert_eq!(anonymous.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(
+            anonymous.text().contains("visas bara med en token"),
+            "{uri}"
+        );
+    }
+    let index = get_as(&app, &format!("/?as_of={before}"), Some(&token)).await;
+    assert_eq!(index.status, StatusCode::OK);
+    let wrong = get_as(&app, &pinned_uri, Some("nrv_fel.fel")).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
 }
 
 /// Where a report's values are missing (`..`), per table, from its JSON: (row, column, shown
