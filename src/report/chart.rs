@@ -127,6 +127,38 @@ fn value_axis(series: &[Series], reference: Option<f64>, pad: f64) -> (Range<f64
     (range, decimals_for(hi - lo))
 }
 
+/// How many characters a bar's label may take on one line (it wraps onto a second).
+const LABEL_CHARS: usize = 34;
+
+/// `label` in at most two lines of at most `width` characters, broken between words; what
+/// does not fit ends in `…`.
+fn wrap_label(label: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in label.split_whitespace() {
+        let line = lines.last_mut().expect("one line");
+        let len = line.chars().count();
+        if len == 0 || len + 1 + word.chars().count() <= width {
+            if len > 0 {
+                line.push(' ');
+            }
+            line.push_str(word);
+        } else {
+            lines.push(word.to_string());
+        }
+    }
+    if lines.len() > 2 || lines.iter().any(|l| l.chars().count() > width) {
+        let rest = lines[1..].join(" ");
+        lines.truncate(1);
+        if lines[0].chars().count() > width {
+            let cut: String = lines[0].chars().take(width - 1).collect();
+            return vec![format!("{cut}…")];
+        }
+        let cut: String = rest.chars().take(width - 1).collect();
+        lines.push(format!("{}…", cut.trim_end()));
+    }
+    lines
+}
+
 fn value_range(series: &[Series], reference: Option<f64>) -> (f64, f64) {
     let vals = series
         .iter()
@@ -271,8 +303,12 @@ fn bars(
     let group_px = (k as u32) * bar_px + 12;
     let legend_px = 34;
     let height = legend_px + 20 + n as u32 * group_px + 56;
-    let label_px = labels
+    // Long labels wrap onto two lines, then end in `…`; the table and the SVG's description
+    // carry the whole text.
+    let lines: Vec<Vec<String>> = labels.iter().map(|l| wrap_label(l, LABEL_CHARS)).collect();
+    let label_px = lines
         .iter()
+        .flatten()
         .map(|l| l.chars().count() as u32 * 8 + 30)
         .max()
         .unwrap_or(60)
@@ -304,7 +340,7 @@ fn bars(
             .axis_style(INK)
             .draw()?;
         let band = 1.0 / (k as f64 + 0.7);
-        for (row, label) in labels.iter().enumerate() {
+        for (row, label) in lines.iter().enumerate() {
             // First row at the top.
             let top = n as f64 - row as f64 - 0.2;
             let mid = n as f64 - row as f64 - 0.5;
@@ -314,16 +350,19 @@ fn bars(
             } else {
                 text_style(13)
             };
-            let text = if focus[row] {
-                format!("▶ {label}")
-            } else {
-                label.clone()
-            };
-            root.draw(&Text::new(
-                text,
-                (lx - 8, ly),
-                style.pos(Pos::new(HPos::Right, VPos::Center)),
-            ))?;
+            for (i, line) in label.iter().enumerate() {
+                let text = if focus[row] && i == 0 {
+                    format!("▶ {line}")
+                } else {
+                    line.clone()
+                };
+                let dy = (2 * i as i32 - (label.len() as i32 - 1)) * 8;
+                root.draw(&Text::new(
+                    text,
+                    (lx - 8, ly + dy),
+                    style.clone().pos(Pos::new(HPos::Right, VPos::Center)),
+                ))?;
+            }
             for (i, s) in series.iter().enumerate() {
                 let y1 = top - i as f64 * band * 0.85;
                 let y0 = y1 - band * 0.8;
@@ -498,4 +537,26 @@ fn lines(
         root.present()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_label;
+
+    #[test]
+    fn long_labels_wrap_onto_two_lines_and_then_end_in_an_ellipsis() {
+        assert_eq!(wrap_label("Örebro", 34), ["Örebro"]);
+        let target = "Andelen elever med minst 15 % frånvaro under terminen ska vara under 8 %.";
+        let lines = wrap_label(target, 34);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 34), "{lines:?}");
+        assert_eq!(lines[0], "Andelen elever med minst 15 %");
+        assert!(lines[1].ends_with('…'), "{lines:?}");
+        let two = wrap_label("Elever med minst 20 % frånvaro i kommunen", 34);
+        assert_eq!(two, ["Elever med minst 20 % frånvaro i", "kommunen"]);
+        assert_eq!(
+            wrap_label(&"x".repeat(40), 34),
+            [format!("{}…", "x".repeat(33))]
+        );
+    }
 }

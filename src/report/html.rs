@@ -41,17 +41,29 @@ nav ol { display: flex; flex-wrap: wrap; gap: .3rem 1.4rem; padding-left: 1.2rem
 .pair { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
 figure { margin: 0; flex: 1 1 720px; max-width: 720px; }
 figure svg { width: 100%; height: auto; }
-.table-wrap { flex: 1 1 20rem; overflow-x: auto; }
+.table-wrap { flex: 1 1 26rem; overflow-x: auto; }
+.table-wrap:focus { outline: 3px solid #1a1a1a; outline-offset: 2px; }
 table { border-collapse: collapse; font-size: .95rem; }
 caption { text-align: left; font-weight: 600; padding-bottom: .3rem; }
 th, td { border-bottom: 1px solid #8a8a8a; padding: .25rem .6rem; text-align: left; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td:not(.num) { min-width: 9rem; }
+th { min-width: 5rem; }
+tbody th:not(.num) { min-width: 13rem; }
 tr.focus td { font-weight: 700; }
 .summary { max-width: 60rem; }
 .notes { font-size: .9rem; color: #3d3d3d; padding-left: 1.2rem; }
 .intro { max-width: 60rem; }
 footer { margin-top: 3rem; font-size: .9rem; color: #3d3d3d; border-top: 1px solid #8a8a8a; }
-@media print { nav, .alt { display: none; } h2 { break-before: page; } }
+@media print {
+  nav, .alt { display: none; }
+  body { max-width: none; padding: 0; font-size: 10pt; }
+  h2 { break-before: page; }
+  .block { break-inside: avoid-page; }
+  figure { max-width: 100%; flex-basis: 100%; }
+  .table-wrap { overflow: visible; flex-basis: 100%; }
+  a { color: inherit; text-decoration: none; }
+}
 "#;
 
 fn head(out: &mut String, title: &str) {
@@ -207,8 +219,10 @@ fn block(o: &mut String, b: &Block) {
         .and_then(|f| b.column(f));
     let _ = write!(
         o,
-        "<div class=\"table-wrap\"><table>\n<caption>Tabell: {}</caption>\n<thead><tr>",
-        escape(&b.short)
+        "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-labelledby=\"t-{id}\">\
+         <table>\n<caption id=\"t-{id}\">Tabell: {}</caption>\n<thead><tr>",
+        escape(&b.short),
+        id = escape(&b.id)
     );
     let shown: Vec<usize> = (0..b.columns.len())
         .filter(|&i| !b.columns[i].hidden)

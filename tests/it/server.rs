@@ -88,6 +88,7 @@ fn demo_serves_the_county_and_every_report_renders_in_a_browser() {
     );
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
+    let axe = axe_core();
     let mut browser = Browser::launch();
     for (name, path) in [
         ("index", "/"),
@@ -95,7 +96,7 @@ fn demo_serves_the_county_and_every_report_renders_in_a_browser() {
         ("county-18-VT2026", "/reports/county/18/VT2026"),
         ("school-18800101-VT2026", "/reports/school/18800101/VT2026"),
     ] {
-        let page = browser.open(&format!("{}{path}", server.url));
+        let page = browser.open(&format!("{}{path}", server.url), &axe);
         assert!(
             page.errors.is_empty(),
             "{path}: console errors {:?}",
@@ -113,16 +114,50 @@ fn demo_serves_the_county_and_every_report_renders_in_a_browser() {
                 "{path}: every chart and its table render: {c}"
             );
         }
+        // axe-core finds no WCAG 2.1 A or AA violation.
+        let violations = page.axe.as_array().expect("axe-core ran");
+        assert!(
+            violations.is_empty(),
+            "{path}: WCAG violations {}",
+            serde_json::to_string_pretty(violations).unwrap()
+        );
         let png = shots.join(format!("{name}.png"));
         std::fs::write(&png, &page.screenshot).unwrap();
         assert!(page.screenshot.starts_with(b"\x89PNG"), "{name}");
     }
 }
 
+/// axe-core's browser script, from npm's `axe-core` package unpacked under `target/axe-core/`
+/// (`.ci/run` puts it there) or where `NARVARO_AXE` points.
+fn axe_core() -> String {
+    let path = std::env::var_os("NARVARO_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/axe-core/package/axe.min.js")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is needed for the accessibility check ({}: {e}); .ci/run installs it: \
+             mkdir -p target/axe-core && curl -fsSL {AXE_CORE} | tar -xz -C target/axe-core",
+            path.display()
+        )
+    })
+}
+
+/// The axe-core release the browser test checks with (as `.ci/run` fetches it).
+const AXE_CORE: &str = "https://registry.npmjs.org/axe-core/-/axe-core-4.14.1.tgz";
+
+/// Runs axe-core's WCAG 2.0/2.1 A and AA rules on the page: the violations, as JSON.
+const AXE_RUN_JS: &str = "axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] })\
+    .then(r => r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help, \
+    nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ')) })))";
+
 /// What the browser saw on a page.
 struct Page {
     errors: Vec<String>,
     check: Value,
+    /// axe-core's violations.
+    axe: Value,
     screenshot: Vec<u8>,
 }
 
@@ -277,7 +312,7 @@ impl Browser {
         self.until(errors, |v| v["id"] == id)["result"].clone()
     }
 
-    fn open(&mut self, url: &str) -> Page {
+    fn open(&mut self, url: &str, axe: &str) -> Page {
         let mut errors = Vec::new();
         let e = &mut errors;
         let target = self.call(
@@ -312,6 +347,19 @@ impl Browser {
             s,
         )["result"]["value"]
             .clone();
+        self.call(
+            e,
+            "Runtime.evaluate",
+            json!({ "expression": axe, "returnByValue": true }),
+            s,
+        );
+        let axe = self.call(
+            e,
+            "Runtime.evaluate",
+            json!({ "expression": AXE_RUN_JS, "awaitPromise": true, "returnByValue": true }),
+            s,
+        )["result"]["value"]
+            .clone();
         let shot = self.call(
             e,
             "Page.captureScreenshot",
@@ -330,6 +378,7 @@ impl Browser {
         Page {
             errors,
             check,
+            axe,
             screenshot,
         }
     }
