@@ -9,7 +9,9 @@
 
 use std::ops::Range;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -125,6 +127,19 @@ fn value_axis(series: &[Series], reference: Option<f64>, pad: f64) -> (Range<f64
         0.0..hi + pad
     };
     (range, decimals_for(hi - lo))
+}
+
+/// Draws a chart's grid and axes in the house style (grey grid, ink axes, the text sizes).
+fn house_style(
+    mesh: &mut MeshStyle<'_, '_, RangedCoordf64, RangedCoordf64, SVGBackend<'_>>,
+) -> Result<(), Err> {
+    mesh.axis_desc_style(text_style(14))
+        .label_style(text_style(13))
+        .light_line_style(GRID)
+        .bold_line_style(GRID)
+        .axis_style(INK)
+        .draw()?;
+    Ok(())
 }
 
 /// How many characters a bar's label may take on one line (it wraps onto a second).
@@ -326,19 +341,15 @@ fn bars(
             .y_label_area_size(label_px)
             .build_cartesian_2d(x_range.clone(), 0.0..n as f64)?;
         let fmt = |v: &f64| sv::number(*v, decimals);
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_labels(6)
-            .x_label_formatter(&fmt)
-            .x_desc(axis)
-            .axis_desc_style(text_style(14))
-            .label_style(text_style(13))
-            .light_line_style(GRID)
-            .bold_line_style(GRID)
-            .axis_style(INK)
-            .draw()?;
+        house_style(
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(0)
+                .x_labels(6)
+                .x_label_formatter(&fmt)
+                .x_desc(axis),
+        )?;
         let band = 1.0 / (k as f64 + 0.7);
         for (row, label) in lines.iter().enumerate() {
             // First row at the top.
@@ -459,19 +470,15 @@ fn lines(
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5..n as f64 - 0.5, y_range.clone())?;
         let fmt = |v: &f64| sv::number(*v, decimals);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_labels(6)
-            .y_label_formatter(&fmt)
-            .y_desc(axis)
-            .axis_desc_style(text_style(14))
-            .label_style(text_style(13))
-            .light_line_style(GRID)
-            .bold_line_style(GRID)
-            .axis_style(INK)
-            .draw()?;
+        house_style(
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_labels(6)
+                .y_label_formatter(&fmt)
+                .y_desc(axis),
+        )?;
         for (i, label) in labels.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64, y_range.start));
             root.draw(&Text::new(

@@ -308,6 +308,7 @@ pub fn index_page(index: &super::Index) -> String {
         o.push_str("<p>Sjön har ännu inga närvarouppgifter. Läs in filer med <code>narvaro ingest</code>.</p>\n");
     }
     for c in &index.counties {
+        let (m_list, c) = (&c.municipalities, &c.area);
         let _ = write!(
             o,
             "<section>\n<h2>{} ({})</h2>\n<p>Länsrapport: {}</p>\n<h3>Kommuner</h3>\n<ul>\n",
@@ -315,16 +316,17 @@ pub fn index_page(index: &super::Index) -> String {
             escape(&c.code),
             terms("county", &c.code, &c.terms)
         );
-        for m in &c.municipalities {
+        for m in m_list {
+            let (schools, m) = (&m.schools, &m.area);
             let _ = write!(
                 o,
                 "<li>{} ({}): nämndrapport {}\n<details><summary>Skolrapporter ({} skolenheter)</summary><ul>",
                 escape(&m.name),
                 escape(&m.code),
                 terms("committee", &m.code, &m.terms),
-                m.schools.len()
+                schools.len()
             );
-            for s in &m.schools {
+            for s in schools {
                 let _ = write!(
                     o,
                     "<li>{} ({}): {}</li>",

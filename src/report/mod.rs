@@ -1131,19 +1131,19 @@ pub struct IndexArea {
     pub terms: Vec<Term>,
 }
 
+/// A municipality in the index, with its schools.
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexMunicipality {
-    pub code: String,
-    pub name: String,
-    pub terms: Vec<Term>,
+    #[serde(flatten)]
+    pub area: IndexArea,
     pub schools: Vec<IndexArea>,
 }
 
+/// A county in the index, with its municipalities.
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexCounty {
-    pub code: String,
-    pub name: String,
-    pub terms: Vec<Term>,
+    #[serde(flatten)]
+    pub area: IndexArea,
     pub municipalities: Vec<IndexMunicipality>,
 }
 
@@ -1206,9 +1206,11 @@ pub async fn index(engine: &Engine) -> Result<Index> {
                 .filter_map(|(m, terms)| {
                     let r = reference::municipality(m)?;
                     (r.county_code == code).then(|| IndexMunicipality {
-                        code: m.clone(),
-                        name: r.name.clone(),
-                        terms: terms.iter().copied().collect(),
+                        area: IndexArea {
+                            code: m.clone(),
+                            name: r.name.clone(),
+                            terms: terms.iter().copied().collect(),
+                        },
                         schools: schools
                             .range((m.clone(), String::new())..)
                             .take_while(|((mm, _), _)| mm == m)
@@ -1222,9 +1224,11 @@ pub async fn index(engine: &Engine) -> Result<Index> {
                 })
                 .collect();
             IndexCounty {
-                code,
-                name,
-                terms: terms.into_iter().collect(),
+                area: IndexArea {
+                    code,
+                    name,
+                    terms: terms.into_iter().collect(),
+                },
                 municipalities,
             }
         })
@@ -1240,6 +1244,22 @@ pub async fn index(engine: &Engine) -> Result<Index> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Disclosure under the default rules, for a block's tests.
+    fn disclosing<'a>(
+        releases: &'a HashMap<Which, Arc<Protection>>,
+        own_release: &'a Which,
+        params: &'a [(&'a str, String)],
+        own_school: Option<&'a str>,
+    ) -> Disclose<'a> {
+        Disclose {
+            releases,
+            own_release,
+            rules: Rules::default(),
+            params,
+            own_school,
+        }
+    }
     use std::sync::Arc;
 
     /// A block definition with these `columns` (TOML inline tables, one per line).
@@ -1307,13 +1327,7 @@ mod tests {
             ("$municipality", "1880".to_string()),
         ];
         let values = |own_school: Option<&str>| -> Vec<Vec<Cell>> {
-            let disclose = Disclose {
-                releases: &releases,
-                own_release: &own_release,
-                rules: Rules::default(),
-                params: &params,
-                own_school,
-            };
+            let disclose = disclosing(&releases, &own_release, &params, own_school);
             block("t", &spec, std::slice::from_ref(&batch), &disclose)
                 .unwrap()
                 .rows
@@ -1373,13 +1387,7 @@ mod tests {
         let releases = HashMap::from([(own_release.clone(), Arc::new(protection))]);
         let params = [("$area", "18800101".to_string())];
         let values = |own_school: Option<&str>| -> Vec<Cell> {
-            let disclose = Disclose {
-                releases: &releases,
-                own_release: &own_release,
-                rules: Rules::default(),
-                params: &params,
-                own_school,
-            };
+            let disclose = disclosing(&releases, &own_release, &params, own_school);
             let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
             let k = b.column("share_pct").unwrap();
             b.rows.iter().map(|r| r[k].clone()).collect()
@@ -1460,13 +1468,7 @@ mod tests {
             ("$area", "18800101".to_string()),
             ("$municipality", "1880".to_string()),
         ];
-        let disclose = Disclose {
-            releases: &releases,
-            own_release: &own_release,
-            rules: Rules::default(),
-            params: &params,
-            own_school: None,
-        };
+        let disclose = disclosing(&releases, &own_release, &params, None);
         let mut wanted = std::collections::BTreeSet::new();
         for r in 0..batch.num_rows() {
             for c in &spec.columns {
@@ -1534,13 +1536,7 @@ mod tests {
         };
         let releases = HashMap::from([(own_release.clone(), Arc::new(protection))]);
         let params = [("$area", "18800101".to_string())];
-        let disclose = Disclose {
-            releases: &releases,
-            own_release: &own_release,
-            rules: Rules::default(),
-            params: &params,
-            own_school: None,
-        };
+        let disclose = disclosing(&releases, &own_release, &params, None);
         let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
         assert_eq!(b.rows[0][0], Cell::AtLeast { at_least: 76.0 });
         assert_eq!(b.rows[0][1], Cell::AtLeast { at_least: 95.0 });
@@ -1604,13 +1600,7 @@ mod tests {
         };
         let releases = HashMap::from([(month.clone(), Arc::new(protection))]);
         let params = [("$area", "1880".to_string())];
-        let disclose = Disclose {
-            releases: &releases,
-            own_release: &own_release,
-            rules: Rules::default(),
-            params: &params,
-            own_school: None,
-        };
+        let disclose = disclosing(&releases, &own_release, &params, None);
         let mut wanted = std::collections::BTreeSet::new();
         for r in 0..2 {
             disclose.wanted(
