@@ -11,6 +11,7 @@
 //! query at an old version sees one consistent state of the whole lake.
 
 mod udf;
+pub use udf::binomial_limit;
 
 use std::sync::Arc;
 
@@ -199,6 +200,7 @@ impl Engine {
         register_policies(&ctx, policies, data_version)?;
         ctx.register_udf(udf::AtOrAbove::udf("at_or_above"));
         ctx.register_udf(udf::AtOrAbove::udf("hours_at_or_above"));
+        ctx.register_udf(udf::FunnelLimit::udf());
         for (path, sql) in VIEWS {
             let name = path.rsplit('/').next().unwrap_or(path);
             let create = format!("CREATE VIEW {name} AS {sql}");

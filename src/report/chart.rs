@@ -93,6 +93,20 @@ pub fn svg(block: &Block, id: &str) -> Option<String> {
     let drawn = match spec.kind {
         ChartKind::Bars => bars(&mut out, &labels, &series, &focus, reference, &spec.axis),
         ChartKind::Lines => lines(&mut out, &labels, &series, reference, &spec.axis),
+        ChartKind::Funnel => {
+            let size = spec.size.as_ref().and_then(|s| block.column(s))?;
+            let sizes: Vec<Option<f64>> = block.rows.iter().map(|r| r[size].as_f64()).collect();
+            let x_axis = &block.columns[size].label;
+            funnel(
+                &mut out,
+                &labels,
+                series.first()?,
+                &sizes,
+                reference?,
+                &spec.axis,
+                x_axis,
+            )
+        }
     };
     drawn.ok()?;
     Some(accessible(&out, id, &block.title, &block.summary))
@@ -539,6 +553,128 @@ fn lines(
                 if let Some(v) = v {
                     marker(&root, chart.backend_coord(&(x as f64, *v)), i)?;
                 }
+            }
+        }
+        root.present()?;
+    }
+    Ok(())
+}
+
+/// A funnel plot: each group's share (percent) against its size, the reference share as a
+/// line and its 95 % (dashed) and 99.8 % (solid) binomial control limits, which widen as groups
+/// get smaller. A group outside the 99.8 % limits is drawn filled and named; a hidden value is
+/// not drawn.
+fn funnel(
+    out: &mut String,
+    labels: &[String],
+    share: &Series,
+    sizes: &[Option<f64>],
+    (p0, reference): (f64, String),
+    axis: &str,
+    x_axis: &str,
+) -> Result<(), Err> {
+    let points: Vec<(usize, f64, f64)> = share
+        .values
+        .iter()
+        .zip(sizes)
+        .enumerate()
+        .filter_map(|(i, (v, n))| Some((i, (*n)?, (*v)?)))
+        .filter(|(_, n, _)| *n >= 1.0)
+        .collect();
+    let (lo_n, hi_n) = points
+        .iter()
+        .fold((f64::MAX, 1.0f64), |(lo, hi), (_, n, _)| {
+            (lo.min(*n), hi.max(*n))
+        });
+    let lo_n = if points.is_empty() { 1.0 } else { lo_n };
+    let x_max = (hi_n * 1.1).max(10.0);
+    let limit = |n: f64, q: f64| {
+        100.0 * crate::engine::binomial_limit(p0 / 100.0, n.round().max(1.0) as u64, q)
+    };
+    let y_top = points
+        .iter()
+        .map(|(_, _, v)| *v)
+        .chain([limit(lo_n, 0.999), p0])
+        .fold(0.0f64, f64::max);
+    let y_range = 0.0..(y_top * 1.15).clamp(1.0, 100.0);
+    let decimals = decimals_for(y_range.end);
+    let height = 420;
+    {
+        let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let legend_items = [
+            (format!("{reference}: {} %", sv::number(p0, 1)), 0),
+            ("95 %-gränser".to_string(), 1),
+            ("99,8 %-gränser".to_string(), 2),
+        ];
+        for (i, (text, style)) in legend_items.iter().enumerate() {
+            let x = 12 + 230 * i as i32;
+            let y = 16;
+            let line = vec![(x, y), (x + 28, y)];
+            match style {
+                0 => root.draw(&PathElement::new(line, PALETTE[0].stroke_width(3)))?,
+                1 => dashed(&root, (x, y), (x + 28, y))?,
+                _ => root.draw(&PathElement::new(line, INK.stroke_width(1)))?,
+            }
+            root.draw(&Text::new(
+                text.as_str(),
+                (x + 36, y),
+                text_style(13).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        let (_, body) = root.split_vertically(34);
+        let mut chart = ChartBuilder::on(&body)
+            .margin_top(12)
+            .margin_right(24)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x_max, y_range.clone())?;
+        let fmt_y = |v: &f64| sv::number(*v, decimals);
+        let fmt_x = |v: &f64| sv::number(*v, 0);
+        house_style(
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .y_labels(6)
+                .x_label_formatter(&fmt_x)
+                .y_label_formatter(&fmt_y)
+                .x_desc(x_axis)
+                .y_desc(axis),
+        )?;
+        let from = (lo_n * 0.8).max(1.0);
+        let steps = 80;
+        let curve = |q: f64| -> Vec<(f64, f64)> {
+            (0..=steps)
+                .map(|s| from + (x_max - from) * s as f64 / steps as f64)
+                .map(|n| (n, limit(n, q).min(y_range.end)))
+                .collect()
+        };
+        for q in [0.001, 0.999] {
+            chart.draw_series(LineSeries::new(curve(q), INK.stroke_width(1)))?;
+        }
+        for q in [0.025, 0.975] {
+            chart.draw_series(DashedLineSeries::new(curve(q), 6, 5, INK.stroke_width(1)))?;
+        }
+        chart.draw_series(LineSeries::new(
+            vec![(0.0, p0), (x_max, p0)],
+            PALETTE[0].stroke_width(3),
+        ))?;
+        let outside = |n: f64, v: f64| v > limit(n, 0.999) || v < limit(n, 0.001);
+        // Named beside their point when few stand out; the table marks them all.
+        let named = points.iter().filter(|(_, n, v)| outside(*n, *v)).count() <= 8;
+        for (i, n, v) in &points {
+            let at = chart.backend_coord(&(*n, *v));
+            if outside(*n, *v) {
+                root.draw(&Circle::new(at, 6, PALETTE[1].filled()))?;
+                if named {
+                    root.draw(&Text::new(
+                        labels[*i].as_str(),
+                        (at.0 + 9, at.1),
+                        text_style(12).pos(Pos::new(HPos::Left, VPos::Center)),
+                    ))?;
+                }
+            } else {
+                root.draw(&Circle::new(at, 5, PALETTE[0].stroke_width(2)))?;
             }
         }
         root.present()?;

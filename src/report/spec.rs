@@ -224,6 +224,10 @@ pub enum ChartKind {
     Bars,
     /// One line per series over the rows in order (time).
     Lines,
+    /// A funnel plot: each row's value (the first series, a share in percent) against its
+    /// group size (`size`), with 95 % and 99.8 % binomial control limits around the reference
+    /// (Spiegelhalter 2005), so only groups that really stand out fall outside.
+    Funnel,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -242,6 +246,9 @@ pub struct ChartSpec {
     /// A reference line: a column (its first non-null value) or a constant, with a label.
     #[serde(default)]
     pub reference: Option<Reference>,
+    /// A funnel plot's group sizes (the x axis): a column of pupils.
+    #[serde(default)]
+    pub size: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -279,6 +286,16 @@ pub fn parse(file: &str, text: &str) -> Result<ReportSpec> {
             if let Some(c) = &b.chart {
                 needed.push(&c.category);
                 needed.extend(c.series.iter().map(String::as_str));
+                needed.extend(c.size.as_deref());
+                if matches!(c.kind, ChartKind::Funnel)
+                    && (c.size.is_none() || c.series.len() != 1 || c.reference.is_none())
+                {
+                    return Err(Error::usage(format!(
+                        "{file}: block {}: ett trattdiagram behöver en serie (andel), size \
+                         (antal elever) och reference (jämförelsevärdet)",
+                        b.id
+                    )));
+                }
             }
             for c in &b.columns {
                 if let Some(n) = c.rate_of.iter().find(|n| !has(n)) {

@@ -8,7 +8,9 @@
 //! (ökade / minskade / var oförändrad from first to last), `{change}` (that difference in
 //! procentenheter), `{rank}` (the focus row's place, highest first), `{above}` and `{below}`
 //! (rows above / below the reference line), `{yes.COL}` and `{shown.COL}` (rows where a
-//! yes/no column is shown as yes, and where it is shown at all: hidden rows count in neither).
+//! yes/no column is shown as yes, and where it is shown at all: hidden rows count in neither),
+//! `{names.COL}` (the labels of the rows a yes/no column shows as yes, in row order: "A, B och
+//! C", the first five and "och 3 till", or "ingen").
 
 use super::{Block, Cell};
 
@@ -87,6 +89,29 @@ fn value(key: &str, block: &Block, g: &Globals) -> Option<String> {
         };
         return Some(n.to_string());
     }
+    // The rows a yes/no column marks (shown as yes), by the chart's category: "A, B och C".
+    if let Some(col) = key.strip_prefix("names.") {
+        let c = block.column(col)?;
+        let label = block.column(&block.chart.as_ref()?.category)?;
+        let names: Vec<String> = block
+            .rows
+            .iter()
+            .filter(|r| matches!(r[c], Cell::Bool(true)))
+            .map(|r| block.columns[label].display(&r[label]))
+            .collect();
+        return Some(match names.as_slice() {
+            [] => "ingen".to_string(),
+            [one] => one.clone(),
+            [first @ .., last] if names.len() <= NAMES_LISTED => {
+                format!("{} och {last}", first.join(", "))
+            }
+            _ => format!(
+                "{} och {} till",
+                names[..NAMES_LISTED].join(", "),
+                names.len() - NAMES_LISTED
+            ),
+        });
+    }
     let m = measure(block)?;
     let rows = valued(block, m);
     let num = |r: usize| block.rows[r][m].as_f64().unwrap_or(0.0);
@@ -155,6 +180,9 @@ fn value(key: &str, block: &Block, g: &Globals) -> Option<String> {
     }
 }
 
+/// How many names `{names.COL}` lists before it counts the rest ("och 3 till").
+const NAMES_LISTED: usize = 5;
+
 fn focus_row(block: &Block) -> Option<usize> {
     let f = block.column(block.chart.as_ref()?.focus.as_ref()?)?;
     (0..block.rows.len()).find(|&r| matches!(block.rows[r][f], Cell::Bool(true)))
@@ -211,5 +239,60 @@ mod tests {
             ..block
         };
         assert_eq!(fill("{yes.met} av {shown.met}", &hidden, &g), None);
+    }
+
+    /// The rows a yes/no column marks, by name; a hidden mark names no one.
+    #[test]
+    fn names_lists_the_marked_rows_and_counts_the_rest() {
+        let column = |name: &str, format| Column {
+            name: name.into(),
+            label: name.into(),
+            format,
+            hidden: false,
+        };
+        let spec: crate::report::spec::ChartSpec = toml::from_str(
+            "kind = 'funnel'\ncategory = 'school'\nseries = []\naxis = ''\nsize = 'n'",
+        )
+        .unwrap();
+        let block = |marks: &[Option<bool>]| Block {
+            id: "b".into(),
+            short: String::new(),
+            title: String::new(),
+            summary: String::new(),
+            columns: vec![
+                column("school", crate::report::spec::Format::Text),
+                column("outside", crate::report::spec::Format::Bool),
+            ],
+            rows: marks
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    vec![
+                        Cell::Text(format!("Skola {}", i + 1)),
+                        m.map_or(Cell::Null, Cell::Bool),
+                    ]
+                })
+                .collect(),
+            marks: Vec::new(),
+            footnotes: Vec::new(),
+            chart: Some(spec.clone()),
+        };
+        let g = Globals {
+            area: "Örebro",
+            term: "VT2026",
+            period: "2026-03",
+            school_year: "2025/26",
+        };
+        let names = |marks: &[Option<bool>]| fill("{names.outside}", &block(marks), &g).unwrap();
+        assert_eq!(names(&[Some(false), None]), "ingen");
+        assert_eq!(names(&[Some(true), None, Some(false)]), "Skola 1");
+        assert_eq!(
+            names(&[Some(true), Some(true), None, Some(true)]),
+            "Skola 1, Skola 2 och Skola 4"
+        );
+        assert_eq!(
+            names(&[Some(true); 8]),
+            "Skola 1, Skola 2, Skola 3, Skola 4, Skola 5 och 3 till"
+        );
     }
 }
