@@ -6,9 +6,9 @@
 //! - *warm*: the same page again, as the server answers a repeated request: the report built
 //!   for this data version comes from the cache and is rendered to HTML with its SVG charts.
 //!
-//! A report's protected releases are kept per process by their content, so after the first
-//! iteration a cold page reuses them, as a server does after an upload that left the county's
-//! earlier months alone.
+//! A report's protected releases are kept by their content, in one store the fresh states
+//! share (`App::with_protections`), so after the first iteration a cold page reuses them, as a
+//! server does after an upload that left the county's earlier months alone.
 //!
 //! Run with `cargo bench --bench reports` (`NARVARO_BENCH_COUNTY_ONLY=1`: the county lake
 //! alone). The load test against a running `narvaro serve` is `benches/load.sh`. Figures are
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
+use narvaro::disclosure::release::Protections;
 use narvaro::fixtures::Scale;
 use narvaro::http::{App, router};
 use narvaro::lake::Lake;
@@ -31,10 +32,11 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap()
 }
 
-async fn app(dir: &std::path::Path) -> axum::Router {
+async fn app(dir: &std::path::Path, protected: &Arc<Protections>) -> axum::Router {
     let lake = Lake::open(dir).await.unwrap();
     let policies = Policies::load(&policy::Source::resolve(None)).unwrap();
-    router(Arc::new(App::new(lake, policies, now)))
+    let app = App::new(lake, policies, now).with_protections(protected.clone());
+    router(Arc::new(app))
 }
 
 async fn fetch(app: &axum::Router, uri: &str) -> usize {
@@ -61,6 +63,7 @@ fn bench(c: &mut Criterion) {
             continue;
         }
         let dir = lakes::prepare(&rt, scale);
+        let protected = Arc::new(Protections::default());
         let mut g = c.benchmark_group(format!("reports/{name}"));
         g.sample_size(10);
         for (report, uri) in [
@@ -72,7 +75,7 @@ fn bench(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = std::time::Duration::ZERO;
                     for _ in 0..iters {
-                        let app = rt.block_on(app(&dir));
+                        let app = rt.block_on(app(&dir, &protected));
                         let t = std::time::Instant::now();
                         rt.block_on(fetch(&app, uri));
                         total += t.elapsed();
@@ -80,7 +83,7 @@ fn bench(c: &mut Criterion) {
                     total
                 })
             });
-            let warm = rt.block_on(app(&dir));
+            let warm = rt.block_on(app(&dir, &protected));
             rt.block_on(fetch(&warm, uri));
             g.bench_function(format!("{report}/warm"), |b| {
                 b.to_async(&rt).iter(|| fetch(&warm, uri))

@@ -268,14 +268,38 @@ pub fn add_actions(
     }
 }
 
-/// Protections computed in this process, by a digest of the release and rules they protect:
+/// Protections already computed, by a digest of the release and rules they protect:
 /// protection is a function of those alone, so a county whose release an upload did not
 /// change (another county's school, a later month) keeps its protection across data versions.
-/// The digest (SHA-256) keeps the entry small: the release itself is megabytes for a large
-/// county, and a county report over ten years needs hundreds of releases.
-static PROTECTED: Mutex<Vec<([u8; 32], Arc<Protection>)>> = Mutex::new(Vec::new());
+/// The digest (SHA-256) keeps an entry small: the release itself is megabytes for a large
+/// county, and a county report over ten years needs hundreds of releases. One owner keeps
+/// it: the server's state shares one with every engine it opens
+/// ([`crate::engine::Engine::sharing`]); a command's engine has its own.
+#[derive(Debug, Default)]
+pub struct Protections {
+    entries: Mutex<Vec<([u8; 32], Arc<Protection>)>>,
+}
 
-/// How many protections [`PROTECTED`] keeps, the most recently computed.
+impl Protections {
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<Protection>> {
+        let entries = self.entries.lock().expect("cache");
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Keeps `p` under `key`, forgetting the oldest beyond [`KEEP`].
+    fn keep(&self, key: [u8; 32], p: Arc<Protection>) {
+        let mut entries = self.entries.lock().expect("cache");
+        if entries.len() >= KEEP {
+            entries.remove(0);
+        }
+        entries.push((key, p));
+    }
+}
+
+/// How many protections [`Protections`] keeps, the most recently computed.
 const KEEP: usize = 2048;
 
 /// The digest of everything a protection depends on.
@@ -348,7 +372,7 @@ impl Which {
 pub const COUNTRY: &str = "00";
 
 /// The protected release `which` at the engine's data version, computed once per session,
-/// and once per process for the same release. The solving runs on a blocking thread, so a
+/// and once per owner of the engine's [`Protections`] for the same release. The solving runs on a blocking thread, so a
 /// large county does not hold up the server's other requests.
 pub async fn protection(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     if let Some(p) = engine.protections.lock().expect("cache").get(which) {
@@ -439,13 +463,7 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     .await?;
     let rules = engine.rules;
     let key = digest(&release, &rules);
-    let known = PROTECTED
-        .lock()
-        .expect("cache")
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, p)| p.clone());
-    let p = match known {
+    let p = match engine.protected.get(&key) {
         Some(p) => p,
         None => {
             let p =
@@ -455,11 +473,7 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
                         Ok(panic) => std::panic::resume_unwind(panic),
                         Err(_) => crate::Error::Unavailable("servern stängs av".into()),
                     })?;
-            let mut cache = PROTECTED.lock().expect("cache");
-            if cache.len() >= KEEP {
-                cache.remove(0);
-            }
-            cache.push((key, p.clone()));
+            engine.protected.keep(key, p.clone());
             p
         }
     };

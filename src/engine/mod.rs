@@ -142,6 +142,8 @@ pub struct Engine {
             Arc<crate::disclosure::Protection>,
         >,
     >,
+    /// Protections by the content they protect, shared across engines by their owner.
+    pub protected: Arc<crate::disclosure::release::Protections>,
 }
 
 impl Engine {
@@ -220,7 +222,15 @@ impl Engine {
                 .map(|l| l.percent)
                 .collect(),
             protections: Default::default(),
+            protected: Default::default(),
         })
+    }
+
+    /// The engine, keeping its protections in `protected` (the server's, shared by every
+    /// data version it serves) rather than its own.
+    pub fn sharing(mut self, protected: Arc<crate::disclosure::release::Protections>) -> Engine {
+        self.protected = protected;
+        self
     }
 
     /// Runs one SQL statement and collects its result.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Tokens;
+use crate::disclosure::release::Protections;
 use crate::engine::{AsOf, Engine};
 use crate::lake::Lake;
 use crate::policy::Policies;
@@ -29,6 +30,9 @@ pub struct App {
     /// Uploads being received and checked (`max_concurrent_uploads`).
     pub(super) uploads: Arc<tokio::sync::Semaphore>,
     pub(super) engines: Mutex<Vec<(u64, Arc<Engine>)>>,
+    /// Protected releases by content, shared by every engine this server opens, so a new
+    /// data version reuses what the upload did not change.
+    pub(super) protected: Arc<Protections>,
     pub(super) reports: Mutex<HashMap<ReportKey, Arc<Report>>>,
 }
 
@@ -45,8 +49,16 @@ impl App {
                 crate::auth::ServerConfig::default().max_concurrent_uploads,
             )),
             engines: Mutex::new(Vec::new()),
+            protected: Default::default(),
             reports: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Shares `protected` with this server: another state on the same lake (a benchmark's
+    /// fresh state per request) reuses what it computed.
+    pub fn with_protections(mut self, protected: Arc<Protections>) -> App {
+        self.protected = protected;
+        self
     }
 
     /// The tokens (and server settings) uploads are checked against.
@@ -91,7 +103,8 @@ impl App {
             Some(v) => Some(AsOf::Version(v)),
             None => as_of,
         };
-        let engine = Arc::new(Engine::open_with(&self.lake, as_of, &self.policies).await?);
+        let engine = Engine::open_with(&self.lake, as_of, &self.policies).await?;
+        let engine = Arc::new(engine.sharing(self.protected.clone()));
         let v = engine.snapshot.data_version;
         let mut cache = self.engines.lock().expect("cache");
         if !cache.iter().any(|(k, _)| *k == v) {

@@ -435,22 +435,26 @@ fn the_audit_command_protects_and_audits_a_county_release() {
 }
 
 /// Protection depends on the release and the rules alone: a new session over the same release
-/// (a later data version whose upload left the county alone) reuses it rather than solving
-/// the county again.
+/// (a later data version whose upload left the county alone) that shares its owner's
+/// protections (a server's engines do) reuses it rather than solving the county again; a
+/// session with protections of its own solves it itself.
 #[test]
-fn a_county_release_is_protected_once_per_process() {
+fn a_county_release_is_protected_once_per_owner() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let lake = crate::common::slt_lake(dir.path()).await;
-        let open = || narvaro::engine::Engine::open(&lake, None);
-        let (a, b) = (open().await.unwrap(), open().await.unwrap());
-        let first = disclosure::release::protection(&a, &Which::term("18", "2026-02"))
-            .await
-            .unwrap();
-        let again = disclosure::release::protection(&b, &Which::term("18", "2026-02"))
-            .await
-            .unwrap();
+        let shared = std::sync::Arc::new(disclosure::release::Protections::default());
+        let open = || async {
+            narvaro::engine::Engine::open(&lake, None)
+                .await
+                .unwrap()
+                .sharing(shared.clone())
+        };
+        let (a, b) = (open().await, open().await);
+        let which = Which::term("18", "2026-02");
+        let first = disclosure::release::protection(&a, &which).await.unwrap();
+        let again = disclosure::release::protection(&b, &which).await.unwrap();
         assert!(std::sync::Arc::ptr_eq(&first, &again));
         assert!(!first.status.is_empty());
         // Another period is another release.
@@ -458,6 +462,13 @@ fn a_county_release_is_protected_once_per_process() {
             .await
             .unwrap();
         assert!(!std::sync::Arc::ptr_eq(&first, &other));
+        // An engine with protections of its own computes the same statuses itself.
+        let alone = narvaro::engine::Engine::open(&lake, None).await.unwrap();
+        let own = disclosure::release::protection(&alone, &which)
+            .await
+            .unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&first, &own));
+        assert_eq!(own.status, first.status);
     });
 }
 
