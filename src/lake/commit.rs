@@ -151,14 +151,8 @@ impl Lake {
             let schema = kind.lake_schema();
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let reading = std::time::Instant::now();
-            let provider = table.table_provider().with_file_paths(rescue).await?;
-            let ctx = SessionContext::new();
-            table.update_datafusion_session(&ctx.state())?;
-            let kept = ctx
-                .read_table(provider)?
-                .filter(predicate.clone().is_not_true())?
-                .select_columns(&names)?
-                .collect()
+            let filter = predicate.clone().is_not_true();
+            let kept = scan_in(&table, Some(rescue), Some(filter), &names)
                 .await?
                 .iter()
                 .map(|b| conform(b, &schema))
@@ -199,8 +193,6 @@ impl Lake {
             .await
             .map_err(unavailable)?;
         audit.version = done.version as u64;
-        let committed = started.elapsed();
-        self.table(kind.table()).await?;
         let ms = |d: std::time::Duration| d.as_millis() as u64;
         tracing::debug!(
             table = kind.table(),
@@ -211,8 +203,7 @@ impl Lake {
             key_scan_ms = ms(scanned),
             plan_ms = ms(planned - scanned),
             write_ms = ms(written - planned),
-            commit_ms = ms(committed - written),
-            refresh_ms = ms(started.elapsed() - committed),
+            commit_ms = ms(started.elapsed() - written),
             "upload committed"
         );
         Ok(())

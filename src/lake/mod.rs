@@ -317,11 +317,24 @@ async fn scan(
     filter: Option<Expr>,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>> {
+    scan_in(table, None, filter, columns).await
+}
+
+/// [`scan`] over the data files `files` only (paths as the table lists them), or all.
+async fn scan_in(
+    table: &DeltaTable,
+    files: Option<Vec<String>>,
+    filter: Option<Expr>,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
     let mut provider = table.table_provider();
     if columns.contains(&FILE_COLUMN) {
         provider = provider.with_file_column(FILE_COLUMN);
+    }
+    if let Some(files) = files {
+        provider = provider.with_file_paths(files);
     }
     let provider = provider.await?;
     let mut df = ctx.read_table(provider)?;
