@@ -193,6 +193,8 @@ impl Lake {
             .await
             .map_err(unavailable)?;
         audit.version = done.version as u64;
+        let committed = started.elapsed();
+        self.table(kind.table()).await?;
         let ms = |d: std::time::Duration| d.as_millis() as u64;
         tracing::debug!(
             table = kind.table(),
@@ -203,7 +205,8 @@ impl Lake {
             key_scan_ms = ms(scanned),
             plan_ms = ms(planned - scanned),
             write_ms = ms(written - planned),
-            commit_ms = ms(started.elapsed() - written),
+            commit_ms = ms(committed - written),
+            refresh_ms = ms(started.elapsed() - committed),
             "upload committed"
         );
         Ok(())
