@@ -1,18 +1,17 @@
-//! Report rendering benchmarks: the committee report (Örebro 1880) and the county report
-//! (Örebro län 18) for VT2026, on the county and national bench lakes (see `lakes.rs`).
+//! Report page benchmarks: the committee report (Örebro 1880) and the county report
+//! (Örebro län 18) for VT2026, on the county and national bench lakes (see `lakes.rs`), as
+//! the server answers them from the stored publication.
 //!
-//! - *cold*: a fresh server state, as after a restart or a new upload: the engine for the data
-//!   version is opened and every query of the report runs;
-//! - *warm*: the same page again, as the server answers a repeated request: the report built
-//!   for this data version comes from the cache and is rendered to HTML with its SVG charts.
-//!
-//! A report's protected releases are kept by their content, in one store the fresh states
-//! share (`App::with_protections`), so after the first iteration a cold page reuses them, as a
-//! server does after an upload that left the county's earlier months alone.
+//! Setup publishes the lake's latest version once (printing how long that took), as
+//! `narvaro ingest` does. Then:
+//! - *cold*: a fresh server state, as after a restart: the publications catalogue is read and
+//!   the report's stored content fetched from the `publications` table, then rendered;
+//! - *warm*: the same page again: the report comes from the server's memory and is rendered to
+//!   HTML with its SVG charts.
 //!
 //! Run with `cargo bench --bench reports` (`NARVARO_BENCH_COUNTY_ONLY=1`: the county lake
 //! alone). The load test against a running `narvaro serve` is `benches/load.sh`. Figures are
-//! in README.md.
+//! in docs/performance.md.
 
 use std::sync::Arc;
 
@@ -64,6 +63,17 @@ fn bench(c: &mut Criterion) {
         }
         let dir = lakes::prepare(&rt, scale);
         let protected = Arc::new(Protections::default());
+        rt.block_on(async {
+            let lake = Lake::open(&dir).await.unwrap();
+            let policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+            let p =
+                narvaro::publish::publish(&lake, &policies, protected.clone(), now(), &|_, _| {})
+                    .await
+                    .unwrap();
+            if let Some(p) = p {
+                eprintln!("published {name}: {p:?}");
+            }
+        });
         let mut g = c.benchmark_group(format!("reports/{name}"));
         g.sample_size(10);
         for (report, uri) in [

@@ -202,6 +202,11 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Uploads received and checked at once; more are answered 503 with `Retry-After`.
     pub max_concurrent_uploads: usize,
+    /// Seconds the lake must be quiet after an upload before the background publisher
+    /// publishes it.
+    pub publish_settle_secs: u64,
+    /// The longest an upload waits to be published while others keep arriving, in seconds.
+    pub publish_max_wait_secs: u64,
 }
 
 impl ServerConfig {
@@ -219,6 +224,8 @@ impl Default for ServerConfig {
             body_timeout_secs: 60,
             max_connections: 512,
             max_concurrent_uploads: 8,
+            publish_settle_secs: 10,
+            publish_max_wait_secs: 300,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod lake;
 pub mod output;
 pub mod policy;
+pub mod publish;
 pub mod reference;
 pub mod report;
 pub mod ss12000;

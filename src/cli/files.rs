@@ -55,3 +55,32 @@ pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<
     }
     Ok(refused)
 }
+
+/// Publishes the lake's latest version with a progress bar, and says what it did.
+pub async fn publish_lake(lake: &Lake) -> Result<()> {
+    let policies =
+        Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
+    let pb = progress(0, "publicerar");
+    let tick = |done: usize, total: usize| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    };
+    let published =
+        crate::publish::publish(lake, &policies, Default::default(), Utc::now(), &tick).await?;
+    pb.finish_and_clear();
+    match published {
+        None => println!("publiceringen visar redan den senaste dataversionen"),
+        Some(p) => println!(
+            "publicerade dataversion {} (publicering {}): {} rapporter, {} nya eller ändrade, \
+             {} tillbakadragna; {} skyddade utdrag beräknade; {:.1} s",
+            p.data_version,
+            p.publication,
+            p.reports,
+            p.written,
+            p.withdrawn,
+            p.releases_solved,
+            p.seconds
+        ),
+    }
+    Ok(())
+}

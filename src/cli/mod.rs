@@ -26,7 +26,7 @@ mod serve;
 
 use admin::{policy_check, token};
 use disclosure::disclosure_audit;
-pub use files::ingest_all;
+pub use files::{ingest_all, publish_lake};
 use school::{aggregate, send};
 use serve::{demo, serve};
 
@@ -107,6 +107,15 @@ pub enum Command {
         lake: LakeArg,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Leave publishing to a later `narvaro publish` (e.g. between batches of a bulk load).
+        #[arg(long)]
+        no_publish: bool,
+    },
+    /// Publish the lake's latest data version: compute every report once and store it, so
+    /// pages read it (incremental: only what changed is computed and written again).
+    Publish {
+        #[command(flatten)]
+        lake: LakeArg,
     },
     /// Run SQL over the lake tables.
     Query {
@@ -347,14 +356,26 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { lake, files } => {
+        Command::Ingest {
+            lake,
+            files,
+            no_publish,
+        } => {
             let lake = Lake::open(&lake.lake).await?;
             let refused = ingest_all(&lake, &files, false).await?;
+            if !no_publish {
+                publish_lake(&lake).await?;
+            }
             Ok(if refused > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Publish { lake } => {
+            let lake = open_existing(&lake.lake).await?;
+            publish_lake(&lake).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Query {
             lake,
@@ -431,10 +452,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                         out.display()
                     ))
                 })?;
-            let lake = Lake::open(&lake.lake).await?;
-            let engine = Engine::open(&lake, as_of).await?;
-            let spec = crate::report::spec(&report)?;
-            let r = crate::report::build(&engine, &spec, &code, term, Utc::now(), None).await?;
+            crate::report::spec(&report)?;
+            let lake = open_existing(&lake.lake).await?;
+            let catalogue = crate::publish::Catalogue::load(&lake).await?;
+            let publication = catalogue.at(as_of).map_err(|e| match e {
+                Error::Unavailable(_) => Error::usage(format!(
+                    "{}: inget är publicerat ännu; kör `narvaro publish --lake {}`",
+                    lake.root().display(),
+                    lake.root().display()
+                )),
+                e => e,
+            })?;
+            let key = (report, code, term.to_string(), false);
+            let r = crate::publish::read_report(&lake, &catalogue, &key, publication).await?;
             let bytes = export::render(&r, format, None)?;
             // Written beside the target and renamed, so a failed run never leaves half a file.
             let tmp = out.with_extension(format!("{}.tmp", format.extension()));

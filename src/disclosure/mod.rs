@@ -124,7 +124,7 @@ impl Release {
 }
 
 /// Why a cell is not published as a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Status {
     Published,
     /// Shown as a bound: at least `base − dominance` pupils (e.g. `≥ 95 %`).
@@ -517,7 +517,7 @@ pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
 }
 
 /// A county's protected release for one period: every published cell's status by key.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Protection {
     pub rules: Rules,
     pub status: HashMap<String, Status>,

@@ -289,6 +289,18 @@ impl Protections {
             .map(|(_, p)| p.clone())
     }
 
+    /// Every protection kept, with its digest (the publisher stores them).
+    pub fn entries(&self) -> Vec<([u8; 32], Arc<Protection>)> {
+        self.entries.lock().expect("cache").clone()
+    }
+
+    /// Adds a stored protection under its digest, unless one is kept already.
+    pub fn insert(&self, key: [u8; 32], p: Arc<Protection>) {
+        if self.get(&key).is_none() {
+            self.keep(key, p);
+        }
+    }
+
     /// Keeps `p` under `key`, forgetting the oldest beyond [`KEEP`].
     fn keep(&self, key: [u8; 32], p: Arc<Protection>) {
         let mut entries = self.entries.lock().expect("cache");

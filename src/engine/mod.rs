@@ -233,6 +233,28 @@ impl Engine {
         self
     }
 
+    /// Computes every indicator view once and keeps its result in memory in place of the view,
+    /// each view reading the ones before it already computed: what the publisher does before
+    /// building every report of a data version, so a report's queries read small tables. The
+    /// row-level base views (`sql/base/`) stay views.
+    pub async fn materialize(&self) -> Result<()> {
+        for (path, sql) in VIEWS.iter().filter(|(p, _)| !p.starts_with("base/")) {
+            let name = *path;
+            self.ctx.deregister_table(name)?;
+            self.ctx
+                .sql(&format!("CREATE VIEW {name} AS {sql}"))
+                .await
+                .map_err(|e| Error::usage(format!("sql/{path}.sql: {e}")))?;
+            let df = self.ctx.table(name).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            self.ctx.deregister_table(name)?;
+            self.ctx
+                .register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+        }
+        Ok(())
+    }
+
     /// Runs one SQL statement and collects its result.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.ctx.sql(sql).await?.collect().await?)

@@ -157,6 +157,9 @@ pub(super) async fn upload(
     let mut complete = false;
     match receive(&app, client, &headers, &q, &mut body, &mut complete).await {
         Ok(res) => {
+            if res.status() == axum::http::StatusCode::CREATED {
+                app.uploaded();
+            }
             // The data commit carries the receipt; its audit row follows the answer.
             tokio::spawn(async move {
                 if let Err(e) = app.lake.write_audits().await {

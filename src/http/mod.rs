@@ -75,6 +75,10 @@ pub async fn serve(
     let settings = tokens.server();
     let app = Arc::new(App::new(lake, policies, Utc::now).with_tokens(tokens));
     let routes = router(app.clone());
+    let publisher = tokio::spawn(app.clone().run_publisher(
+        std::time::Duration::from_secs(settings.publish_settle_secs),
+        std::time::Duration::from_secs(settings.publish_max_wait_secs),
+    ));
     let connections = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     let header_timeout = std::time::Duration::from_secs(settings.header_timeout_secs.max(1));
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -144,6 +148,7 @@ pub async fn serve(
         connections.acquire_many(all),
     )
     .await;
+    publisher.abort();
     if let Err(e) = app.lake.write_audits().await {
         tracing::warn!(error = %e, "audit rows still pending; the next open restores them");
     }

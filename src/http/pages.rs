@@ -12,7 +12,7 @@ use super::{App, ClientAddr};
 use crate::auth::Principal;
 use crate::engine::AsOf;
 use crate::report::export::{self, Output};
-use crate::report::{self, Term, html};
+use crate::report::{Term, html};
 use crate::{Error, Result};
 
 /// `?as_of=` as a data version or a time; a bad value is a 400 that says what is wrong.
@@ -73,8 +73,7 @@ pub(super) async fn index(
         .await
         .map_err(page)?;
     let as_of = as_of(&q, who.as_ref()).map_err(page)?;
-    let engine = app.engine(as_of).await.map_err(page)?;
-    let index = report::index(&engine).await.map_err(page)?;
+    let index = app.index(as_of).await.map_err(page)?;
     Ok((
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         html::index_page(&index),
@@ -90,7 +89,21 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Result<Response, App
         .map_err(AppError::json)?
         .version()
         .unwrap_or_default();
-    Ok(axum::Json(serde_json::json!({ "status": "ok", "data_version": version })).into_response())
+    let catalogue = app.catalogue().await.map_err(AppError::json)?;
+    let published = catalogue.latest().map(|p| {
+        serde_json::json!({
+            "publication": p.number,
+            "data_version": p.data_version,
+            "published_at": p.published_at,
+        })
+    });
+    Ok(axum::Json(serde_json::json!({
+        "status": "ok",
+        "data_version": version,
+        "published": published,
+        "waiting": app.waiting(),
+    }))
+    .into_response())
 }
 
 pub(super) async fn not_found() -> AppError {
@@ -141,7 +154,11 @@ pub(super) async fn report_page(
         Some(_) => format!("?as_of={}", r.data_version),
         None => String::new(),
     };
-    let body = export::render(&r, out, Some(html::Links { query: &query })).map_err(fail)?;
+    let links = html::Links {
+        query: &query,
+        waiting: as_of_value.is_none() && app.waiting(),
+    };
+    let body = export::render(&r, out, Some(links)).map_err(fail)?;
     let mut res = ([(header::CONTENT_TYPE, out.content_type())], body).into_response();
     if own.is_some() {
         // Unsuppressed figures are for this reader only: no shared cache may keep them.

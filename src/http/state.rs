@@ -1,27 +1,31 @@
-//! The server's state: the lake, the policies, the tokens, and the engines and built reports
-//! cached per data version.
+//! The server's state: the lake, the policies, the tokens, the publications catalogue and the
+//! reports read from it, and the background publisher.
+//!
+//! Pages read only publications: a request never runs an indicator query or a protection.
+//! After an upload the publisher waits until the lake has been quiet for the settle time (or
+//! at most `publish_max_wait_secs` after the first waiting upload), then publishes the new
+//! version in the background; until then pages show the previous publication and say that
+//! uploads are waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::Result;
 use crate::auth::Tokens;
 use crate::disclosure::release::Protections;
-use crate::engine::{AsOf, Engine};
-use crate::lake::Lake;
+use crate::engine::AsOf;
+use crate::lake::{Lake, PUBLICATIONS};
 use crate::policy::Policies;
-use crate::report::{self, Report, Term};
-use crate::{Error, Result};
+use crate::publish::{self, Catalogue, Publication, ReportKey};
+use crate::report::{Index, Report, Term};
 
-/// How many built reports and engines are kept.
+/// How many reports read from publications are kept in memory.
 const REPORT_CACHE: usize = 512;
-const ENGINE_CACHE: usize = 4;
 
-/// (report, area, term, data version, read by the school's own principal).
-type ReportKey = (String, String, Term, u64, bool);
-
-/// The server's state: the lake, the policies, and caches keyed by data version.
+/// The server's state: the lake, the policies, and what it serves from the publications.
 pub struct App {
     pub(super) lake: Lake,
     pub(super) policies: Policies,
@@ -29,16 +33,22 @@ pub struct App {
     pub(super) tokens: Tokens,
     /// Uploads being received and checked (`max_concurrent_uploads`).
     pub(super) uploads: Arc<tokio::sync::Semaphore>,
-    pub(super) engines: Mutex<Vec<(u64, Arc<Engine>)>>,
-    /// Protected releases by content, shared by every engine this server opens, so a new
-    /// data version reuses what the upload did not change.
+    /// Protected releases by content, kept by the publisher between publications.
     pub(super) protected: Arc<Protections>,
-    pub(super) reports: Mutex<HashMap<ReportKey, Arc<Report>>>,
+    catalogue: Mutex<Option<Arc<Catalogue>>>,
+    /// Reports by (publication served, report).
+    reports: Mutex<HashMap<(u64, ReportKey), Arc<Report>>>,
+    /// When the oldest upload not yet published landed (`None`: nothing waiting).
+    waiting_since: Mutex<Option<Instant>>,
+    /// When the latest upload landed.
+    last_upload: Mutex<Option<Instant>>,
+    /// Wakes the publisher.
+    pub(super) publish_now: tokio::sync::Notify,
 }
 
 impl App {
-    /// `clock` gives the generation time printed on pages and the time uploads are received
-    /// (tests pass a fixed one). Without [`App::with_tokens`] no token is valid.
+    /// `clock` gives the publication time and the time uploads are received (tests pass a
+    /// fixed one). Without [`App::with_tokens`] no token is valid.
     pub fn new(lake: Lake, policies: Policies, clock: fn() -> DateTime<Utc>) -> App {
         App {
             lake,
@@ -48,14 +58,17 @@ impl App {
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 crate::auth::ServerConfig::default().max_concurrent_uploads,
             )),
-            engines: Mutex::new(Vec::new()),
             protected: Default::default(),
+            catalogue: Mutex::new(None),
             reports: Mutex::new(HashMap::new()),
+            waiting_since: Mutex::new(None),
+            last_upload: Mutex::new(None),
+            publish_now: tokio::sync::Notify::new(),
         }
     }
 
-    /// Shares `protected` with this server: another state on the same lake (a benchmark's
-    /// fresh state per request) reuses what it computed.
+    /// Shares `protected` with this server: another state on the same lake reuses what it
+    /// computed.
     pub fn with_protections(mut self, protected: Arc<Protections>) -> App {
         self.protected = protected;
         self
@@ -70,53 +83,46 @@ impl App {
         self
     }
 
-    /// The engine for a request's `as_of` (or the latest version).
-    pub(super) async fn engine(&self, as_of: Option<AsOf>) -> Result<Arc<Engine>> {
-        let latest = self
+    /// The catalogue at the `publications` table's latest version (read again only when a
+    /// publication has been committed, by this server or another).
+    pub(super) async fn catalogue(&self) -> Result<Arc<Catalogue>> {
+        let version = self
             .lake
-            .table("attendance")
+            .table(PUBLICATIONS)
             .await?
             .version()
             .unwrap_or_default();
-        let version = match as_of {
-            None => Some(latest),
-            Some(AsOf::Version(v)) if v > latest => {
-                return Err(Error::NotFound(format!(
-                    "dataversion {v} finns inte; den senaste är {latest}"
-                )));
-            }
-            Some(AsOf::Version(v)) => Some(v),
-            Some(AsOf::Time(_)) => None,
-        };
-        if let Some(v) = version
-            && let Some((_, e)) = self
-                .engines
-                .lock()
-                .expect("cache")
-                .iter()
-                .find(|(k, _)| *k == v)
+        if let Some(c) = self.catalogue.lock().expect("cache").as_ref()
+            && c.version == version
         {
-            return Ok(e.clone());
+            return Ok(c.clone());
         }
-        let as_of = match version {
-            Some(v) if v == latest => None,
-            Some(v) => Some(AsOf::Version(v)),
-            None => as_of,
-        };
-        let engine = Engine::open_with(&self.lake, as_of, &self.policies).await?;
-        let engine = Arc::new(engine.sharing(self.protected.clone()));
-        let v = engine.snapshot.data_version;
-        let mut cache = self.engines.lock().expect("cache");
-        if !cache.iter().any(|(k, _)| *k == v) {
-            if cache.len() >= ENGINE_CACHE {
-                cache.remove(0);
-            }
-            cache.push((v, engine.clone()));
+        let c = Arc::new(Catalogue::load(&self.lake).await?);
+        let mut cache = self.catalogue.lock().expect("cache");
+        if cache.as_ref().is_none_or(|old| old.version < c.version) {
+            *cache = Some(c.clone());
         }
-        Ok(engine)
+        Ok(c)
     }
 
-    /// A built report, from the cache when this version's was built before.
+    /// The publication a request reads (`as_of`, or the latest).
+    pub(super) async fn publication(
+        &self,
+        as_of: Option<AsOf>,
+    ) -> Result<(Arc<Catalogue>, Publication)> {
+        let catalogue = self.catalogue().await?;
+        let p = catalogue.at(as_of)?.clone();
+        Ok((catalogue, p))
+    }
+
+    /// The index of the publication at `as_of`.
+    pub(super) async fn index(&self, as_of: Option<AsOf>) -> Result<Index> {
+        let (_, p) = self.publication(as_of).await?;
+        publish::read_index(&self.lake, &p).await
+    }
+
+    /// A report as the publication at `as_of` publishes it (a school's own view when
+    /// `own_school`), from memory when it was read before.
     pub async fn report(
         &self,
         kind: &str,
@@ -125,25 +131,113 @@ impl App {
         as_of: Option<AsOf>,
         own_school: Option<&str>,
     ) -> Result<Arc<Report>> {
-        let spec = report::spec(kind)?;
-        let engine = self.engine(as_of).await?;
-        let key = (
+        crate::report::check_code(crate::report::spec(kind)?.area, code)?;
+        let (catalogue, p) = self.publication(as_of).await?;
+        let key: ReportKey = (
             kind.to_string(),
             code.to_string(),
-            term,
-            engine.snapshot.data_version,
+            term.to_string(),
             own_school.is_some(),
         );
-        if let Some(r) = self.reports.lock().expect("cache").get(&key) {
+        let cache_key = (p.number, key);
+        if let Some(r) = self.reports.lock().expect("cache").get(&cache_key) {
             return Ok(r.clone());
         }
-        let r =
-            Arc::new(report::build(&engine, &spec, code, term, (self.clock)(), own_school).await?);
+        let r = Arc::new(publish::read_report(&self.lake, &catalogue, &cache_key.1, &p).await?);
         let mut cache = self.reports.lock().expect("cache");
         if cache.len() >= REPORT_CACHE {
             cache.clear();
         }
-        cache.insert(key, r.clone());
+        cache.insert(cache_key, r.clone());
         Ok(r)
+    }
+
+    /// Whether uploads have landed that no publication shows yet.
+    pub fn waiting(&self) -> bool {
+        self.waiting_since.lock().expect("lock").is_some()
+    }
+
+    /// An upload landed: the publisher publishes it once the lake has settled.
+    pub(super) fn uploaded(&self) {
+        let now = Instant::now();
+        self.waiting_since.lock().expect("lock").get_or_insert(now);
+        *self.last_upload.lock().expect("lock") = Some(now);
+        self.publish_now.notify_one();
+    }
+
+    /// Publishes the lake's latest version now (what the background publisher does once the
+    /// lake has settled; tests call it directly).
+    pub async fn publish(&self) -> Result<Option<publish::Published>> {
+        let started = Instant::now();
+        let published = publish::publish(
+            &self.lake,
+            &self.policies,
+            self.protected.clone(),
+            (self.clock)(),
+            &|_, _| {},
+        )
+        .await?;
+        // Uploads that landed after this publication started still wait for the next.
+        let mut waiting = self.waiting_since.lock().expect("lock");
+        let last = *self.last_upload.lock().expect("lock");
+        if last.is_none_or(|t| t <= started) {
+            *waiting = None;
+        }
+        Ok(published)
+    }
+
+    /// The background publisher: publishes at start when the lake has unpublished data, then
+    /// after uploads once nothing has landed for `settle` (or `max_wait` after the first
+    /// waiting upload). A failed publication is logged and tried again after the next upload or
+    /// `settle`.
+    pub async fn run_publisher(self: Arc<Self>, settle: Duration, max_wait: Duration) {
+        if let Err(e) = self.publish_logged().await {
+            tracing::error!(error = %e, "publication failed");
+        }
+        loop {
+            self.publish_now.notified().await;
+            loop {
+                let (first, last) = (
+                    *self.waiting_since.lock().expect("lock"),
+                    *self.last_upload.lock().expect("lock"),
+                );
+                let (Some(first), Some(last)) = (first, last) else {
+                    break;
+                };
+                let due = (last + settle).min(first + max_wait);
+                let now = Instant::now();
+                if now >= due {
+                    if let Err(e) = self.publish_logged().await {
+                        tracing::error!(error = %e, "publication failed; retrying");
+                        tokio::time::sleep(settle.max(Duration::from_secs(1))).await;
+                        continue;
+                    }
+                    if !self.waiting() {
+                        break;
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(due - now) => {}
+                    _ = self.publish_now.notified() => {}
+                }
+            }
+        }
+    }
+
+    async fn publish_logged(&self) -> Result<()> {
+        match self.publish().await? {
+            Some(p) => tracing::info!(
+                publication = p.publication,
+                data_version = p.data_version,
+                reports = p.reports,
+                written = p.written,
+                releases_solved = p.releases_solved,
+                seconds = p.seconds,
+                "published"
+            ),
+            None => tracing::debug!("nothing new to publish"),
+        }
+        Ok(())
     }
 }

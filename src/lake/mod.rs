@@ -1,7 +1,8 @@
 //! The lake: Delta Lake tables under one root directory. The only module that writes them.
 //!
-//! Tables: `attendance`, `actions`, `register`, `outcomes` (one per [`Kind`]) and `uploads`,
-//! the audit of every accepted upload.
+//! Tables: `attendance`, `actions`, `register`, `outcomes` (one per [`Kind`]), `uploads`,
+//! the audit of every accepted upload, and `publications`, what the publisher computed
+//! (`publications.rs`).
 //!
 //! An accepted upload is exactly one Delta commit to its table: an overwrite that replaces
 //! precisely the keys the upload carries, e.g. the (school, period, window) keys of an
@@ -46,19 +47,29 @@ use crate::{Error, Result};
 mod audit;
 mod commit;
 mod optimize;
+mod publications;
 
 pub use commit::replace_predicate;
 use commit::{RECEIPT_KEY, unavailable};
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION};
+pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, publications_schema};
 
 pub const UPLOADS: &str = "uploads";
 
 /// Every table in the lake, in the order they are created and listed.
-pub const TABLES: [&str; 5] = ["register", "attendance", "actions", "outcomes", UPLOADS];
+pub const TABLES: [&str; 6] = [
+    "register",
+    "attendance",
+    "actions",
+    "outcomes",
+    UPLOADS,
+    PUBLICATIONS,
+];
 
 fn schema_of(table: &str) -> Arc<Schema> {
     match table {
         UPLOADS => uploads_schema(),
+        PUBLICATIONS => publications_schema(),
         t => Kind::ALL
             .into_iter()
             .find(|k| k.table() == t)

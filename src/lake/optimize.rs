@@ -16,7 +16,11 @@ impl Lake {
             if !force && files <= SMALL_FILES_PER_PARTITION * partitions.max(1) {
                 continue;
             }
-            let (table, metrics) = table.optimize().await?;
+            let mut optimize = table.optimize();
+            if name == PUBLICATIONS {
+                optimize = optimize.with_writer_properties(publications::writer_properties());
+            }
+            let (table, metrics) = optimize.await?;
             deltalake::checkpoints::create_checkpoint(&table, None).await?;
             self.remember(name, &table).await;
             done.push(Maintenance {

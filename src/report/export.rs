@@ -85,7 +85,7 @@ fn meta(r: &Report) -> Vec<(&'static str, String)> {
         ),
         ("Dataversion", r.data_version.to_string()),
         (
-            "Genererad",
+            "Publicerad",
             r.generated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         ),
     ]

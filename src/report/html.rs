@@ -103,8 +103,10 @@ pub fn figure_change(f: &Figure) -> Option<String> {
 }
 
 /// Links to the page's other formats; `query` is appended as is (e.g. `?as_of=12`).
+/// `waiting`: uploads have landed that this publication does not show yet.
 pub struct Links<'a> {
     pub query: &'a str,
+    pub waiting: bool,
 }
 
 pub fn report_page(r: &Report, links: Option<Links>) -> String {
@@ -121,7 +123,7 @@ pub fn report_page(r: &Report, links: Option<Links>) -> String {
         o,
         "<p class=\"meta\"><span>Termin: {} (läsår {}), uppgifter t.o.m. {}</span> \
          <span>Definition: {} (hash <code>{}</code>)</span> <span>Dataversion: {}</span> \
-         <span>Genererad: {}</span></p>",
+         <span>Publicerad: {}</span></p>",
         r.term,
         r.school_year,
         sv::month(&r.period),
@@ -130,6 +132,12 @@ pub fn report_page(r: &Report, links: Option<Links>) -> String {
         r.data_version,
         r.generated_at.format("%Y-%m-%d %H:%M UTC")
     );
+    if links.as_ref().is_some_and(|l| l.waiting) {
+        o.push_str(
+            "<p class=\"meta\" role=\"status\">Nya uppgifter har kommit in och publiceras inom \
+             kort; sidan visar den senaste publiceringen.</p>",
+        );
+    }
     if let Some(l) = links {
         let base = r.path();
         let _ = write!(

@@ -13,7 +13,7 @@ mod template;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub use spec::{AreaKind, Better, ChartSpec, Format, ReportSpec};
 pub use sv::Term;
 
 /// One value in a report table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Cell {
     Null,
@@ -52,7 +52,7 @@ impl Cell {
 }
 
 /// A column as a report shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     pub label: String,
@@ -92,7 +92,7 @@ impl Column {
 }
 
 /// A table (and maybe a chart) stating one finding.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Block {
     pub id: String,
     pub short: String,
@@ -124,7 +124,7 @@ impl Block {
 }
 
 /// A key figure in the summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
     pub label: String,
     pub format: Format,
@@ -167,7 +167,7 @@ impl Figure {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Section {
     pub step: u8,
     pub title: String,
@@ -176,7 +176,7 @@ pub struct Section {
 }
 
 /// The area a report is about.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Area {
     pub kind: AreaKind,
     pub code: String,
@@ -187,7 +187,7 @@ pub struct Area {
 }
 
 /// A rendered-to-data report: everything every format shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub report: String,
     pub title: String,
@@ -243,6 +243,20 @@ pub async fn build(
     generated_at: DateTime<Utc>,
     own_school: Option<&str>,
 ) -> Result<Report> {
+    let mut r = build_views(engine, spec, code, term, generated_at, &[own_school]).await?;
+    Ok(r.remove(0))
+}
+
+/// [`build`] for several readers at once (the public view, `None`, and a school's own
+/// principal's, `Some(code)`): the queries run once, disclosure control once per reader.
+pub async fn build_views(
+    engine: &Engine,
+    spec: &ReportSpec,
+    code: &str,
+    term: Term,
+    generated_at: DateTime<Utc>,
+    readers: &[Option<&str>],
+) -> Result<Vec<Report>> {
     let area = resolve_area(engine, spec.area, code).await?;
     let period = report_period(engine, &area, term).await?;
     let (term_start, term_end) = term.months();
@@ -282,10 +296,18 @@ pub async fn build(
     let run = |sql: &str, what: &str| {
         let (sql, what, file) = (bind(sql), what.to_string(), &file);
         async move {
-            engine
+            let started = std::time::Instant::now();
+            let out = engine
                 .sql(&sql)
                 .await
-                .map_err(|e| query_error(file, &what, e))
+                .map_err(|e| query_error(file, &what, e));
+            tracing::debug!(
+                file,
+                what,
+                ms = started.elapsed().as_millis() as u64,
+                "query"
+            );
+            out
         }
     };
     let figure_batches =
@@ -301,7 +323,7 @@ pub async fn build(
             own_release: &own_release,
             rules: engine.rules,
             params: &params,
-            own_school,
+            own_school: None,
         };
         for (f, batches) in spec.summary.iter().zip(&figure_batches) {
             let field = |n: &str| first_row_field(batches, n);
@@ -325,122 +347,125 @@ pub async fn build(
         .await?
         .into_iter()
         .collect();
-    let disclose = Disclose {
-        releases: &releases,
-        own_release: &own_release,
-        rules: engine.rules,
-        params: &params,
-        own_school,
-    };
-    let disclose = &disclose;
+    let (definition_id, definition_hash) = definition(engine).await?;
+    let assemble = |own_school: Option<&str>| -> Result<Report> {
+        let disclose = Disclose {
+            releases: &releases,
+            own_release: &own_release,
+            rules: engine.rules,
+            params: &params,
+            own_school,
+        };
+        let disclose = &disclose;
 
-    let figures: Vec<Figure> = spec
-        .summary
-        .iter()
-        .zip(&figure_batches)
-        .map(|(f, batches)| {
-            let first = |name: &str, format: Format| -> Option<Cell> {
-                let b = batches.iter().find(|b| b.num_rows() > 0)?;
-                let i = b.schema().index_of(name).ok()?;
-                cell(b.column(i), 0, format).ok()
-            };
-            let field = |n: &str| first_row_field(batches, n);
-            let status = disclose.status(&f.cells, field);
-            let shown = status.published();
-            let bound = match status {
-                Status::Bound => at_least(f.format, disclose.bound(&f.cells, field)),
-                _ => None,
-            };
-            let note = match bound {
-                Some(_) => Some(Status::bound_note(&disclose.rules)),
-                None => disclose.footnote(status),
-            };
-            // A change also rests on the period it is compared with.
-            let change_shown = shown && disclose.note(&f.change_cells, field).is_none();
-            Figure {
-                label: f.label.clone(),
-                format: f.format,
-                value: first("value", Format::Dec)
-                    .and_then(|c| c.as_f64())
-                    .filter(|_| shown)
-                    .or(bound),
-                at_least: bound.is_some(),
-                change_pp: first("change_pp", Format::Dec)
-                    .and_then(|c| c.as_f64())
-                    .filter(|_| change_shown),
-                compared_with: f.compared_with.clone(),
-                better: f.better,
-                uncertain: matches!(first("uncertain", Format::Bool), Some(Cell::Bool(true))),
-                note,
-            }
-        })
-        .collect();
-    let mut built = block_specs
-        .iter()
-        .zip(&block_batches)
-        .map(|(b, batches)| block(&file, b, batches, disclose))
-        .collect::<Result<Vec<Block>>>()?
-        .into_iter();
-
-    let globals_term = term.to_string();
-    let school_year = term.school_year();
-    let period_label = sv::month(&period);
-    let globals = template::Globals {
-        area: &area.name,
-        term: &globals_term,
-        period: &period_label,
-        school_year: &school_year,
-    };
-    let mut sections = Vec::new();
-    for s in &spec.sections {
-        let blocks: Vec<Block> = built.by_ref().take(s.blocks.len()).collect();
-        let blocks = blocks
-            .into_iter()
-            .zip(&s.blocks)
-            .map(|(mut blk, bs)| {
-                match (
-                    template::fill(&bs.finding, &blk, &globals),
-                    template::fill(&bs.summary, &blk, &globals),
-                ) {
-                    (Some(t), Some(s)) => {
-                        blk.title = t;
-                        blk.summary = s;
-                    }
-                    _ => {
-                        blk.title = bs.heading.clone();
-                        blk.summary = if blk.rows.is_empty() {
-                            format!("Det finns inga uppgifter att visa för {}.", globals.term)
-                        } else {
-                            "Uppgifterna räcker inte för en sammanfattning; se tabellen.".into()
-                        };
-                    }
+        let figures: Vec<Figure> = spec
+            .summary
+            .iter()
+            .zip(&figure_batches)
+            .map(|(f, batches)| {
+                let first = |name: &str, format: Format| -> Option<Cell> {
+                    let b = batches.iter().find(|b| b.num_rows() > 0)?;
+                    let i = b.schema().index_of(name).ok()?;
+                    cell(b.column(i), 0, format).ok()
+                };
+                let field = |n: &str| first_row_field(batches, n);
+                let status = disclose.status(&f.cells, field);
+                let shown = status.published();
+                let bound = match status {
+                    Status::Bound => at_least(f.format, disclose.bound(&f.cells, field)),
+                    _ => None,
+                };
+                let note = match bound {
+                    Some(_) => Some(Status::bound_note(&disclose.rules)),
+                    None => disclose.footnote(status),
+                };
+                // A change also rests on the period it is compared with.
+                let change_shown = shown && disclose.note(&f.change_cells, field).is_none();
+                Figure {
+                    label: f.label.clone(),
+                    format: f.format,
+                    value: first("value", Format::Dec)
+                        .and_then(|c| c.as_f64())
+                        .filter(|_| shown)
+                        .or(bound),
+                    at_least: bound.is_some(),
+                    change_pp: first("change_pp", Format::Dec)
+                        .and_then(|c| c.as_f64())
+                        .filter(|_| change_shown),
+                    compared_with: f.compared_with.clone(),
+                    better: f.better,
+                    uncertain: matches!(first("uncertain", Format::Bool), Some(Cell::Bool(true))),
+                    note,
                 }
-                blk
             })
             .collect();
-        sections.push(Section {
-            step: s.step,
-            title: s.title.clone(),
-            intro: s.intro.clone(),
-            blocks,
-        });
-    }
-    let (definition_id, definition_hash) = definition(engine).await?;
-    Ok(Report {
-        report: spec.id.clone(),
-        title: spec.title.clone(),
-        intro: spec.intro.clone(),
-        area,
-        term: term.to_string(),
-        school_year,
-        period,
-        definition_id,
-        definition_hash,
-        data_version: engine.snapshot.data_version,
-        generated_at,
-        summary: figures,
-        sections,
-    })
+        let mut built = block_specs
+            .iter()
+            .zip(&block_batches)
+            .map(|(b, batches)| block(&file, b, batches, disclose))
+            .collect::<Result<Vec<Block>>>()?
+            .into_iter();
+
+        let globals_term = term.to_string();
+        let school_year = term.school_year();
+        let period_label = sv::month(&period);
+        let globals = template::Globals {
+            area: &area.name,
+            term: &globals_term,
+            period: &period_label,
+            school_year: &school_year,
+        };
+        let mut sections = Vec::new();
+        for s in &spec.sections {
+            let blocks: Vec<Block> = built.by_ref().take(s.blocks.len()).collect();
+            let blocks = blocks
+                .into_iter()
+                .zip(&s.blocks)
+                .map(|(mut blk, bs)| {
+                    match (
+                        template::fill(&bs.finding, &blk, &globals),
+                        template::fill(&bs.summary, &blk, &globals),
+                    ) {
+                        (Some(t), Some(s)) => {
+                            blk.title = t;
+                            blk.summary = s;
+                        }
+                        _ => {
+                            blk.title = bs.heading.clone();
+                            blk.summary = if blk.rows.is_empty() {
+                                format!("Det finns inga uppgifter att visa för {}.", globals.term)
+                            } else {
+                                "Uppgifterna räcker inte för en sammanfattning; se tabellen.".into()
+                            };
+                        }
+                    }
+                    blk
+                })
+                .collect();
+            sections.push(Section {
+                step: s.step,
+                title: s.title.clone(),
+                intro: s.intro.clone(),
+                blocks,
+            });
+        }
+        Ok(Report {
+            report: spec.id.clone(),
+            title: spec.title.clone(),
+            intro: spec.intro.clone(),
+            area: area.clone(),
+            term: term.to_string(),
+            school_year,
+            period: period.clone(),
+            definition_id: definition_id.clone(),
+            definition_hash: definition_hash.clone(),
+            data_version: engine.snapshot.data_version,
+            generated_at,
+            summary: figures,
+            sections,
+        })
+    };
+    readers.iter().map(|own| assemble(*own)).collect()
 }
 
 /// The definition id and hash every figure of a session carries.
@@ -460,7 +485,7 @@ fn query_error(file: &str, what: &str, e: Error) -> Error {
 }
 
 /// Codes are digits of a fixed length: 8 for a school unit, 4 for a municipality, 2 for a county.
-fn check_code(kind: AreaKind, code: &str) -> Result<()> {
+pub fn check_code(kind: AreaKind, code: &str) -> Result<()> {
     let len = match kind {
         AreaKind::School => 8,
         AreaKind::Municipality => 4,
@@ -1124,7 +1149,7 @@ fn cell(col: &dyn Array, row: usize, format: Format) -> Result<Cell> {
 }
 
 /// One area in the index, with the terms that have data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexArea {
     pub code: String,
     pub name: String,
@@ -1132,7 +1157,7 @@ pub struct IndexArea {
 }
 
 /// A municipality in the index, with its schools.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexMunicipality {
     #[serde(flatten)]
     pub area: IndexArea,
@@ -1140,7 +1165,7 @@ pub struct IndexMunicipality {
 }
 
 /// A county in the index, with its municipalities.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexCounty {
     #[serde(flatten)]
     pub area: IndexArea,
@@ -1148,7 +1173,7 @@ pub struct IndexCounty {
 }
 
 /// Every area with data and its terms: what the index page lists.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Index {
     pub definition_id: String,
     pub definition_hash: String,

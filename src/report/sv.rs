@@ -4,7 +4,9 @@
 use std::fmt;
 
 /// A term (termin): HT runs August–December, VT January–June. Written `HT2025`, `VT2026`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Term {
     pub year: i32,
     pub autumn: bool,

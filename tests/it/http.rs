@@ -16,8 +16,15 @@ use crate::common::{fixture, now, slt_lake};
 
 /// The server with disclosure control switched off: the slt lake is one school of 20 pupils,
 /// which the shared rules hide almost entirely, and these tests pin the reports' layout.
-fn app(lake: Lake) -> axum::Router {
-    router(Arc::new(app_state(lake)))
+async fn app(lake: Lake) -> axum::Router {
+    router(published(app_state(lake)).await)
+}
+
+/// The server's state once the lake's latest version is published (pages read only
+/// publications).
+async fn published(app: App) -> Arc<App> {
+    app.publish().await.unwrap();
+    Arc::new(app)
 }
 
 fn app_state(lake: Lake) -> App {
@@ -34,14 +41,15 @@ fn app_state(lake: Lake) -> App {
 
 /// `app` with one county analyst's token (written to `dir`), for what only readers with a
 /// token may ask for; the token.
-fn app_with_reader(lake: Lake, dir: &std::path::Path) -> (axum::Router, String) {
+async fn app_with_reader(lake: Lake, dir: &std::path::Path) -> (axum::Router, String, Arc<App>) {
     let mut config = narvaro::auth::Config::default();
     let scope = "read:county:18".parse::<narvaro::auth::Scope>().unwrap();
     let token = config.create_token("analytiker", &[scope], now()).unwrap();
     let path = dir.join("narvaro.toml");
     config.save(&path).unwrap();
     let tokens = narvaro::auth::Tokens::open(Some(&path)).unwrap();
-    (router(Arc::new(app_state(lake).with_tokens(tokens))), token)
+    let app = published(app_state(lake).with_tokens(tokens)).await;
+    (router(app.clone()), token, app)
 }
 
 struct Reply {
@@ -112,7 +120,7 @@ async fn every_report_renders_with_its_charts_tables_and_provenance() {
     let dir = tempfile::tempdir().unwrap();
     let lake = slt_lake(dir.path()).await;
     let version = lake.table("attendance").await.unwrap().version().unwrap();
-    let app = app(lake);
+    let app = app(lake).await;
     for (path, heading) in [
         (
             "/reports/committee/1880/VT2026",
@@ -142,7 +150,7 @@ async fn every_report_renders_with_its_charts_tables_and_provenance() {
         }
         assert!(html.contains("gemensam-2025"));
         assert!(html.contains(&format!("Dataversion: {version}")));
-        assert!(html.contains("Genererad: 2026-11-01 09:00 UTC"));
+        assert!(html.contains("Publicerad: 2026-11-01 09:00 UTC"));
         // Every chart sits beside a table and carries a title and a description.
         let charts = html.matches("<figure class=\"chart\">").count();
         let tables = html.matches("<table>").count();
@@ -165,7 +173,7 @@ async fn every_report_renders_with_its_charts_tables_and_provenance() {
 #[tokio::test]
 async fn the_committee_report_states_its_findings_in_swedish() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(slt_lake(dir.path()).await);
+    let app = app(slt_lake(dir.path()).await).await;
     let html = get(&app, "/reports/committee/1880/VT2026").await.text();
     // Term to date February 2026; Bäckskolan has not uploaded February, so the month's
     // coverage is one of two schools and only Ängsskolan is compared.
@@ -180,7 +188,7 @@ async fn the_committee_report_states_its_findings_in_swedish() {
 #[tokio::test]
 async fn csv_opens_in_swedish_excel_and_is_pinned() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(slt_lake(dir.path()).await);
+    let app = app(slt_lake(dir.path()).await).await;
     for (name, path) in [
         (
             "committee_1880_vt2026_csv",
@@ -216,7 +224,7 @@ async fn json_and_xlsx_carry_the_same_report() {
     let dir = tempfile::tempdir().unwrap();
     let lake = slt_lake(dir.path()).await;
     let version = lake.table("attendance").await.unwrap().version().unwrap();
-    let app = app(lake);
+    let app = app(lake).await;
     let r = get(&app, "/reports/county/18/VT2026.json").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.content_type, "application/json");
@@ -255,7 +263,7 @@ async fn index_and_healthz() {
     let dir = tempfile::tempdir().unwrap();
     let lake = slt_lake(dir.path()).await;
     let version = lake.table("attendance").await.unwrap().version().unwrap();
-    let app = app(lake);
+    let app = app(lake).await;
     let r = get(&app, "/").await;
     assert_eq!(r.status, StatusCode::OK);
     let html = r.text();
@@ -279,7 +287,7 @@ async fn index_and_healthz() {
 #[tokio::test]
 async fn errors_are_clear_swedish_pages_with_the_right_status() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(slt_lake(dir.path()).await);
+    let app = app(slt_lake(dir.path()).await).await;
     for (uri, status, says) in [
         (
             "/reports/committee/9999/VT2026",
@@ -343,15 +351,22 @@ async fn as_of_renders_exactly_what_an_older_version_showed() {
     let lake = crate::common::small_lake(dir.path()).await;
     let before = lake.table("attendance").await.unwrap().version().unwrap();
     // The server and the uploader are separate handles on one lake, as in production.
-    let (app, token) = app_with_reader(
+    let (app, token, state) = app_with_reader(
         Lake::open(dir.path().join("lake")).await.unwrap(),
         dir.path(),
-    );
+    )
+    .await;
     let old = get(&app, "/reports/school/18800101/VT2026.json").await;
     assert_eq!(old.status, StatusCode::OK);
     narvaro::ingest::ingest_path(&lake, &fixture("small/attendance_corrected.csv"), now())
         .await
         .unwrap();
+    let unpublished = get(&app, "/reports/school/18800101/VT2026.json").await;
+    assert_eq!(
+        unpublished.body, old.body,
+        "pages show the latest publication until the correction is published"
+    );
+    state.publish().await.unwrap();
     let new = get(&app, "/reports/school/18800101/VT2026.json").await;
     let pinned_uri = format!("/reports/school/18800101/VT2026.json?as_of={before}");
     let pinned = get_as(&app, &pinned_uri, Some(&token)).await;
@@ -505,7 +520,7 @@ async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school()
     config.save(&path).unwrap();
     let policies = Policies::load(&policy::Source::resolve(None)).unwrap();
     let tokens = narvaro::auth::Tokens::open(Some(&path)).unwrap();
-    let app = router(Arc::new(App::new(lake, policies, now).with_tokens(tokens)));
+    let app = router(published(App::new(lake, policies, now).with_tokens(tokens)).await);
 
     for report in [
         "/reports/school/18800101/VT2026",

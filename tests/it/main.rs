@@ -10,6 +10,7 @@ mod hardening;
 mod http;
 mod indicators;
 mod lake;
+mod publish;
 mod server;
 mod slt;
 mod truth;

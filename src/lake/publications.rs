@@ -1,0 +1,223 @@
+//! The `publications` table: what the publisher computed for a data version, read by every
+//! page. One append commit per publication, so a publication is complete or invisible.
+//!
+//! Rows of one publication: its `index` row (always; it marks the publication and carries the
+//! index of areas and terms), a `committee`/`county`/`school` row for each report whose content
+//! changed since the previous publication (a row with no `body` withdraws a report), and a
+//! `release` row for each protected release computed for it (its cells' statuses, by the
+//! digest of what it protects). A report not written again is carried over from the
+//! publication that last wrote it.
+
+use arrow::array::{BooleanArray, StringArray};
+use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use parquet::file::properties::WriterProperties;
+
+use super::*;
+
+pub const PUBLICATIONS: &str = "publications";
+
+/// What a row holds: `index`, `release`, or a report's id.
+pub const INDEX: &str = "index";
+pub const RELEASE: &str = "release";
+
+pub fn publications_schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        Field::new("publication", DataType::Int64, false),
+        Field::new("data_version", DataType::Int64, false),
+        text("table_versions"),
+        Field::new(
+            "published_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        text("report"),
+        text("area_code"),
+        text("term"),
+        Field::new("own", DataType::Boolean, false),
+        text("definition_id"),
+        text("definition_hash"),
+        text("rules_digest"),
+        text("digest"),
+        Field::new("body", DataType::Utf8, true),
+    ]))
+}
+
+/// One row of `publications`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicationRow {
+    pub publication: u64,
+    pub data_version: u64,
+    /// Every data table's version the publication read, e.g. `attendance=264,register=3`.
+    pub table_versions: String,
+    pub published_at: DateTime<Utc>,
+    pub report: String,
+    pub area_code: String,
+    pub term: String,
+    /// A school's own (unsuppressed) view, for its principal only.
+    pub own: bool,
+    pub definition_id: String,
+    pub definition_hash: String,
+    pub rules_digest: String,
+    /// The SHA-256 of the content (a report's, without its version and time), or of what a
+    /// release protects.
+    pub digest: String,
+    /// The content as JSON; `None` in the catalogue, and for a withdrawn report.
+    pub body: Option<String>,
+}
+
+/// The catalogue's columns: every column but `body`.
+const CATALOGUE: [&str; 12] = [
+    "publication",
+    "data_version",
+    "table_versions",
+    "published_at",
+    "report",
+    "area_code",
+    "term",
+    "own",
+    "definition_id",
+    "definition_hash",
+    "rules_digest",
+    "digest",
+];
+
+impl Lake {
+    /// The version of every data table, as a publication records what it read.
+    pub async fn table_versions(&self) -> Result<String> {
+        let mut out = Vec::new();
+        for t in ["register", "attendance", "actions", "outcomes"] {
+            let v = self.table(t).await?.version().unwrap_or_default();
+            out.push(format!("{t}={v}"));
+        }
+        Ok(out.join(","))
+    }
+
+    /// Appends one publication's rows in a single commit (small row groups, so a page reads
+    /// only its own report's bytes).
+    pub async fn append_publication(&self, rows: &[PublicationRow]) -> Result<u64> {
+        let _writer = self.writers[PUBLICATIONS].lock().await;
+        let text = |f: &dyn Fn(&PublicationRow) -> &str| {
+            Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef
+        };
+        let int = |f: &dyn Fn(&PublicationRow) -> u64| {
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| f(r) as i64),
+            )) as ArrayRef
+        };
+        let batch = RecordBatch::try_new(
+            publications_schema(),
+            vec![
+                int(&|r| r.publication),
+                int(&|r| r.data_version),
+                text(&|r| &r.table_versions),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        rows.iter().map(|r| r.published_at.timestamp_micros()),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                text(&|r| &r.report),
+                text(&|r| &r.area_code),
+                text(&|r| &r.term),
+                Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.own)))),
+                text(&|r| &r.definition_id),
+                text(&|r| &r.definition_hash),
+                text(&|r| &r.rules_digest),
+                text(&|r| &r.digest),
+                Arc::new(StringArray::from_iter(
+                    rows.iter().map(|r| r.body.as_deref()),
+                )),
+            ],
+        )?;
+        let table = self
+            .table(PUBLICATIONS)
+            .await?
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .with_writer_properties(writer_properties())
+            .await
+            .map_err(commit::unavailable)?;
+        self.remember(PUBLICATIONS, &table).await;
+        Ok(table.version().unwrap_or_default())
+    }
+
+    /// Every row's catalogue columns (no bodies), at the table's latest version, with that
+    /// version.
+    pub async fn publication_catalogue(&self) -> Result<(u64, Vec<PublicationRow>)> {
+        let table = self.table(PUBLICATIONS).await?;
+        let version = table.version().unwrap_or_default();
+        let batches = scan(&table, None, &CATALOGUE).await?;
+        Ok((version, rows_of(&batches, false)))
+    }
+
+    /// The rows with `report` of publication `publication` (or of all), and, when given,
+    /// `area_code`, `term` and `own`; bodies included.
+    pub async fn publication_rows(
+        &self,
+        publication: Option<u64>,
+        report: &str,
+        key: Option<(&str, &str, bool)>,
+    ) -> Result<Vec<PublicationRow>> {
+        let table = self.table(PUBLICATIONS).await?;
+        let mut filter = col("report").eq(lit(report));
+        if let Some(p) = publication {
+            filter = filter.and(col("publication").eq(lit(p as i64)));
+        }
+        if let Some((area, term, own)) = key {
+            filter = filter
+                .and(col("area_code").eq(lit(area)))
+                .and(col("term").eq(lit(term)))
+                .and(col("own").eq(lit(own)));
+        }
+        let mut columns = CATALOGUE.to_vec();
+        columns.push("body");
+        let batches = scan(&table, Some(filter), &columns).await?;
+        Ok(rows_of(&batches, true))
+    }
+}
+
+/// Small row groups, so that reading one report decodes only its own bytes.
+pub(super) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_max_row_group_row_count(Some(8))
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build()
+}
+
+fn rows_of(batches: &[RecordBatch], body: bool) -> Vec<PublicationRow> {
+    let mut out = Vec::new();
+    for b in batches {
+        let int = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>();
+        let text = |i: usize| string_column(b, i);
+        let (publication, data_version) = (int(0), int(1));
+        let time = b
+            .column(3)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let own = b.column(7).as_boolean();
+        let texts: Vec<StringArray> = [2, 4, 5, 6, 8, 9, 10, 11].map(text).into();
+        let bodies = body.then(|| text(12));
+        for r in 0..b.num_rows() {
+            let t = |i: usize| texts[i].value(r).to_string();
+            out.push(PublicationRow {
+                publication: publication.value(r) as u64,
+                data_version: data_version.value(r) as u64,
+                table_versions: t(0),
+                published_at: DateTime::from_timestamp_micros(time.value(r)).unwrap_or_default(),
+                report: t(1),
+                area_code: t(2),
+                term: t(3),
+                own: own.value(r),
+                definition_id: t(4),
+                definition_hash: t(5),
+                rules_digest: t(6),
+                digest: t(7),
+                body: bodies
+                    .as_ref()
+                    .filter(|a| !a.is_null(r))
+                    .map(|a| a.value(r).to_string()),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,472 @@
+//! Publications: every report computed once per data version, stored in the lake, and read by
+//! every page (DESIGN §13).
+//!
+//! [`publish`] opens the lake at its latest version, computes the indicator views once
+//! ([`Engine::materialize`]), builds every report the index lists (the county report of every
+//! county, the committee report of every municipality, the school report of every school unit
+//! and its principal's unsuppressed view, for every term with data) and appends them to the
+//! `publications` table in one commit, so a publication is complete or invisible. It is
+//! incremental twice over: a protected release whose content did not change is taken from the
+//! store of earlier publications rather than solved again (by the digest of what it protects),
+//! and a report whose content did not change is not written again but carried over.
+//!
+//! [`Catalogue`] is what readers load: every publication and, per report, which publication
+//! holds its content. [`read_report`] fetches one report's stored content and stamps it with
+//! the publication it is served from (data version and publication time).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::disclosure::Protection;
+use crate::disclosure::release::Protections;
+use crate::engine::{AsOf, Engine};
+use crate::lake::{INDEX, Lake, PublicationRow, RELEASE};
+use crate::policy::Policies;
+use crate::report::{self, Index, Report, Term};
+use crate::{Error, Result};
+
+/// A report in a publication: (report id, area code, term, a school's own view).
+pub type ReportKey = (String, String, String, bool);
+
+/// One publication: what it read and when it was made current.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publication {
+    pub number: u64,
+    /// The `attendance` table's version: the data version pages name.
+    pub data_version: u64,
+    /// Every data table's version it read.
+    pub table_versions: String,
+    pub published_at: DateTime<Utc>,
+}
+
+/// Every publication in the lake and where each report's content is stored.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    /// The `publications` table's version this was read at.
+    pub version: u64,
+    /// Oldest first.
+    pub publications: Vec<Publication>,
+    /// Per report: the publications that wrote it, oldest first, with its content digest
+    /// (`None`: withdrawn).
+    reports: HashMap<ReportKey, Vec<(u64, Option<String>)>>,
+    /// The stored releases' digests (hex) and the publication holding each.
+    releases: HashMap<String, u64>,
+}
+
+impl Catalogue {
+    /// Reads the catalogue at the `publications` table's latest version.
+    pub async fn load(lake: &Lake) -> Result<Catalogue> {
+        let (version, rows) = lake.publication_catalogue().await?;
+        let mut c = Catalogue {
+            version,
+            ..Default::default()
+        };
+        let mut publications = BTreeMap::new();
+        for r in rows {
+            match r.report.as_str() {
+                INDEX => {
+                    publications.insert(
+                        r.publication,
+                        Publication {
+                            number: r.publication,
+                            data_version: r.data_version,
+                            table_versions: r.table_versions,
+                            published_at: r.published_at,
+                        },
+                    );
+                }
+                RELEASE => {
+                    c.releases.insert(r.digest, r.publication);
+                }
+                _ => {
+                    let digest = (!r.digest.is_empty()).then_some(r.digest);
+                    c.reports
+                        .entry((r.report, r.area_code, r.term, r.own))
+                        .or_default()
+                        .push((r.publication, digest));
+                }
+            }
+        }
+        for history in c.reports.values_mut() {
+            history.sort_by_key(|(p, _)| *p);
+        }
+        c.publications = publications.into_values().collect();
+        Ok(c)
+    }
+
+    pub fn latest(&self) -> Option<&Publication> {
+        self.publications.last()
+    }
+
+    /// The publication current at `as_of`: the latest, the last one of data version `v` or
+    /// before, or the last one made current at or before a time.
+    pub fn at(&self, as_of: Option<AsOf>) -> Result<&Publication> {
+        let Some(latest) = self.latest() else {
+            return Err(Error::Unavailable(
+                "inga siffror är publicerade ännu: publiceringen körs efter inläsningen, \
+                 försök igen om en stund"
+                    .into(),
+            ));
+        };
+        let found = match as_of {
+            None => Some(latest),
+            Some(AsOf::Version(v)) => self.publications.iter().rev().find(|p| p.data_version <= v),
+            Some(AsOf::Time(t)) => self.publications.iter().rev().find(|p| p.published_at <= t),
+        };
+        found.ok_or_else(|| {
+            Error::NotFound(format!(
+                "ingen publicering fanns vid {}; den första gäller dataversion {} ({})",
+                match as_of {
+                    Some(AsOf::Version(v)) => format!("dataversion {v}"),
+                    Some(AsOf::Time(t)) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    None => String::new(),
+                },
+                self.publications[0].data_version,
+                self.publications[0]
+                    .published_at
+                    .format("%Y-%m-%d %H:%M UTC")
+            ))
+        })
+    }
+
+    /// The publication holding `key`'s content as of publication `at`, with its digest; `None`
+    /// when `at` does not publish it.
+    pub fn holder(&self, key: &ReportKey, at: u64) -> Option<(u64, &str)> {
+        let history = self.reports.get(key)?;
+        let (p, digest) = history.iter().rev().find(|(p, _)| *p <= at)?;
+        digest.as_deref().map(|d| (*p, d))
+    }
+
+    /// The terms publication `at` has report `kind` of area `code` for, in order.
+    pub fn terms(&self, kind: &str, code: &str, at: u64) -> Vec<Term> {
+        let mut terms: Vec<Term> = self
+            .reports
+            .keys()
+            .filter(|(k, c, _, own)| k == kind && c == code && !own)
+            .filter(|key| self.holder(key, at).is_some())
+            .filter_map(|(_, _, t, _)| t.parse().ok())
+            .collect();
+        terms.sort();
+        terms
+    }
+
+    /// Every report publication `at` publishes, with its content digest.
+    fn reports_at(&self, at: u64) -> HashMap<ReportKey, String> {
+        self.reports
+            .keys()
+            .filter_map(|k| Some((k.clone(), self.holder(k, at)?.1.to_string())))
+            .collect()
+    }
+}
+
+/// Report `key` as publication `at` publishes it, stamped with `at`'s data version and time.
+pub async fn read_report(
+    lake: &Lake,
+    catalogue: &Catalogue,
+    key: &ReportKey,
+    at: &Publication,
+) -> Result<Report> {
+    let (kind, area, term, own) = key;
+    let missing = || {
+        let terms = catalogue.terms(kind, area, at.number);
+        if terms.is_empty() {
+            let none = report::spec(kind).map_or("inget område", |s| s.area.none());
+            return Error::NotFound(format!("det finns {none} med kod {area}"));
+        }
+        let have: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
+        let name = crate::reference::municipalities()
+            .iter()
+            .find_map(|m| match area.len() {
+                4 if m.code == *area => Some(m.name.as_str()),
+                2 if m.county_code == *area => Some(m.county_name.as_str()),
+                _ => None,
+            });
+        let area = match name {
+            Some(n) => format!("{n} ({area})"),
+            None => area.clone(),
+        };
+        Error::NotFound(format!(
+            "det finns inga uppgifter för {area} {term}; uppgifter finns för: {}",
+            have.join(", ")
+        ))
+    };
+    let (holder, _) = catalogue.holder(key, at.number).ok_or_else(missing)?;
+    let rows = lake
+        .publication_rows(Some(holder), kind, Some((area, term, *own)))
+        .await?;
+    let body = rows.into_iter().find_map(|r| r.body).ok_or_else(missing)?;
+    let mut r: Report = serde_json::from_str(&body)?;
+    r.data_version = at.data_version;
+    r.generated_at = at.published_at;
+    Ok(r)
+}
+
+/// The index of publication `at`.
+pub async fn read_index(lake: &Lake, at: &Publication) -> Result<Index> {
+    let rows = lake.publication_rows(Some(at.number), INDEX, None).await?;
+    let body = rows.into_iter().find_map(|r| r.body).ok_or_else(|| {
+        Error::NotFound(format!("publicering {} saknar sitt register", at.number))
+    })?;
+    let mut index: Index = serde_json::from_str(&body)?;
+    index.data_version = at.data_version;
+    Ok(index)
+}
+
+/// What one run of [`publish`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub publication: u64,
+    pub data_version: u64,
+    /// Reports the publication publishes.
+    pub reports: usize,
+    /// Reports whose content changed, written again.
+    pub written: usize,
+    /// Reports no longer published.
+    pub withdrawn: usize,
+    /// Protected releases solved for it (the rest came from earlier publications).
+    pub releases_solved: usize,
+    pub seconds: f64,
+}
+
+/// Publishes the lake's latest version, unless the latest publication already shows it
+/// (`None`). One publisher at a time per lake: a second waits for the first (a lock file in
+/// the lake's root) and then finds nothing left to do. `protected` is the caller's store of
+/// protections (the server keeps one); `progress` is told (reports built, reports in all).
+pub async fn publish(
+    lake: &Lake,
+    policies: &Policies,
+    protected: Arc<Protections>,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Option<Published>> {
+    let started = Instant::now();
+    let _lock = PublisherLock::acquire(lake.root()).await?;
+    let table_versions = lake.table_versions().await?;
+    let catalogue = Catalogue::load(lake).await?;
+    if catalogue
+        .latest()
+        .is_some_and(|p| p.table_versions == table_versions)
+    {
+        return Ok(None);
+    }
+    // The releases earlier publications protected, so that what did not change is not solved
+    // again.
+    let stored = lake.publication_rows(None, RELEASE, None).await?;
+    let known: Vec<[u8; 32]> = protected.entries().into_iter().map(|(k, _)| k).collect();
+    for row in stored {
+        let Some(key) = digest_bytes(&row.digest) else {
+            continue;
+        };
+        if known.contains(&key) {
+            continue;
+        }
+        if let Some(body) = row.body {
+            protected.insert(key, Arc::new(serde_json::from_str::<Protection>(&body)?));
+        }
+    }
+    let before: Vec<[u8; 32]> = protected.entries().into_iter().map(|(k, _)| k).collect();
+
+    let engine = Engine::open_with(lake, None, policies)
+        .await?
+        .sharing(protected.clone());
+    engine.materialize().await?;
+    let index = report::index(&engine).await?;
+    let jobs = jobs(&index);
+    let total = jobs.len();
+    progress(0, total);
+    let specs: HashMap<&str, report::ReportSpec> = ["committee", "county", "school"]
+        .into_iter()
+        .map(|id| Ok((id, report::spec(id)?)))
+        .collect::<Result<_>>()?;
+    let engine = &engine;
+    let specs = &specs;
+    let mut done = 0;
+    let mut built: Vec<(ReportKey, String, String)> = Vec::with_capacity(total);
+    let mut stream = futures::stream::iter(jobs)
+        .map(|(kind, code, term, own)| async move {
+            let t: Term = term.parse().map_err(Error::usage)?;
+            // A school's report and its principal's view from one run of its queries.
+            let readers = if own {
+                vec![None, Some(code.as_str())]
+            } else {
+                vec![None]
+            };
+            let reports = report::build_views(
+                engine,
+                &specs[kind.as_str()],
+                &code,
+                t,
+                DateTime::UNIX_EPOCH,
+                &readers,
+            )
+            .await
+            .map_err(|e| Error::usage(format!("{kind} {code} {term}: {e}")))?;
+            reports
+                .into_iter()
+                .zip(readers)
+                .map(|(r, reader)| {
+                    let (body, digest) = normalised(r)?;
+                    let key = (kind.clone(), code.clone(), term.clone(), reader.is_some());
+                    Ok((key, body, digest))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .buffer_unordered(4);
+    while let Some(b) = stream.next().await {
+        built.extend(b?);
+        done += 1;
+        progress(done, total);
+    }
+    drop(stream);
+
+    let number = catalogue.latest().map_or(1, |p| p.number + 1);
+    let rules = &policies.shared.policy.disclosure;
+    let rules_digest = hex::encode(Sha256::digest(serde_json::to_vec(rules)?));
+    let row =
+        |report: &str, area: &str, term: &str, own: bool, digest: String, body| PublicationRow {
+            publication: number,
+            data_version: engine.snapshot.data_version,
+            table_versions: table_versions.clone(),
+            published_at: now,
+            report: report.into(),
+            area_code: area.into(),
+            term: term.into(),
+            own,
+            definition_id: index.definition_id.clone(),
+            definition_hash: index.definition_hash.clone(),
+            rules_digest: rules_digest.clone(),
+            digest,
+            body,
+        };
+    let previous = catalogue
+        .latest()
+        .map(|p| catalogue.reports_at(p.number))
+        .unwrap_or_default();
+    let mut rows = vec![row(
+        INDEX,
+        "",
+        "",
+        false,
+        String::new(),
+        Some(serde_json::to_string(&index)?),
+    )];
+    let reports = built.len();
+    let mut written = 0;
+    let now_published: std::collections::HashSet<&ReportKey> =
+        built.iter().map(|(k, _, _)| k).collect();
+    let mut withdrawn = 0;
+    for (key, _) in previous.iter() {
+        if !now_published.contains(key) {
+            let (kind, area, term, own) = key;
+            rows.push(row(kind, area, term, *own, String::new(), None));
+            withdrawn += 1;
+        }
+    }
+    for ((kind, area, term, own), body, digest) in built {
+        let key = (kind, area, term, own);
+        if previous.get(&key) == Some(&digest) {
+            continue;
+        }
+        written += 1;
+        let (kind, area, term, own) = &key;
+        rows.push(row(kind, area, term, *own, digest, Some(body)));
+    }
+    let mut releases_solved = 0;
+    for (key, p) in protected.entries() {
+        let hex = hex::encode(key);
+        if !before.contains(&key) {
+            releases_solved += 1;
+        }
+        if !catalogue.releases.contains_key(&hex) {
+            rows.push(row(
+                RELEASE,
+                "",
+                "",
+                false,
+                hex,
+                Some(serde_json::to_string(p.as_ref())?),
+            ));
+        }
+    }
+    lake.append_publication(&rows).await?;
+    Ok(Some(Published {
+        publication: number,
+        data_version: engine.snapshot.data_version,
+        reports,
+        written,
+        withdrawn,
+        releases_solved,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
+}
+
+/// Every report the index lists: each county's county report, each municipality's committee
+/// report, each school's report and (`true`) its principal's view, for every term with data.
+fn jobs(index: &Index) -> Vec<ReportKey> {
+    let mut out = Vec::new();
+    let mut add = |kind: &str, code: &str, terms: &[Term], own: bool| {
+        for t in terms {
+            out.push((kind.to_string(), code.to_string(), t.to_string(), own));
+        }
+    };
+    for c in &index.counties {
+        add("county", &c.area.code, &c.area.terms, false);
+        for m in &c.municipalities {
+            add("committee", &m.area.code, &m.area.terms, false);
+            for s in &m.schools {
+                add("school", &s.code, &s.terms, true);
+            }
+        }
+    }
+    out
+}
+
+/// A report's content as stored (without the version and time it is served with) and its
+/// digest.
+fn normalised(mut r: Report) -> Result<(String, String)> {
+    r.data_version = 0;
+    r.generated_at = DateTime::UNIX_EPOCH;
+    let body = serde_json::to_string(&r)?;
+    let digest = hex::encode(Sha256::digest(body.as_bytes()));
+    Ok((body, digest))
+}
+
+fn digest_bytes(hex: &str) -> Option<[u8; 32]> {
+    hex::decode(hex).ok()?.try_into().ok()
+}
+
+/// The lake's publisher lock: an OS file lock on `ROOT/.publisher.lock`, released when the
+/// guard is dropped or the process ends.
+struct PublisherLock(std::fs::File);
+
+impl PublisherLock {
+    async fn acquire(root: &std::path::Path) -> Result<PublisherLock> {
+        let path = root.join(".publisher.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(PublisherLock(file)),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for PublisherLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
