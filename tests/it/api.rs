@@ -729,3 +729,70 @@ async fn an_unwritable_lake_is_a_503_and_nothing_is_half_written() {
     let (s, v, _) = post(&server.url, Some(&tokens["admin"]), "text/csv", body).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }
+
+/// The background publisher in a real `serve`: an upload is stored at once (201) but pages
+/// keep showing the published version, saying that new data is waiting, until the lake has
+/// been quiet for the settle time; then the new version is published and shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_published_in_the_background_once_the_lake_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = setup(dir.path(), 20).await;
+    let config_path = dir.path().join("narvaro.toml");
+    let mut config = Config::load(&config_path).unwrap();
+    config.server.publish_settle_secs = 2;
+    config.save(&config_path).unwrap();
+    let server = serve(dir.path());
+    let url = server.url.clone();
+    let health = || async {
+        let (s, v) = get(&url, &tokens["county"], "/healthz").await;
+        assert_eq!(s, StatusCode::OK);
+        v
+    };
+    let settled = |want: u64| async move {
+        let until = std::time::Instant::now() + Duration::from_secs(240);
+        loop {
+            let v = health().await;
+            if v["published"]["data_version"] == want && v["waiting"] == false {
+                return v;
+            }
+            assert!(std::time::Instant::now() < until, "never published: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    // At start the register alone is published: an index without reports.
+    settled(0).await;
+
+    let (s, body, _) = post(
+        &url,
+        Some(&tokens["admin"]),
+        "text/csv",
+        read("slt/attendance.csv"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let version = body["version"].as_u64().unwrap();
+    let v = health().await;
+    assert_eq!(v["data_version"], version, "{v}");
+    assert_eq!(v["waiting"], true, "published only once settled: {v}");
+    let page = client()
+        .get(format!("{url}/reports/committee/1880/VT2026"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status(),
+        StatusCode::NOT_FOUND,
+        "the published version has no attendance yet"
+    );
+
+    settled(version).await;
+    let page = client()
+        .get(format!("{url}/reports/committee/1880/VT2026"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("Dataversion: {version}")), "{html}");
+    assert!(!html.contains("publiceras inom kort"));
+}
