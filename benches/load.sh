@@ -5,14 +5,17 @@
 #
 #   benches/load.sh [county|national] [SECONDS]
 #
-# Needs wrk (`apt-get install -y wrk`) and the bench lake (`cargo bench --bench reports`
-# builds it under target/bench-data/). Figures go into README.md with the machine they ran on.
+# Needs wrk (`apt-get install -y wrk`) and a published lake: the bench lake
+# (`cargo bench --bench reports` builds and publishes it under target/bench-data/), or any
+# lake given as LAKE=DIR. Pages are read from the stored publication, so the first request
+# after the start is timed on its own before the load. Figures go into docs/performance.md
+# with the machine they ran on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-county}"
 secs="${2:-20}"
-lake="target/bench-data/$scale/lake"
-[ -f "target/bench-data/$scale/ready" ] || { echo "no bench lake at $lake: run cargo bench --bench reports first" >&2; exit 2; }
+lake="${LAKE:-target/bench-data/$scale/lake}"
+[ -d "$lake/publications" ] || { echo "no published lake at $lake: run cargo bench --bench reports first, or give LAKE=DIR" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 2; }
 # NARVARO_BIN skips the build (e.g. the binary `cargo bench` just built in target/release).
 bin="${NARVARO_BIN:-}"
@@ -23,8 +26,10 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 paths=(/reports/committee/1880/VT2026 /reports/county/18/VT2026 /reports/school/18800101/VT2026)
-# Each page once before measuring: the first request builds it (the cold figure is the bench's).
-for p in "${paths[@]}"; do curl -sf -o /dev/null "http://127.0.0.1:$port$p"; done
+# The first request of each page after the start: read from the stored publication.
+for p in "${paths[@]}"; do
+  curl -sf -o /dev/null -w "first request $p: %{time_total} s\n" "http://127.0.0.1:$port$p"
+done
 script=$(mktemp --suffix=.lua)
 cat >"$script" <<'LUA'
 local paths = { "/reports/committee/1880/VT2026", "/reports/county/18/VT2026",

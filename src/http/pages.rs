@@ -146,7 +146,7 @@ pub(super) async fn report_page(
         .as_ref()
         .filter(|p| kind == "school" && p.owns_school(&code))
         .map(|_| code.as_str());
-    let r = app
+    let (publication, r) = app
         .report(&kind, &code, term, as_of_value, own)
         .await
         .map_err(fail)?;
@@ -154,11 +154,26 @@ pub(super) async fn report_page(
         Some(_) => format!("?as_of={}", r.data_version),
         None => String::new(),
     };
-    let links = html::Links {
-        query: &query,
-        waiting: as_of_value.is_none() && app.waiting(),
-    };
-    let body = export::render(&r, out, Some(links)).map_err(fail)?;
+    let waiting = as_of_value.is_none() && app.waiting();
+    let key = (
+        publication,
+        (kind.clone(), code.clone(), term.to_string(), own.is_some()),
+        out.extension(),
+        query.clone(),
+        waiting,
+    );
+    let body = app
+        .rendered(key, || {
+            export::render(
+                &r,
+                out,
+                Some(html::Links {
+                    query: &query,
+                    waiting,
+                }),
+            )
+        })
+        .map_err(fail)?;
     let mut res = ([(header::CONTENT_TYPE, out.content_type())], body).into_response();
     if own.is_some() {
         // Unsuppressed figures are for this reader only: no shared cache may keep them.

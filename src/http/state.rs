@@ -25,6 +25,9 @@ use crate::report::{Index, Report, Term};
 /// How many reports read from publications are kept in memory.
 const REPORT_CACHE: usize = 512;
 
+/// (publication, report, format extension, the links' query, uploads waiting).
+type RenderedKey = (u64, ReportKey, &'static str, String, bool);
+
 /// The server's state: the lake, the policies, and what it serves from the publications.
 pub struct App {
     pub(super) lake: Lake,
@@ -38,6 +41,9 @@ pub struct App {
     catalogue: Mutex<Option<Arc<Catalogue>>>,
     /// Reports by (publication served, report).
     reports: Mutex<HashMap<(u64, ReportKey), Arc<Report>>>,
+    /// Rendered answers by (publication served, report, format and links): rendering is
+    /// pure, so a page is rendered once per publication.
+    rendered: Mutex<HashMap<RenderedKey, axum::body::Bytes>>,
     /// When the oldest upload not yet published landed (`None`: nothing waiting).
     waiting_since: Mutex<Option<Instant>>,
     /// When the latest upload landed.
@@ -61,6 +67,7 @@ impl App {
             protected: Default::default(),
             catalogue: Mutex::new(None),
             reports: Mutex::new(HashMap::new()),
+            rendered: Mutex::new(HashMap::new()),
             waiting_since: Mutex::new(None),
             last_upload: Mutex::new(None),
             publish_now: tokio::sync::Notify::new(),
@@ -122,7 +129,7 @@ impl App {
     }
 
     /// A report as the publication at `as_of` publishes it (a school's own view when
-    /// `own_school`), from memory when it was read before.
+    /// `own_school`), from memory when it was read before; with the publication's number.
     pub async fn report(
         &self,
         kind: &str,
@@ -130,7 +137,7 @@ impl App {
         term: Term,
         as_of: Option<AsOf>,
         own_school: Option<&str>,
-    ) -> Result<Arc<Report>> {
+    ) -> Result<(u64, Arc<Report>)> {
         crate::report::check_code(crate::report::spec(kind)?.area, code)?;
         let (catalogue, p) = self.publication(as_of).await?;
         let key: ReportKey = (
@@ -141,7 +148,7 @@ impl App {
         );
         let cache_key = (p.number, key);
         if let Some(r) = self.reports.lock().expect("cache").get(&cache_key) {
-            return Ok(r.clone());
+            return Ok((p.number, r.clone()));
         }
         let r = Arc::new(publish::read_report(&self.lake, &catalogue, &cache_key.1, &p).await?);
         let mut cache = self.reports.lock().expect("cache");
@@ -149,7 +156,25 @@ impl App {
             cache.clear();
         }
         cache.insert(cache_key, r.clone());
-        Ok(r)
+        Ok((p.number, r))
+    }
+
+    /// `render`'s answer for a report of publication `publication`, rendered once.
+    pub(super) fn rendered(
+        &self,
+        key: RenderedKey,
+        render: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<axum::body::Bytes> {
+        if let Some(b) = self.rendered.lock().expect("cache").get(&key) {
+            return Ok(b.clone());
+        }
+        let body = axum::body::Bytes::from(render()?);
+        let mut cache = self.rendered.lock().expect("cache");
+        if cache.len() >= REPORT_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, body.clone());
+        Ok(body)
     }
 
     /// Whether uploads have landed that no publication shows yet.
