@@ -279,7 +279,14 @@ fn report_writes_each_format_and_refuses_what_it_cannot_write() {
     .collect();
     let mut args = vec!["ingest", "--lake", lake];
     args.extend(files.iter().map(String::as_str));
-    ok(&args);
+    // `ingest` publishes what it stored; reports are read from that publication.
+    let out = ok(&args);
+    assert!(
+        out.contains("publicerade dataversion") && out.contains("(publicering 1)"),
+        "{out}"
+    );
+    let again = ok(&["publish", "--lake", lake]);
+    assert!(again.contains("visar redan den senaste"), "{again}");
     for ext in ["html", "csv", "xlsx", "json"] {
         let out = dir.path().join(format!("r.{ext}"));
         let printed = ok(&[
