@@ -285,8 +285,31 @@ pub async fn publish(
         .collect::<Result<_>>()?;
     let engine = &engine;
     let specs = &specs;
-    let mut done = 0;
-    let mut built: Vec<(ReportKey, String, String)> = Vec::with_capacity(total);
+    let number = catalogue.latest().map_or(1, |p| p.number + 1);
+    let rules = &policies.shared.policy.disclosure;
+    let rules_digest = hex::encode(Sha256::digest(serde_json::to_vec(rules)?));
+    let row =
+        |report: &str, area: &str, term: &str, own: bool, digest: String, body| PublicationRow {
+            publication: number,
+            data_version: engine.snapshot.data_version,
+            table_versions: table_versions.clone(),
+            published_at: now,
+            report: report.into(),
+            area_code: area.into(),
+            term: term.into(),
+            own,
+            definition_id: index.definition_id.clone(),
+            definition_hash: index.definition_hash.clone(),
+            rules_digest: rules_digest.clone(),
+            digest,
+            body,
+        };
+    let previous = catalogue
+        .latest()
+        .map(|p| catalogue.reports_at(p.number))
+        .unwrap_or_default();
+    // Rows go to the lake as they are built (only what changed), one commit at the end.
+    let mut writer = lake.publication_writer().await?;
     let mut stream = futures::stream::iter(jobs)
         .map(|(kind, code, term, own)| async move {
             let t: Term = term.parse().map_err(Error::usage)?;
@@ -317,65 +340,44 @@ pub async fn publish(
                 .collect::<Result<Vec<_>>>()
         })
         .buffer_unordered(4);
+    let (mut done, mut reports, mut written) = (0, 0, 0);
+    let mut published = std::collections::HashSet::new();
     while let Some(b) = stream.next().await {
-        built.extend(b?);
+        for (key, body, digest) in b? {
+            reports += 1;
+            if previous.get(&key) != Some(&digest) {
+                let (kind, area, term, own) = &key;
+                writer
+                    .push(row(kind, area, term, *own, digest, Some(body)))
+                    .await?;
+                written += 1;
+            }
+            published.insert(key);
+        }
         done += 1;
         progress(done, total);
     }
     drop(stream);
-
-    let number = catalogue.latest().map_or(1, |p| p.number + 1);
-    let rules = &policies.shared.policy.disclosure;
-    let rules_digest = hex::encode(Sha256::digest(serde_json::to_vec(rules)?));
-    let row =
-        |report: &str, area: &str, term: &str, own: bool, digest: String, body| PublicationRow {
-            publication: number,
-            data_version: engine.snapshot.data_version,
-            table_versions: table_versions.clone(),
-            published_at: now,
-            report: report.into(),
-            area_code: area.into(),
-            term: term.into(),
-            own,
-            definition_id: index.definition_id.clone(),
-            definition_hash: index.definition_hash.clone(),
-            rules_digest: rules_digest.clone(),
-            digest,
-            body,
-        };
-    let previous = catalogue
-        .latest()
-        .map(|p| catalogue.reports_at(p.number))
-        .unwrap_or_default();
-    let mut rows = vec![row(
-        INDEX,
-        "",
-        "",
-        false,
-        String::new(),
-        Some(serde_json::to_string(&index)?),
-    )];
-    let reports = built.len();
-    let mut written = 0;
-    let now_published: std::collections::HashSet<&ReportKey> =
-        built.iter().map(|(k, _, _)| k).collect();
     let mut withdrawn = 0;
-    for (key, _) in previous.iter() {
-        if !now_published.contains(key) {
-            let (kind, area, term, own) = key;
-            rows.push(row(kind, area, term, *own, String::new(), None));
+    for (kind, area, term, own) in previous.keys() {
+        let key = (kind.clone(), area.clone(), term.clone(), *own);
+        if !published.contains(&key) {
+            writer
+                .push(row(kind, area, term, *own, String::new(), None))
+                .await?;
             withdrawn += 1;
         }
     }
-    for ((kind, area, term, own), body, digest) in built {
-        let key = (kind, area, term, own);
-        if previous.get(&key) == Some(&digest) {
-            continue;
-        }
-        written += 1;
-        let (kind, area, term, own) = &key;
-        rows.push(row(kind, area, term, *own, digest, Some(body)));
-    }
+    writer
+        .push(row(
+            INDEX,
+            "",
+            "",
+            false,
+            String::new(),
+            Some(serde_json::to_string(&index)?),
+        ))
+        .await?;
     let mut releases_solved = 0;
     for (key, p) in protected.entries() {
         let hex = hex::encode(key);
@@ -383,17 +385,19 @@ pub async fn publish(
             releases_solved += 1;
         }
         if !catalogue.releases.contains_key(&hex) {
-            rows.push(row(
-                RELEASE,
-                "",
-                "",
-                false,
-                hex,
-                Some(serde_json::to_string(p.as_ref())?),
-            ));
+            writer
+                .push(row(
+                    RELEASE,
+                    "",
+                    "",
+                    false,
+                    hex,
+                    Some(serde_json::to_string(p.as_ref())?),
+                ))
+                .await?;
         }
     }
-    lake.append_publication(&rows).await?;
+    writer.commit().await?;
     Ok(Some(Published {
         publication: number,
         data_version: engine.snapshot.data_version,

@@ -12,6 +12,11 @@ use arrow::array::{BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
 use parquet::file::properties::WriterProperties;
 
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add};
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+
 use super::*;
 
 pub const PUBLICATIONS: &str = "publications";
@@ -93,53 +98,21 @@ impl Lake {
         Ok(out.join(","))
     }
 
-    /// Appends one publication's rows in a single commit (small row groups, so a page reads
-    /// only its own report's bytes).
-    pub async fn append_publication(&self, rows: &[PublicationRow]) -> Result<u64> {
-        let _writer = self.writers[PUBLICATIONS].lock().await;
-        let text = |f: &dyn Fn(&PublicationRow) -> &str| {
-            Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef
-        };
-        let int = |f: &dyn Fn(&PublicationRow) -> u64| {
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|r| f(r) as i64),
-            )) as ArrayRef
-        };
-        let batch = RecordBatch::try_new(
-            publications_schema(),
-            vec![
-                int(&|r| r.publication),
-                int(&|r| r.data_version),
-                text(&|r| &r.table_versions),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(
-                        rows.iter().map(|r| r.published_at.timestamp_micros()),
-                    )
-                    .with_timezone("UTC"),
-                ),
-                text(&|r| &r.report),
-                text(&|r| &r.area_code),
-                text(&|r| &r.term),
-                Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.own)))),
-                text(&|r| &r.definition_id),
-                text(&|r| &r.definition_hash),
-                text(&|r| &r.rules_digest),
-                text(&|r| &r.digest),
-                Arc::new(StringArray::from_iter(
-                    rows.iter().map(|r| r.body.as_deref()),
-                )),
-            ],
-        )?;
-        let table = self
-            .table(PUBLICATIONS)
-            .await?
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .with_writer_properties(writer_properties())
-            .await
-            .map_err(commit::unavailable)?;
-        self.remember(PUBLICATIONS, &table).await;
-        Ok(table.version().unwrap_or_default())
+    /// A writer for one publication's rows: they are written to data files as they come (so
+    /// a publication is never held in memory whole) and made visible by one commit at the end
+    /// ([`PublicationWriter::commit`]). Files of a publication that is never committed are
+    /// invisible to every reader.
+    pub async fn publication_writer(&self) -> Result<PublicationWriter<'_>> {
+        let table = self.table(PUBLICATIONS).await?;
+        let writer =
+            RecordBatchWriter::for_table(&table)?.with_writer_properties(writer_properties());
+        Ok(PublicationWriter {
+            lake: self,
+            table,
+            writer,
+            rows: Vec::new(),
+            adds: Vec::new(),
+        })
     }
 
     /// Every row's catalogue columns (no bodies), at the table's latest version, with that
@@ -175,6 +148,106 @@ impl Lake {
         let batches = scan(&table, Some(filter), &columns).await?;
         Ok(rows_of(&batches, true))
     }
+}
+
+/// One publication's rows on their way into the lake (see [`Lake::publication_writer`]).
+pub struct PublicationWriter<'a> {
+    lake: &'a Lake,
+    table: DeltaTable,
+    writer: RecordBatchWriter,
+    rows: Vec<PublicationRow>,
+    adds: Vec<Add>,
+}
+
+/// Rows buffered before they are encoded, and files written at most this many rows apart.
+const ROWS_PER_BATCH: usize = 64;
+const ROWS_PER_FILE: usize = 1024;
+
+impl PublicationWriter<'_> {
+    pub async fn push(&mut self, row: PublicationRow) -> Result<()> {
+        self.rows.push(row);
+        if self.rows.len() >= ROWS_PER_BATCH {
+            self.encode().await?;
+        }
+        Ok(())
+    }
+
+    async fn encode(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let batch = batch_of(&std::mem::take(&mut self.rows))?;
+        self.writer
+            .write(batch)
+            .await
+            .map_err(commit::unavailable)?;
+        if self.writer.buffered_record_batch_count() * ROWS_PER_BATCH >= ROWS_PER_FILE {
+            self.adds
+                .extend(self.writer.flush().await.map_err(commit::unavailable)?);
+        }
+        Ok(())
+    }
+
+    /// Makes the publication current: one commit adding every file written for it.
+    pub async fn commit(mut self) -> Result<u64> {
+        self.encode().await?;
+        self.adds
+            .extend(self.writer.flush().await.map_err(commit::unavailable)?);
+        let _writer = self.lake.writers[PUBLICATIONS].lock().await;
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let actions = self.adds.into_iter().map(Action::Add).collect();
+        let done = CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .build(
+                Some(self.table.snapshot()?),
+                self.table.log_store(),
+                operation,
+            )
+            .await
+            .map_err(commit::unavailable)?;
+        self.lake.table(PUBLICATIONS).await?;
+        Ok(done.version as u64)
+    }
+}
+
+fn batch_of(rows: &[PublicationRow]) -> Result<RecordBatch> {
+    let text = |f: &dyn Fn(&PublicationRow) -> &str| {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef
+    };
+    let int = |f: &dyn Fn(&PublicationRow) -> u64| {
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| f(r) as i64),
+        )) as ArrayRef
+    };
+    Ok(RecordBatch::try_new(
+        publications_schema(),
+        vec![
+            int(&|r| r.publication),
+            int(&|r| r.data_version),
+            text(&|r| &r.table_versions),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    rows.iter().map(|r| r.published_at.timestamp_micros()),
+                )
+                .with_timezone("UTC"),
+            ),
+            text(&|r| &r.report),
+            text(&|r| &r.area_code),
+            text(&|r| &r.term),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.own)))),
+            text(&|r| &r.definition_id),
+            text(&|r| &r.definition_hash),
+            text(&|r| &r.rules_digest),
+            text(&|r| &r.digest),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.body.as_deref()),
+            )),
+        ],
+    )?)
 }
 
 /// Small row groups, so that reading one report decodes only its own bytes.
