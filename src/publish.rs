@@ -174,24 +174,16 @@ pub async fn read_report(
     let (kind, area, term, own) = key;
     let missing = || {
         let terms = catalogue.terms(kind, area, at.number);
+        let Ok(spec) = report::spec(kind) else {
+            return Error::NotFound(format!("rapporten '{kind}' finns inte"));
+        };
         if terms.is_empty() {
-            let none = report::spec(kind).map_or("inget område", |s| s.area.none());
-            return Error::NotFound(format!("det finns {none} med kod {area}"));
+            return Error::NotFound(format!("det finns {} med kod {area}", spec.area.none()));
         }
         let have: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
-        let name = crate::reference::municipalities()
-            .iter()
-            .find_map(|m| match area.len() {
-                4 if m.code == *area => Some(m.name.as_str()),
-                2 if m.county_code == *area => Some(m.county_name.as_str()),
-                _ => None,
-            });
-        let area = match name {
-            Some(n) => format!("{n} ({area})"),
-            None => area.clone(),
-        };
         Error::NotFound(format!(
-            "det finns inga uppgifter för {area} {term}; uppgifter finns för: {}",
+            "det finns inga uppgifter för {} {term}; uppgifter finns för: {}",
+            report::area_label(spec.area, area),
             have.join(", ")
         ))
     };
@@ -236,7 +228,8 @@ pub struct Published {
 /// Publishes the lake's latest version, unless the latest publication already shows it
 /// (`None`). One publisher at a time per lake: a second waits for the first (a lock file in
 /// the lake's root) and then finds nothing left to do. `protected` is the caller's store of
-/// protections (the server keeps one); `progress` is told (reports built, reports in all).
+/// protections (the server keeps one); `progress` is told (areas and terms built, in all; a
+/// school's report and its principal's view are built together).
 pub async fn publish(
     lake: &Lake,
     policies: &Policies,

@@ -2,11 +2,11 @@
 //!
 //! `router(app)` serves the index, the three reports with their `.csv`, `.xlsx` and `.json`
 //! alternates, `/healthz`, and the upload API under `/api/v1` ([`api`]). Every page reads one
-//! snapshot of the lake: the latest data version, or `?as_of=` (a version or a time) to show
-//! exactly what was published then. Engines are cached per data version and built reports per
-//! (report, area, term, version) in [`App`] (`state.rs`): a version never changes, so a cached
-//! page is always right; a new upload makes a new version. `pages.rs` has the readers' pages,
-//! `error.rs` the error answers, this file the router and the accept loop.
+//! publication: the latest, or with `?as_of=` (a version or a time) the one current then, to
+//! show exactly what was published. Reports read from a publication and their rendered answers
+//! are cached per publication in [`App`] (`state.rs`, which also runs the background
+//! publisher): a publication never changes, so a cached page is always right. `pages.rs` has
+//! the readers' pages, `error.rs` the error answers, this file the router and the accept loop.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -500,35 +500,45 @@ pub fn check_code(kind: AreaKind, code: &str) -> Result<()> {
     Ok(())
 }
 
-async fn resolve_area(engine: &Engine, kind: AreaKind, code: &str) -> Result<Area> {
-    check_code(kind, code)?;
-    let unknown = || Error::NotFound(format!("det finns {} med kod {code}", kind.none()));
-    match kind {
+/// A municipality's or county's area from the reference data (a school's is in the register).
+fn reference_area(kind: AreaKind, code: &str) -> Option<Area> {
+    let (name, municipality_code, m) = match kind {
         AreaKind::Municipality => {
-            let m = reference::municipality(code).ok_or_else(unknown)?;
-            Ok(Area {
-                kind,
-                code: code.into(),
-                name: m.name.clone(),
-                municipality_code: Some(code.into()),
-                county_code: m.county_code.clone(),
-                county_name: m.county_name.clone(),
-            })
+            let m = reference::municipality(code)?;
+            (m.name.clone(), Some(code.to_string()), m)
         }
         AreaKind::County => {
             let m = reference::municipalities()
                 .iter()
-                .find(|m| m.county_code == code)
-                .ok_or_else(unknown)?;
-            Ok(Area {
-                kind,
-                code: code.into(),
-                name: m.county_name.clone(),
-                municipality_code: None,
-                county_code: code.into(),
-                county_name: m.county_name.clone(),
-            })
+                .find(|m| m.county_code == code)?;
+            (m.county_name.clone(), None, m)
         }
+        AreaKind::School => return None,
+    };
+    Some(Area {
+        kind,
+        code: code.into(),
+        name,
+        municipality_code,
+        county_code: m.county_code.clone(),
+        county_name: m.county_name.clone(),
+    })
+}
+
+/// `Örebro (1880)` for a municipality or county, the code alone for a school unit: how
+/// messages name an area without a session.
+pub fn area_label(kind: AreaKind, code: &str) -> String {
+    match reference_area(kind, code) {
+        Some(a) => format!("{} ({code})", a.name),
+        None => code.to_string(),
+    }
+}
+
+async fn resolve_area(engine: &Engine, kind: AreaKind, code: &str) -> Result<Area> {
+    check_code(kind, code)?;
+    let unknown = || Error::NotFound(format!("det finns {} med kod {code}", kind.none()));
+    match kind {
+        AreaKind::Municipality | AreaKind::County => reference_area(kind, code).ok_or_else(unknown),
         AreaKind::School => {
             let b = engine
                 .sql(&format!(
