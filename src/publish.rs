@@ -8,13 +8,15 @@
 //! `publications` table in one commit, so a publication is complete or invisible. It is
 //! incremental twice over: a protected release whose content did not change is taken from the
 //! store of earlier publications rather than solved again (by the digest of what it protects),
-//! and a report whose content did not change is not written again but carried over.
+//! and a report whose content did not change is not written again but carried over. A release
+//! whose content changed since an earlier publication of it is protected beside every such
+//! publication ([`crate::disclosure::release::History`]), so that no two can be differenced.
 //!
 //! [`Catalogue`] is what readers load: every publication and, per report, which publication
 //! holds its content. [`read_report`] fetches one report's stored content and stamps it with
 //! the publication it is served from (data version and publication time).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +25,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::disclosure::Protection;
-use crate::disclosure::release::Protections;
+use crate::disclosure::release::{Earlier, History, Protections, Which};
 use crate::engine::{AsOf, Engine};
 use crate::lake::{INDEX, Lake, PublicationRow, RELEASE};
 use crate::policy::Policies;
@@ -54,8 +56,6 @@ pub struct Catalogue {
     /// Per report: the publications that wrote it, oldest first, with its content digest
     /// (`None`: withdrawn).
     reports: HashMap<ReportKey, Vec<(u64, Option<String>)>>,
-    /// The stored releases' digests (hex) and the publication holding each.
-    releases: HashMap<String, u64>,
 }
 
 impl Catalogue {
@@ -80,9 +80,7 @@ impl Catalogue {
                         },
                     );
                 }
-                RELEASE => {
-                    c.releases.insert(r.digest, r.publication);
-                }
+                RELEASE => {}
                 _ => {
                     let digest = (!r.digest.is_empty()).then_some(r.digest);
                     c.reports
@@ -247,26 +245,51 @@ pub async fn publish(
     {
         return Ok(None);
     }
-    // The releases earlier publications protected, so that what did not change is not solved
-    // again.
+    // The releases earlier publications protected: what did not change is not solved again,
+    // and what changed is protected beside every earlier publication of it.
     let stored = lake.publication_rows(None, RELEASE, None).await?;
-    let known: Vec<[u8; 32]> = protected.entries().into_iter().map(|(k, _)| k).collect();
+    let mut earlier: HashMap<Which, Vec<(u64, Earlier)>> = HashMap::new();
+    let mut stored_keys: HashSet<(Which, [u8; 32])> = HashSet::new();
     for row in stored {
-        let Some(key) = digest_bytes(&row.digest) else {
+        let (Some(key), Some(body)) = (digest_bytes(&row.digest), row.body) else {
             continue;
         };
-        if known.contains(&key) {
-            continue;
-        }
-        if let Some(body) = row.body {
-            protected.insert(key, Arc::new(serde_json::from_str::<Protection>(&body)?));
+        // Rows of the first publications hold the protection alone, without its release.
+        let (protection, content) = match serde_json::from_str::<StoredRelease>(&body) {
+            Ok(s) => (Arc::new(s.protection), digest_bytes(&s.content)),
+            Err(_) => (Arc::new(serde_json::from_str::<Protection>(&body)?), None),
+        };
+        protected.insert(key, protection.clone());
+        if let (Some(which), Some(content)) = (release_which(&row.area_code, &row.term), content) {
+            stored_keys.insert((which.clone(), key));
+            earlier.entry(which).or_default().push((
+                row.publication,
+                Earlier {
+                    content,
+                    key,
+                    protection,
+                    table_versions: row.table_versions,
+                },
+            ));
         }
     }
-    let before: Vec<[u8; 32]> = protected.entries().into_iter().map(|(k, _)| k).collect();
+    let earlier = earlier
+        .into_iter()
+        .map(|(which, mut e)| {
+            e.sort_by_key(|(p, _)| *p);
+            (which, e.into_iter().map(|(_, e)| e).collect())
+        })
+        .collect();
+    let history = Arc::new(History::new(
+        lake.root().to_path_buf(),
+        policies.clone(),
+        earlier,
+    ));
 
     let engine = Engine::open_with(lake, None, policies)
         .await?
-        .sharing(protected.clone());
+        .sharing(protected.clone())
+        .with_history(history.clone());
     engine.materialize().await?;
     let index = report::index(&engine).await?;
     let jobs = jobs(&index);
@@ -372,23 +395,25 @@ pub async fn publish(
         ))
         .await?;
     let mut releases_solved = 0;
-    for (key, p) in protected.entries() {
-        let hex = hex::encode(key);
-        if !before.contains(&key) {
-            releases_solved += 1;
+    for used in history.used() {
+        releases_solved += usize::from(used.solved);
+        if !stored_keys.insert((used.which.clone(), used.key)) {
+            continue;
         }
-        if !catalogue.releases.contains_key(&hex) {
-            writer
-                .push(row(
-                    RELEASE,
-                    "",
-                    "",
-                    false,
-                    hex,
-                    Some(serde_json::to_string(p.as_ref())?),
-                ))
-                .await?;
-        }
+        let body = StoredRelease {
+            content: hex::encode(used.content),
+            protection: used.protection.as_ref().clone(),
+        };
+        writer
+            .push(row(
+                RELEASE,
+                &used.which.county,
+                &format!("{}/{}", used.which.period, used.which.window),
+                false,
+                hex::encode(used.key),
+                Some(serde_json::to_string(&body)?),
+            ))
+            .await?;
     }
     writer.commit().await?;
     Ok(Some(Published {
@@ -431,6 +456,24 @@ fn normalised(mut r: Report) -> Result<(String, String)> {
     let body = serde_json::to_string(&r)?;
     let digest = hex::encode(Sha256::digest(body.as_bytes()));
     Ok((body, digest))
+}
+
+/// A `release` row's content: the protection, and the digest of the release it protects.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRelease {
+    content: String,
+    protection: Protection,
+}
+
+/// The release a `release` row is of: its county (`area_code`) and its period and window
+/// (`term`, e.g. `2026-03/term`).
+fn release_which(county: &str, term: &str) -> Option<Which> {
+    let (period, window) = term.split_once('/')?;
+    (!county.is_empty()).then(|| Which {
+        county: county.into(),
+        period: period.into(),
+        window: window.into(),
+    })
 }
 
 fn digest_bytes(hex: &str) -> Option<[u8; 32]> {

@@ -113,6 +113,10 @@ pub struct Release {
     /// within a school, then a pair of schools of one municipality, then the municipality,
     /// before it solves the whole release; empty when there are no such levels.
     pub localities: Vec<Vec<u32>>,
+    /// What each inner cell is (e.g. `18800101|7|K|15-19`: a school's group's band), so that
+    /// the same pupils' cell can be found in another version of the same release; empty when
+    /// the release is not compared with others.
+    pub names: Vec<String>,
     pub cells: Vec<Cell>,
 }
 
@@ -368,12 +372,15 @@ fn priority(release: &Release) -> Vec<usize> {
 }
 
 /// Secondary suppression by Gaussian elimination: starting from `status` (primary), publishes
-/// each cell in priority order only when no hidden cell becomes computable.
-pub fn gauss(release: &Release, status: &mut [Status]) {
+/// each cell in priority order only when no hidden cell becomes computable. Cells `forced`
+/// (already published elsewhere: an attacker knows them) come first and stay published.
+pub fn gauss(release: &Release, status: &mut [Status], forced: &[bool]) {
     let mut basis = Basis::default();
     // Hidden cells with their part outside the published span.
     let mut hidden: Vec<(usize, Vector)> = Vec::new();
-    let order = priority(release);
+    let mut order = priority(release);
+    // Stable: the forced cells first, each group in priority order.
+    order.sort_by_key(|&i| !forced.get(i).copied().unwrap_or(false));
     for &i in &order {
         if !status[i].published() {
             hidden.push((i, vector(&release.cells[i])));
@@ -388,7 +395,8 @@ pub fn gauss(release: &Release, status: &mut [Status]) {
             // Already implied by what is published: no new information.
             continue;
         }
-        if hidden.iter().any(|(_, h)| parallel(h, &r)) {
+        let is_forced = forced.get(i).copied().unwrap_or(false);
+        if !is_forced && hidden.iter().any(|(_, h)| parallel(h, &r)) {
             status[i] = Status::Secondary;
             hidden.push((i, r));
             continue;
@@ -401,6 +409,9 @@ pub fn gauss(release: &Release, status: &mut [Status]) {
                 *h = combine(h, pivot.1 / g, &r, x / g);
             }
         }
+        // A hidden cell the forced cells alone determine cannot be protected any more (an
+        // earlier publication gave it away); it stops constraining the rest.
+        hidden.retain(|(_, h)| !h.is_empty());
         basis.add(r);
     }
 }
@@ -429,6 +440,7 @@ fn distinct(release: &Release) -> (Release, Vec<usize>) {
         Release {
             values: release.values.clone(),
             localities: release.localities.clone(),
+            names: release.names.clone(),
             cells: reps.iter().map(|&i| release.cells[i].clone()).collect(),
         },
         of,
@@ -461,7 +473,7 @@ fn suppress_distinct(
     rules: &Rules,
 ) -> Vec<Status> {
     let mut status = primary_distinct(release, of, uniq.cells.len(), rules);
-    gauss(uniq, &mut status);
+    gauss(uniq, &mut status, &[]);
     status
 }
 
@@ -474,10 +486,29 @@ fn suppress_distinct(
 /// attacker's intervals only widen, and a cell the audit has proven safe stays safe. Each
 /// round after the first audits only the cells that failed the round before.
 pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
+    protect_fixed(release, rules, &[])
+}
+
+/// [`protect`] with some cells' statuses `fixed` (`Some`): cells another publication already
+/// showed or hid. A fixed published cell stays published and is counted as known; a fixed
+/// hidden cell stays hidden and is protected like any other. A twin of a fixed cell takes its
+/// status: the figure is the same.
+pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>]) -> Vec<Status> {
     let (uniq, of) = distinct(release);
     let mut status = primary_distinct(release, &of, uniq.cells.len(), rules);
+    let mut forced = vec![false; uniq.cells.len()];
+    let fixed_of = |i: usize| fixed.get(i).copied().flatten();
+    // Hidden first, so that a figure one publication showed and another hid counts as shown.
+    for published in [false, true] {
+        for (i, f) in (0..release.cells.len()).filter_map(|i| Some((i, fixed_of(i)?))) {
+            if f.published() == published {
+                status[of[i]] = f;
+                forced[of[i]] = f.published();
+            }
+        }
+    }
     let release = &uniq;
-    gauss(release, &mut status);
+    gauss(release, &mut status, &forced);
     let mut pending: Option<Vec<usize>> = None;
     loop {
         // Cells the local scopes cannot prove safe are repaired without the whole-release
@@ -493,7 +524,7 @@ pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
         for failure in &report.failures {
             let h = &release.cells[failure.cell];
             let pick = (0..release.cells.len())
-                .filter(|&j| status[j] == Status::Published)
+                .filter(|&j| status[j] == Status::Published && !forced[j])
                 .filter(|&j| overlaps(&release.cells[j].inner, &h.inner))
                 .min_by_key(|&j| {
                     (
@@ -510,10 +541,77 @@ pub fn protect(release: &Release, rules: &Rules) -> Vec<Status> {
         if !changed {
             break;
         }
-        gauss(release, &mut status);
+        gauss(release, &mut status, &forced);
         pending = Some(report.failures.iter().map(|f| f.cell).collect());
     }
     of.iter().map(|&k| status[k]).collect()
+}
+
+/// The release `now` as an attacker sees it who also holds earlier publications of the same
+/// tables (`earlier`: each one's release and the statuses it was published with): their cells
+/// after `now`'s, over shared inner cells where an inner cell (by name) kept its value, and
+/// over inner cells of their own where it changed or is gone. Returns the combined release
+/// and the earlier cells' statuses, fixed (`None` for `now`'s cells).
+pub fn beside_earlier(
+    now: &Release,
+    earlier: &[(&Release, &Protection)],
+) -> (Release, Vec<Option<Status>>) {
+    let mut combined = now.clone();
+    let mut fixed: Vec<Option<Status>> = vec![None; now.cells.len()];
+    let by_name: HashMap<&str, usize> = now
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    for (k, (release, protection)) in earlier.iter().enumerate() {
+        // Each earlier locality id in terms of `now`'s, by an inner cell they share.
+        let mut ids: Vec<HashMap<u32, u32>> = vec![HashMap::new(); now.localities.len()];
+        for (i, n) in release.names.iter().enumerate() {
+            if let Some(&j) = by_name.get(n.as_str()) {
+                for (level, map) in ids.iter_mut().enumerate() {
+                    if let (Some(a), Some(b)) =
+                        (release.localities.get(level), now.localities.get(level))
+                    {
+                        map.insert(a[i], b[j]);
+                    }
+                }
+            }
+        }
+        let mut inner_of = Vec::with_capacity(release.inner());
+        for (i, n) in release.names.iter().enumerate() {
+            let same = by_name
+                .get(n.as_str())
+                .copied()
+                .filter(|&j| now.values[j] == release.values[i]);
+            inner_of.push(match same {
+                Some(j) => j,
+                None => {
+                    combined.values.push(release.values[i]);
+                    combined.names.push(format!("{n}@{k}"));
+                    for (level, l) in combined.localities.iter_mut().enumerate() {
+                        let old = release.localities.get(level).map_or(0, |a| a[i]);
+                        // A locality `now` no longer has gets an id of its own.
+                        let id = ids[level].get(&old).copied().unwrap_or(u32::MAX - old);
+                        l.push(id);
+                    }
+                    combined.values.len() - 1
+                }
+            });
+        }
+        for c in &release.cells {
+            let mut inner: Vec<usize> = c.inner.iter().map(|&i| inner_of[i]).collect();
+            inner.sort_unstable();
+            inner.dedup();
+            combined.cells.push(Cell {
+                key: format!("{}@{k}", c.key),
+                inner,
+                ..c.clone()
+            });
+            fixed.push(Some(protection.status(&c.key)));
+        }
+    }
+    (combined, fixed)
 }
 
 /// A county's protected release for one period: every published cell's status by key.
@@ -528,7 +626,24 @@ pub struct Protection {
 
 impl Protection {
     pub fn new(release: &Release, rules: &Rules) -> Protection {
-        let status = protect(release, rules);
+        Protection::from_statuses(release, rules, protect(release, rules))
+    }
+
+    /// The protection of `release` where earlier publications of the same tables are known
+    /// ([`beside_earlier`]): a cell whose figure did not change keeps its status, and no
+    /// hidden cell of any of them can be narrowed by differencing them.
+    pub fn after(
+        release: &Release,
+        earlier: &[(&Release, &Protection)],
+        rules: &Rules,
+    ) -> Protection {
+        let (combined, fixed) = beside_earlier(release, earlier);
+        let mut status = protect_fixed(&combined, rules, &fixed);
+        status.truncate(release.cells.len());
+        Protection::from_statuses(release, rules, status)
+    }
+
+    fn from_statuses(release: &Release, rules: &Rules, status: Vec<Status>) -> Protection {
         let bounds = release
             .cells
             .iter()
@@ -587,5 +702,80 @@ mod tests {
         // The third cell is total − part: in the span.
         assert!(b.reduce(&vec![(2, 1)]).is_empty());
         assert!(!b.reduce(&vec![(0, 1)]).is_empty());
+    }
+
+    /// Two publications of one municipality's period, before and after a correction of
+    /// school A: the first hides A's 3 pupils at ≥ 15 % and, to protect them, B's 20; the
+    /// correction gives A 8, which may be shown. Protected alone, the second publication shows
+    /// B's 20, and the first publication's municipality figure less B, C and D gives A's old 3.
+    /// Protected beside the first, B stays hidden and nothing can be narrowed.
+    #[test]
+    fn a_correction_protected_beside_the_earlier_publication_cannot_be_differenced() {
+        let row = |school: &str, bands: [i64; 2]| release::Row {
+            school: school.into(),
+            municipality: "0101".into(),
+            grade: "7".into(),
+            gender: "K".into(),
+            bands: bands.to_vec(),
+        };
+        let edges = release::band_edges(&[15]);
+        let others = [row("B", [40, 20]), row("C", [60, 40]), row("D", [70, 50])];
+        let before: Vec<_> = [row("A", [30, 3])]
+            .into_iter()
+            .chain(others.clone())
+            .collect();
+        let after: Vec<_> = [row("A", [25, 8])].into_iter().chain(others).collect();
+        let (old, new) = (
+            release::build(&before, "01", &edges),
+            release::build(&after, "01", &edges),
+        );
+        let rules = Rules::default();
+        let first = Protection::new(&old, &rules);
+        assert!(!first.status("skolenhet:A|T|minst15").published());
+        assert!(!first.status("skolenhet:B|T|minst15").published());
+        assert!(first.status("kommun:0101|T|minst15").published());
+
+        // What an attacker holding both publications can narrow.
+        let attack = |second: &Protection| {
+            let (both, fixed) = beside_earlier(&new, &[(&old, &first)]);
+            let status: Vec<Status> = both
+                .cells
+                .iter()
+                .zip(&fixed)
+                .map(|(c, f)| f.unwrap_or_else(|| second.status(&c.key)))
+                .collect();
+            audit::audit_cells(&both, &status, &rules, audit::Depth::Exact, None)
+        };
+        let alone = Protection::new(&new, &rules);
+        assert!(alone.status("skolenhet:B|T|minst15").published());
+        let leak = attack(&alone);
+        assert!(
+            leak.failures
+                .iter()
+                .any(|f| f.key == "skolenhet:A|T|minst15@0" && f.min == 3 && f.max == Some(3)),
+            "{:?}",
+            leak.failures
+        );
+
+        let beside = Protection::after(&new, &[(&old, &first)], &rules);
+        let safe = attack(&beside);
+        assert!(safe.passed(), "{:?}", safe.failures);
+        assert!(safe.hidden > 0);
+        // B's figure did not change, so it keeps its status. The municipality's new figure is
+        // shown; with it, A's corrected one would give A's old one away.
+        assert_eq!(
+            beside.status("skolenhet:B|T|minst15"),
+            first.status("skolenhet:B|T|minst15")
+        );
+        assert!(beside.status("kommun:0101|T|minst15").published());
+        assert!(!beside.status("skolenhet:A|T|minst15").published());
+        for key in first.status.keys() {
+            let unchanged = !key.starts_with("skolenhet:A")
+                && !key.starts_with("kommun")
+                && !key.starts_with("län");
+            if unchanged {
+                assert_eq!(beside.status(key), first.status(key), "{key}");
+            }
+        }
     }
 }

@@ -200,7 +200,8 @@ pub fn add_actions(
     let first = release.values.len();
     for a in actions {
         release.values.extend(a.counts);
-        for _ in 0..ACTION_KINDS {
+        for kind in crate::contract::schema::ACTIONS {
+            release.names.push(format!("{}|åtgärd|{kind}", a.school));
             release.localities[0].push(school_id[&a.school]);
             release.localities[1].push(muni_id[&a.municipality]);
         }
@@ -460,7 +461,8 @@ fn remember(engine: &Engine, which: &Which, p: Arc<Protection>) -> Arc<Protectio
     p
 }
 
-/// One county's protected release.
+/// One county's protected release: protected alone, or beside what earlier publications
+/// published of it when the engine has a [`History`].
 async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     if let Some(p) = engine.protections.lock().expect("cache").get(which) {
         return Ok(p.clone());
@@ -474,22 +476,160 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     )
     .await?;
     let rules = engine.rules;
-    let key = digest(&release, &rules);
-    let p = match engine.protected.get(&key) {
+    let content = digest(&release, &rules);
+    let earlier: &[Earlier] = engine.history.as_deref().map_or(&[], |h| h.of(which));
+    // Unchanged since the last publication: its statuses stand (they were solved beside every
+    // publication before it). Changed: solved beside every earlier publication.
+    let (key, stored) = match earlier.last() {
+        None => (content, None),
+        Some(last) if last.content == content => (last.key, Some(last.protection.clone())),
+        Some(_) => (beside_key(&content, earlier), None),
+    };
+    let found = stored.or_else(|| engine.protected.get(&key));
+    let solved = found.is_none();
+    let p = match found {
         Some(p) => p,
         None => {
-            let p =
-                tokio::task::spawn_blocking(move || Arc::new(Protection::new(&release, &rules)))
-                    .await
-                    .map_err(|e| match e.try_into_panic() {
-                        Ok(panic) => std::panic::resume_unwind(panic),
-                        Err(_) => crate::Error::Unavailable("servern stängs av".into()),
-                    })?;
-            engine.protected.keep(key, p.clone());
-            p
+            let mut before = Vec::new();
+            if let Some(history) = &engine.history {
+                for e in earlier {
+                    before.push((history.release(which, e).await?, e.protection.clone()));
+                }
+            }
+            tokio::task::spawn_blocking(move || {
+                let pairs: Vec<(&Release, &Protection)> =
+                    before.iter().map(|(r, p)| (r, p.as_ref())).collect();
+                Arc::new(if pairs.is_empty() {
+                    Protection::new(&release, &rules)
+                } else {
+                    Protection::after(&release, &pairs, &rules)
+                })
+            })
+            .await
+            .map_err(|e| match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => crate::Error::Unavailable("servern stängs av".into()),
+            })?
         }
     };
+    engine.protected.insert(key, p.clone());
+    if let Some(history) = &engine.history {
+        history.used.lock().expect("history").push(Used {
+            which: which.clone(),
+            content,
+            key,
+            protection: p.clone(),
+            solved,
+        });
+    }
     Ok(remember(engine, which, p))
+}
+
+/// The key a release's protection beside earlier publications is kept under: its content
+/// and every earlier protection's key.
+fn beside_key(content: &[u8; 32], earlier: &[Earlier]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"beside");
+    h.update(content);
+    for e in earlier {
+        h.update(e.key);
+    }
+    h.finalize().into()
+}
+
+/// What one earlier publication published of a release.
+#[derive(Debug, Clone)]
+pub struct Earlier {
+    /// The digest of the release's content then.
+    pub content: [u8; 32],
+    /// The key its protection is stored under.
+    pub key: [u8; 32],
+    pub protection: Arc<Protection>,
+    /// The data tables' versions it was built from, to build it again.
+    pub table_versions: String,
+}
+
+/// A release a publication used: whether it was solved for it or taken from the store.
+#[derive(Debug, Clone)]
+pub struct Used {
+    pub which: Which,
+    pub content: [u8; 32],
+    pub key: [u8; 32],
+    pub protection: Arc<Protection>,
+    pub solved: bool,
+}
+
+/// What earlier publications published of each release, for the publisher's engine: a
+/// correction must not let anyone difference two publications of the same period, so a
+/// release whose content changed is protected beside every earlier publication of it
+/// ([`Protection::after`]). The earlier releases are built again from the lake at the table
+/// versions their publication read.
+pub struct History {
+    earlier: std::collections::HashMap<Which, Vec<Earlier>>,
+    lake: crate::lake::Lake,
+    policies: crate::policy::Policies,
+    engines: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Engine>>>,
+    used: Mutex<Vec<Used>>,
+}
+
+impl History {
+    /// `earlier`: per release, its earlier publications, oldest first.
+    pub fn new(
+        root: std::path::PathBuf,
+        policies: crate::policy::Policies,
+        earlier: std::collections::HashMap<Which, Vec<Earlier>>,
+    ) -> History {
+        History {
+            earlier,
+            lake: crate::lake::Lake::reader(root),
+            policies,
+            engines: Default::default(),
+            used: Default::default(),
+        }
+    }
+
+    fn of(&self, which: &Which) -> &[Earlier] {
+        self.earlier.get(which).map_or(&[], Vec::as_slice)
+    }
+
+    /// The releases used so far, in the order they were first needed.
+    pub fn used(&self) -> Vec<Used> {
+        self.used.lock().expect("history").clone()
+    }
+
+    /// Release `which` as an earlier publication built it.
+    async fn release(&self, which: &Which, e: &Earlier) -> Result<Release> {
+        let engine = {
+            let mut engines = self.engines.lock().await;
+            match engines.get(&e.table_versions) {
+                Some(engine) => engine.clone(),
+                None => {
+                    let engine = Arc::new(
+                        Engine::open_at_versions(&self.lake, &e.table_versions, &self.policies)
+                            .await?,
+                    );
+                    engines.insert(e.table_versions.clone(), engine.clone());
+                    engine
+                }
+            }
+        };
+        let release = county_release(
+            &engine,
+            &which.county,
+            &which.period,
+            &which.window,
+            &engine.levels,
+        )
+        .await?;
+        if digest(&release, &engine.rules) != e.content {
+            tracing::warn!(
+                county = %which.county, period = %which.period, window = %which.window,
+                "an earlier release built again differs from what was published (policies changed?)"
+            );
+        }
+        Ok(release)
+    }
 }
 
 /// The pupils of the groups `members` of `rows` in band `from` and above (`nb` bands a
@@ -607,6 +747,14 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
     Release {
         values: rows.iter().flat_map(|r| r.bands.iter().copied()).collect(),
         localities: vec![locality(|r| &r.school), locality(|r| &r.municipality)],
+        names: rows
+            .iter()
+            .flat_map(|r| {
+                edges
+                    .iter()
+                    .map(move |(lo, hi)| format!("{}|{}|{}|{lo}-{hi}", r.school, r.grade, r.gender))
+            })
+            .collect(),
         cells,
     }
 }

@@ -13,12 +13,14 @@
 mod udf;
 pub use udf::binomial_limit;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
 
 use crate::lake::{Lake, TABLES};
 use crate::policy::{self, Policies};
@@ -144,6 +146,9 @@ pub struct Engine {
     >,
     /// Protections by the content they protect, shared across engines by their owner.
     pub protected: Arc<crate::disclosure::release::Protections>,
+    /// What earlier publications published of each release (the publisher's engine): a
+    /// release is protected beside them, so two publications cannot be differenced.
+    pub history: Option<Arc<crate::disclosure::release::History>>,
 }
 
 impl Engine {
@@ -161,7 +166,6 @@ impl Engine {
         as_of: Option<AsOf>,
         policies: &Policies,
     ) -> Result<Engine> {
-        let ctx = SessionContext::new();
         let latest = lake
             .table("attendance")
             .await?
@@ -186,7 +190,7 @@ impl Engine {
             }
             Some(AsOf::Time(at)) => (lake.table_as_of_time("attendance", at).await?, Some(at)),
         };
-        let data_version = attendance.version().unwrap_or_default();
+        let mut tables = Vec::new();
         for name in TABLES {
             let table = if name == "attendance" {
                 attendance.clone()
@@ -195,6 +199,46 @@ impl Engine {
             } else {
                 lake.table(name).await?
             };
+            tables.push((name, table));
+        }
+        Engine::over(tables, policies).await
+    }
+
+    /// A session over the lake with each table at the version `versions` names
+    /// (`register=3,attendance=264,…`, as a publication records them); tables it does not
+    /// name at their latest version.
+    pub async fn open_at_versions(
+        lake: &Lake,
+        versions: &str,
+        policies: &Policies,
+    ) -> Result<Engine> {
+        let mut at: HashMap<&str, u64> = HashMap::new();
+        for part in versions.split(',').filter(|p| !p.is_empty()) {
+            let (name, v) = part
+                .split_once('=')
+                .and_then(|(n, v)| Some((n, v.parse().ok()?)))
+                .ok_or_else(|| Error::usage(format!("not a table version: '{part}'")))?;
+            at.insert(name, v);
+        }
+        let mut tables = Vec::new();
+        for name in TABLES {
+            let table = match at.get(name) {
+                Some(v) => lake.table_at(name, *v).await?,
+                None => lake.table(name).await?,
+            };
+            tables.push((name, table));
+        }
+        Engine::over(tables, policies).await
+    }
+
+    /// A session over `tables` (every one of [`TABLES`], `attendance` giving the data version).
+    async fn over(tables: Vec<(&str, DeltaTable)>, policies: &Policies) -> Result<Engine> {
+        let ctx = SessionContext::new();
+        let mut data_version = 0;
+        for (name, table) in tables {
+            if name == "attendance" {
+                data_version = table.version().unwrap_or_default();
+            }
             table.update_datafusion_session(&ctx.state())?;
             ctx.register_table(name, table.table_provider().await?)?;
         }
@@ -223,6 +267,7 @@ impl Engine {
                 .collect(),
             protections: Default::default(),
             protected: Default::default(),
+            history: None,
         })
     }
 
@@ -230,6 +275,12 @@ impl Engine {
     /// data version it serves) rather than its own.
     pub fn sharing(mut self, protected: Arc<crate::disclosure::release::Protections>) -> Engine {
         self.protected = protected;
+        self
+    }
+
+    /// The engine, protecting each release beside what earlier publications published of it.
+    pub fn with_history(mut self, history: Arc<crate::disclosure::release::History>) -> Engine {
+        self.history = Some(history);
         self
     }
 

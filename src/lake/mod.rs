@@ -141,7 +141,18 @@ impl Lake {
         let root = root.as_ref();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
-        let lake = Lake {
+        let lake = Lake::reader(root);
+        for t in TABLES {
+            lake.create_if_missing(t).await?;
+        }
+        lake.restore_audit().await?;
+        Ok(lake)
+    }
+
+    /// A second handle on the lake at `root` (absolute) that creates and restores nothing:
+    /// for reading earlier versions beside the handle that writes.
+    pub fn reader(root: PathBuf) -> Lake {
+        Lake {
             root,
             register_cache: Mutex::new(None),
             tables: tokio::sync::Mutex::new(HashMap::new()),
@@ -150,12 +161,7 @@ impl Lake {
                 .map(|t| (*t, tokio::sync::Mutex::new(())))
                 .collect(),
             pending: Mutex::new(Vec::new()),
-        };
-        for t in TABLES {
-            lake.create_if_missing(t).await?;
         }
-        lake.restore_audit().await?;
-        Ok(lake)
     }
 
     pub fn root(&self) -> &Path {

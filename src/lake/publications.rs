@@ -4,9 +4,11 @@
 //! Rows of one publication: its `index` row (always; it marks the publication and carries the
 //! index of areas and terms), a `committee`/`county`/`school` row for each report whose content
 //! changed since the previous publication (a row with no `body` withdraws a report), and a
-//! `release` row for each protected release computed for it (its cells' statuses, by the
-//! digest of what it protects). A report not written again is carried over from the
-//! publication that last wrote it.
+//! `release` row for each protected release it used that no earlier publication stored: its
+//! county in `area_code`, its period and window in `term` (`2026-03/term`), the key its
+//! protection is kept under in `digest`, and as `body` the cells' statuses with the digest of
+//! the release's content. A report not written again is carried over from the publication that
+//! last wrote it.
 
 use arrow::array::{BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};

@@ -382,6 +382,7 @@ fn a_year_minus_its_published_months_does_not_reveal_the_hidden_month() {
     let release = Release {
         values: months.to_vec(),
         localities: vec![],
+        names: vec![],
         cells,
     };
     let status = disclosure::protect(&release, &rules);

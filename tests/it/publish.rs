@@ -110,3 +110,154 @@ async fn pages_read_only_the_stored_publication_and_a_new_one_carries_over_what_
     .await;
     assert_eq!(n, 2);
 }
+
+/// The attacker who keeps every publication: publish a municipality, correct one school's
+/// term (two pupils of a group reported in the wrong band), publish again, and solve for every
+/// hidden cell with both publications' figures in hand. Protected alone, the second
+/// publication would give away the school's 3 pupils at 50 % or more that the first one hid;
+/// protected beside the first, as the publisher does, nothing can be narrowed, and a school
+/// the correction did not touch keeps every status it had.
+#[tokio::test]
+async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
+    use narvaro::disclosure::release::county_release;
+    use narvaro::disclosure::{self, Protection, audit};
+    use narvaro::engine::Engine;
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    narvaro::fixtures::generate(
+        &narvaro::fixtures::Options {
+            out: files.clone(),
+            scale: narvaro::fixtures::Scale::County,
+            seed: 1,
+            truth: false,
+            ss12000: None,
+            municipality: Some("1814".into()),
+        },
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let lake = Lake::open(dir.path().join("lake")).await.unwrap();
+    let mut paths = vec![files.join("register.csv")];
+    let mut months: Vec<_> = std::fs::read_dir(files.join("attendance"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("1814.csv"))
+        .collect();
+    months.sort();
+    paths.extend(months);
+    for p in paths {
+        narvaro::ingest::ingest_path(&lake, &p, now())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    let app = App::new(lake, policies(), now);
+    let first = app.publish().await.unwrap().expect("published");
+
+    // The correction: school 18140101's spring term up to June, its grade 1 girls with two
+    // pupils moved from under 10 % absence to 60 %.
+    let june = std::fs::read_to_string(files.join("attendance/2026-06/1814.csv")).unwrap();
+    let mut lines = june.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let mut corrected = vec![header.join(";")];
+    let mut moved = 0;
+    for line in lines.filter(|l| l.starts_with("18140101;2026-06;term;")) {
+        let mut f: Vec<String> = line.split(';').map(String::from).collect();
+        if f[column("grade")] == "1" && f[column("gender")] == "K" {
+            for b in 0..10 {
+                let c = column(&format!("pct_total_{b:02}"));
+                while moved < 2 && f[c] != "0" {
+                    f[c] = (f[c].parse::<i64>().unwrap() - 1).to_string();
+                    let to = column("pct_total_60");
+                    f[to] = (f[to].parse::<i64>().unwrap() + 1).to_string();
+                    moved += 1;
+                }
+            }
+        }
+        corrected.push(f.join(";"));
+    }
+    assert_eq!(moved, 2);
+    assert!(corrected.len() > 10, "{}", corrected.len());
+    let fix = dir.path().join("correction.csv");
+    std::fs::write(&fix, corrected.join("\n")).unwrap();
+    let writer = Lake::open(dir.path().join("lake")).await.unwrap();
+    narvaro::ingest::ingest_path(&writer, &fix, now())
+        .await
+        .unwrap();
+    let second = app.publish().await.unwrap().expect("published again");
+    assert!(
+        second.releases_solved > 0 && second.releases_solved < first.releases_solved,
+        "only the corrected period's releases are solved again: {first:?} {second:?}"
+    );
+
+    // Both publications' statuses of the corrected release, as the lake stores them.
+    let rows = writer
+        .publication_rows(None, narvaro::lake::RELEASE, None)
+        .await
+        .unwrap();
+    let mut published: Vec<_> = rows
+        .iter()
+        .filter(|r| r.area_code == "18" && r.term == "2026-06/term")
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_str(r.body.as_ref().unwrap()).unwrap();
+            let p: Protection = serde_json::from_value(body["protection"].clone()).unwrap();
+            (r.publication, r.table_versions.clone(), p)
+        })
+        .collect();
+    published.sort_by_key(|(p, _, _)| *p);
+    let [(1, old_versions, old), (2, new_versions, new)] = published.as_slice() else {
+        panic!("one release per publication: {published:?}");
+    };
+    let policies = policies();
+    let rules = policies.shared.policy.disclosure;
+    let release_at = |versions: &str| {
+        let (versions, policies, lake) = (versions.to_string(), &policies, &writer);
+        async move {
+            let engine = Engine::open_at_versions(lake, &versions, policies)
+                .await
+                .unwrap();
+            county_release(&engine, "18", "2026-06", "term", &engine.levels)
+                .await
+                .unwrap()
+        }
+    };
+    let (before, after) = (
+        release_at(old_versions).await,
+        release_at(new_versions).await,
+    );
+    assert_ne!(before.values, after.values, "the correction changed it");
+
+    // Everything both publications show, as one system.
+    let (both, fixed) = disclosure::beside_earlier(&after, &[(&before, old)]);
+    let attack = |second: &Protection| {
+        let status: Vec<_> = both
+            .cells
+            .iter()
+            .zip(&fixed)
+            .map(|(c, f)| f.unwrap_or_else(|| second.status(&c.key)))
+            .collect();
+        audit::audit(&both, &status, &rules)
+    };
+    let alone = attack(&Protection::new(&after, &rules));
+    assert!(
+        alone
+            .failures
+            .iter()
+            .any(|f| f.key == "skolenhet:18140101|T|minst50@0" && f.min == 3 && f.max == Some(3)),
+        "the attack works on a publication protected alone: {:?}",
+        alone.failures
+    );
+    let report = attack(new);
+    assert!(report.hidden > 0);
+    assert!(report.passed(), "{:?}", report.failures);
+
+    // A school the correction did not touch keeps its statuses.
+    let mut kept = 0;
+    for (key, s) in &old.status {
+        if key.starts_with("skolenhet:") && !key.starts_with("skolenhet:18140101|") {
+            assert_eq!(new.status(key), *s, "{key}");
+            kept += 1;
+        }
+    }
+    assert!(kept > 20, "{kept}");
+}
