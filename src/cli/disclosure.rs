@@ -8,6 +8,7 @@ pub(super) async fn disclosure_audit(
     area: &str,
     term: crate::report::Term,
     window: &str,
+    cells: Option<&str>,
 ) -> Result<ExitCode> {
     use crate::disclosure::{self, Status};
     let lake = open_existing(lake).await?;
@@ -42,6 +43,29 @@ pub(super) async fn disclosure_audit(
         report.hidden,
         report.failures.len()
     );
+    if let Some(prefix) = cells {
+        // What the rules and the Gaussian step alone give, beside the final status: a cell
+        // hidden only after them was hidden by the interval repair.
+        let gauss = disclosure::suppress(&release, &rules);
+        let mut listed: Vec<(&disclosure::Cell, &Status, &Status)> = release
+            .cells
+            .iter()
+            .zip(&status)
+            .zip(&gauss)
+            .map(|((c, s), g)| (c, s, g))
+            .filter(|(c, _, _)| c.key.starts_with(prefix))
+            .collect();
+        listed.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        println!("celler som börjar med {prefix}:");
+        for (c, s, g) in listed {
+            let repaired = if s == g {
+                String::new()
+            } else {
+                format!(" (intervallskyddet; efter regler och Gauss: {g:?})")
+            };
+            println!("  {:<40} {:>7}  {s:?}{repaired}", c.key, c.value);
+        }
+    }
     let mut narrowest: Vec<&disclosure::audit::Interval> = report.intervals.iter().collect();
     narrowest.sort_by_key(|i| (i.width().unwrap_or(i64::MAX), i.key.clone()));
     println!("snävaste intervallen en angripare kan räkna fram:");

@@ -245,6 +245,10 @@ pub enum DisclosureCommand {
         /// month, term or school_year (the window of the term's last month with data).
         #[arg(long, default_value = "term", value_parser = ["month", "term", "school_year"])]
         window: String,
+        /// Also list every cell whose key starts with this (e.g. `län:18|` or
+        /// `kommun:1880|T|minst`) with its value and status: why a figure is hidden.
+        #[arg(long)]
+        cells: Option<String>,
     },
 }
 
@@ -493,8 +497,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     area,
                     term,
                     window,
+                    cells,
                 },
-        } => disclosure_audit(&lake.lake, &area, term, &window).await,
+        } => disclosure_audit(&lake.lake, &area, term, &window, cells.as_deref()).await,
         Command::Aggregate {
             attendance,
             roster,

@@ -7,7 +7,7 @@
 //! has to fix it. An accepted file becomes one Arrow batch in the lake's canonical schema.
 
 pub mod attendance;
-mod other;
+pub(crate) mod other;
 pub mod schema;
 pub mod source;
 pub mod write;

@@ -39,13 +39,75 @@ pub struct Rules {
     /// as a bound and the rest hidden.
     #[serde(default = "d_max_hidden_count")]
     pub dominance: i64,
-    /// An area figure needs at least this many contributing schools.
+    /// An area figure with a confidential school in it needs at least this many contributing
+    /// schools, so that no school can take its own figures from the area's and learn a
+    /// confidential one's.
     #[serde(default = "d_min_schools")]
     pub min_schools: usize,
+    /// The organiser types (`huvudmannatyp` of the register, e.g. `ENSKILD`) whose schools'
+    /// figures are confidential: not published per school, and guarded in areas by
+    /// `min_schools`. None by default: every school's figures are published as the pupil rules
+    /// allow, and so are its municipality's.
+    #[serde(default)]
+    pub confidential_organisers: Organisers,
     /// No hidden cell may be narrowed to an interval of fewer than `2 × protection + 1`
     /// values (bounded within ± this many pupils).
     #[serde(default = "d_protection")]
     pub protection: i64,
+}
+
+/// A set of organiser types ([`crate::contract::other::ORGANISER_TYPES`]), written in the
+/// policy as a list of their codes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Organisers(u8);
+
+impl Organisers {
+    pub fn contains(self, organiser_type: &str) -> bool {
+        ORGANISERS
+            .iter()
+            .position(|t| t.eq_ignore_ascii_case(organiser_type.trim()))
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+}
+
+const ORGANISERS: [&str; 4] = crate::contract::other::ORGANISER_TYPES;
+
+impl Serialize for Organisers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let names: Vec<&str> = (0..ORGANISERS.len())
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(|i| ORGANISERS[i])
+            .collect();
+        names.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Organisers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        let mut bits = 0;
+        for n in &names {
+            let i = ORGANISERS
+                .iter()
+                .position(|t| t.eq_ignore_ascii_case(n.trim()))
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "'{n}' är ingen huvudmannatyp; möjliga: {}",
+                        ORGANISERS.join(", ")
+                    ))
+                })?;
+            bits |= 1 << i;
+        }
+        Ok(Organisers(bits))
+    }
 }
 
 fn d_min_pupils() -> i64 {
@@ -69,6 +131,7 @@ impl Default for Rules {
             dominance: d_max_hidden_count(),
             min_schools: d_min_schools(),
             protection: d_protection(),
+            confidential_organisers: Organisers::default(),
         }
     }
 }
@@ -97,6 +160,9 @@ pub struct Cell {
     pub base: i64,
     /// Contributing schools (1 for a school's own cell).
     pub schools: usize,
+    /// Contributing schools whose figures are confidential
+    /// ([`Rules::confidential_organisers`]).
+    pub confidential: usize,
     /// Whether the cell is an area's (municipality, county), which needs `min_schools`.
     pub area: bool,
     /// The inner cells it sums, sorted and distinct.
@@ -145,6 +211,9 @@ pub enum Status {
     Secondary,
     /// Not published for a school at all (its actions by kind); its own principal sees it.
     OwnSchoolOnly,
+    /// A school whose figures are confidential (its organiser's type is among
+    /// [`Rules::confidential_organisers`]); its own principal sees them.
+    Confidential,
 }
 
 impl Status {
@@ -177,9 +246,13 @@ impl Status {
                 rules.max_hidden_count
             ),
             Status::FewSchools => format!(
-                ".. Uppgiften bygger på färre än {} skolenheter och visas inte.",
+                ".. Uppgiften bygger på färre än {} skolenheter, varav någon med sekretessbelagda uppgifter, och visas inte.",
                 rules.min_schools
             ),
+            Status::Confidential => {
+                ".. Skolenhetens uppgifter är sekretessbelagda (huvudmannens typ) och visas inte; skolans rektor ser dem med sin egen inloggning."
+                    .into()
+            }
             Status::Dominance => {
                 ".. Visas inte: nästan alla elever i gruppen har samma värde.".into()
             }
@@ -201,7 +274,9 @@ pub fn primary(release: &Release, rules: &Rules) -> Vec<Status> {
         .cells
         .iter()
         .map(|c| {
-            if c.area && c.schools < rules.min_schools {
+            if !c.area && c.confidential > 0 {
+                Status::Confidential
+            } else if c.area && c.confidential > 0 && c.schools < rules.min_schools {
                 Status::FewSchools
             } else if c.base < rules.min_pupils {
                 Status::FewPupils
@@ -717,6 +792,7 @@ mod tests {
             grade: "7".into(),
             gender: "K".into(),
             bands: bands.to_vec(),
+            confidential: false,
         };
         let edges = release::band_edges(&[15]);
         let others = [row("B", [40, 20]), row("C", [60, 40]), row("D", [70, 50])];

@@ -24,6 +24,8 @@ pub struct Row {
     pub grade: String,
     pub gender: String,
     pub bands: Vec<i64>,
+    /// Whether the school's figures are confidential ([`Rules::confidential_organisers`]).
+    pub confidential: bool,
 }
 
 /// The bands between the shared levels' thresholds, e.g. `0-9`, `10-14`, `15-19`, `20-49`,
@@ -58,7 +60,7 @@ pub async fn county_release(
     }
     let batches = engine
         .sql(&format!(
-            "SELECT school_unit_code, municipality_code, grade, gender, pct_total \
+            "SELECT school_unit_code, municipality_code, grade, gender, pct_total, organiser_type \
              FROM school_attendance WHERE county_code = '{county}' AND period = '{period}' \
              AND \"window\" = '{window}' ORDER BY school_unit_code, grade, gender"
         ))
@@ -87,6 +89,7 @@ pub async fn county_release(
             a.as_string::<i32>().clone()
         };
         let (school, muni, grade, gender) = (text(0), text(1), text(2), text(3));
+        let organiser = text(5);
         let hist = b.column(4).as_list::<i32>();
         for r in 0..b.num_rows() {
             let h = arrow::compute::cast(&hist.value(r), &DataType::Int64)?;
@@ -101,6 +104,10 @@ pub async fn county_release(
                 grade: grade.value(r).to_string(),
                 gender: gender.value(r).to_string(),
                 bands,
+                confidential: engine
+                    .rules
+                    .confidential_organisers
+                    .contains(organiser.value(r)),
             });
         }
     }
@@ -226,6 +233,7 @@ pub fn add_actions(
             .filter(|(_, r)| in_area.contains(r.school.as_str()))
             .map(|(i, _)| i)
             .collect();
+        let confidential = schools_of(rows, &groups).1;
         let base: i64 = groups
             .iter()
             .map(|&i| rows[i].bands.iter().sum::<i64>())
@@ -237,6 +245,7 @@ pub fn add_actions(
             value,
             base,
             schools,
+            confidential,
             area: is_area,
             inner,
         });
@@ -262,6 +271,7 @@ pub fn add_actions(
                 value: inner.iter().map(|&i| release.values[i]).sum(),
                 base,
                 schools,
+                confidential,
                 area: is_area,
                 inner,
             });
@@ -326,6 +336,7 @@ fn digest(release: &Release, rules: &Rules) -> [u8; 32] {
         rules.dominance,
         rules.min_schools as i64,
         rules.protection,
+        i64::from(rules.confidential_organisers.bits()),
     ] {
         int(&mut h, x);
     }
@@ -348,6 +359,7 @@ fn digest(release: &Release, rules: &Rules) -> [u8; 32] {
             c.value,
             c.base,
             c.schools as i64,
+            c.confidential as i64,
             i64::from(c.area),
             c.inner.len() as i64,
         ] {
@@ -647,6 +659,15 @@ fn at_or_above(rows: &[Row], members: &[usize], from: usize, nb: usize) -> (i64,
     (value, inner)
 }
 
+/// The distinct schools of the groups `parts` of `rows`, and how many of them are confidential.
+fn schools_of(rows: &[Row], parts: &[usize]) -> (usize, usize) {
+    let schools: BTreeMap<&str, bool> = parts
+        .iter()
+        .map(|&i| (rows[i].school.as_str(), rows[i].confidential))
+        .collect();
+    (schools.len(), schools.values().filter(|c| **c).count())
+}
+
 /// The items (by index) of each school, municipality and the county, by the area's name
 /// (`skolenhet:CODE`, `kommun:CODE`, `län:CODE`), from each item's school and municipality.
 fn areas<'a>(
@@ -680,11 +701,7 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
     let mut cells = Vec::new();
     for (area, members) in &areas {
         let is_area = !area.starts_with("skolenhet:");
-        let schools = members
-            .iter()
-            .map(|&i| rows[i].school.as_str())
-            .collect::<BTreeSet<_>>()
-            .len();
+        let (schools, confidential) = schools_of(rows, members);
         let base = |parts: &[usize]| -> i64 {
             parts
                 .iter()
@@ -707,16 +724,14 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
                 .flat_map(|&i| (0..nb).map(move |b| i * nb + b))
                 .collect();
             inner.sort_unstable();
+            let (schools, confidential) = schools_of(rows, &parts);
             cells.push(Cell {
                 key: format!("{area}|{gender}|totalt"),
                 kind: Kind::Total,
                 value,
                 base: value,
-                schools: parts
-                    .iter()
-                    .map(|&i| rows[i].school.as_str())
-                    .collect::<BTreeSet<_>>()
-                    .len(),
+                schools,
+                confidential,
                 area: is_area,
                 inner,
             });
@@ -729,6 +744,7 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
                 value,
                 base: total,
                 schools,
+                confidential,
                 area: is_area,
                 inner,
             });

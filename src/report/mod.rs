@@ -771,7 +771,11 @@ impl Disclose<'_> {
         let below = |n: Option<f64>, min: f64| n.is_none_or(|n| n < min);
         if own {
             Status::Published
-        } else if schools.is_some_and(|n| below(n, rules.min_schools as f64)) {
+        } else if !rules.confidential_organisers.is_empty()
+            && schools.is_some_and(|n| below(n, rules.min_schools as f64))
+        {
+            // The row does not say whether a confidential school is among its schools: with
+            // any organiser type confidential, every area row is held to the rule.
             Status::FewSchools
         } else if pupils.is_some_and(|n| below(n, rules.min_pupils as f64)) {
             Status::FewPupils

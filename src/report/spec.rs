@@ -186,7 +186,7 @@ pub struct ColumnSpec {
     #[serde(default)]
     pub base: Option<String>,
     /// Likewise the column holding the schools an area's value rests on in its row: below
-    /// `min_schools` it is hidden.
+    /// `min_schools` it is hidden (when any organiser type's figures are confidential).
     #[serde(default)]
     pub schools: Option<String>,
     /// The value is a percentage of `base`'s pupils, so with the base it gives a count of

@@ -44,6 +44,40 @@ pub async fn slt_lake(dir: &Path) -> Lake {
     fixture_lake(dir, "slt").await
 }
 
+/// A fresh lake under `dir/lake` with one municipality of the synthetic county (`narvaro
+/// fixtures --municipality CODE`, written under `dir/files`): its register and every month's
+/// attendance. Returns the lake and the files' directory.
+pub async fn municipality_lake(dir: &Path, code: &str) -> (Lake, PathBuf) {
+    let files = dir.join("files");
+    narvaro::fixtures::generate(
+        &narvaro::fixtures::Options {
+            out: files.clone(),
+            scale: narvaro::fixtures::Scale::County,
+            // As `narvaro fixtures` and `demo` generate it.
+            seed: 2025,
+            truth: false,
+            ss12000: None,
+            municipality: Some(code.into()),
+        },
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let lake = Lake::open(dir.join("lake")).await.unwrap();
+    let mut paths = vec![files.join("register.csv")];
+    let mut months: Vec<PathBuf> = std::fs::read_dir(files.join("attendance"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join(format!("{code}.csv")))
+        .collect();
+    months.sort();
+    paths.extend(months);
+    for p in paths {
+        narvaro::ingest::ingest_path(&lake, &p, now())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    (lake, files)
+}
+
 /// A fresh lake under `dir/lake` with one fixture set's register, attendance, actions, outcomes.
 async fn fixture_lake(dir: &Path, set: &str) -> Lake {
     let lake = Lake::open(dir.join("lake")).await.unwrap();

@@ -16,6 +16,7 @@ fn row(school: &str, muni: &str, grade: &str, gender: &str, bands: [i64; 3]) -> 
         grade: grade.into(),
         gender: gender.into(),
         bands: bands.to_vec(),
+        confidential: false,
     }
 }
 
@@ -56,10 +57,16 @@ fn check(release: &Release, status: &[Status], rules: &Rules) {
             c.key
         );
         assert!(
-            !c.area || c.schools >= rules.min_schools,
-            "{} from {} schools",
+            !c.area || c.confidential == 0 || c.schools >= rules.min_schools,
+            "{} from {} schools, {} of them confidential",
             c.key,
-            c.schools
+            c.schools,
+            c.confidential
+        );
+        assert!(
+            c.area || c.confidential == 0,
+            "a confidential school's figure is published: {}",
+            c.key
         );
     }
     // The same cell under two names (e.g. a school with only one group) has one status.
@@ -231,33 +238,72 @@ fn the_attacker_recovers_a_lifted_suppression_and_the_audit_catches_it() {
     assert_eq!((caught.min, caught.max), (3, Some(3)));
 }
 
-/// A municipality with two schools: its own figures need three schools, and neither the
-/// county minus the other municipalities nor one school plus the other may give them away.
+/// A municipality with two schools, one of them an independent school whose figures are
+/// confidential (`confidential_organisers`): the municipality's own figures need three schools,
+/// and neither the county minus the other municipalities nor one school plus the other may
+/// give them away.
 #[test]
-fn a_municipality_with_two_schools_cannot_be_recovered() {
+fn a_municipality_with_a_confidential_school_of_two_cannot_be_recovered() {
+    let rules = Rules {
+        confidential_organisers: serde_json::from_str(r#"["ENSKILD"]"#).unwrap(),
+        ..Rules::default()
+    };
+    let release = build(&two_school_county(true), "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    let total = "kommun:1864|T|totalt";
+    assert_eq!(status_of(&release, &status, total), Status::FewSchools);
+    assert_eq!(
+        status_of(&release, &status, "skolenhet:18640002|T|totalt"),
+        Status::Confidential
+    );
+    let report = audit::audit(&release, &status, &rules);
+    for key in [total, "skolenhet:18640002|T|totalt"] {
+        let i = report.intervals.iter().find(|i| i.key == key).unwrap();
+        assert!(i.width().is_none_or(|w| w >= 2 * rules.protection), "{i:?}");
+    }
+    // The county is still published: the loss falls on other cells, not on the largest total.
+    assert!(status_of(&release, &status, "län:18|T|totalt").published());
+}
+
+/// The same municipality when no school's figures are confidential (the default): the rule of
+/// three schools guards confidential schools, not pupils, so the municipality's own figures
+/// are published as the pupil rules allow, and so are both schools'.
+#[test]
+fn a_municipality_with_two_schools_publishes_its_own_figures() {
     let rules = Rules::default();
+    let release = build(&two_school_county(false), "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    for key in [
+        "kommun:1864|T|totalt",
+        "kommun:1864|T|minst10",
+        "kommun:1864|T|minst20",
+        "skolenhet:18640001|T|totalt",
+        "skolenhet:18640002|T|totalt",
+    ] {
+        assert!(status_of(&release, &status, key).published(), "{key}");
+    }
+}
+
+/// Municipality 1864 with two schools (the second confidential when `confidential`), 1860
+/// with three and 1880 with four, in county 18.
+fn two_school_county(confidential: bool) -> Vec<Row> {
     let mut rows = Vec::new();
     for (m, n) in [("1864", 2), ("1860", 3), ("1880", 4)] {
         for s in 0..n {
-            rows.push(row(
+            let mut r = row(
                 &format!("{m}{:04}", s + 1),
                 m,
                 "all",
                 "T",
                 [40, 12, 8 + s as i64],
-            ));
+            );
+            r.confidential = confidential && m == "1864" && s == 1;
+            rows.push(r);
         }
     }
-    let release = build(&rows, "18", &EDGES);
-    let status = disclosure::protect(&release, &rules);
-    check(&release, &status, &rules);
-    let total = "kommun:1864|T|totalt";
-    assert_eq!(status_of(&release, &status, total), Status::FewSchools);
-    let report = audit::audit(&release, &status, &rules);
-    let i = report.intervals.iter().find(|i| i.key == total).unwrap();
-    assert!(i.width().is_none_or(|w| w >= 2 * rules.protection), "{i:?}");
-    // The county is still published: the loss falls on other cells, not on the largest total.
-    assert!(status_of(&release, &status, "län:18|T|totalt").published());
+    rows
 }
 
 /// A school's three actions in a month are hidden, and its municipality's actions less the
@@ -366,6 +412,7 @@ fn a_year_minus_its_published_months_does_not_reveal_the_hidden_month() {
             value: *v,
             base: 400,
             schools: 1,
+            confidential: 0,
             area: false,
             inner: vec![i],
         })
@@ -376,6 +423,7 @@ fn a_year_minus_its_published_months_does_not_reveal_the_hidden_month() {
         value: months.iter().sum(),
         base: 400,
         schools: 1,
+        confidential: 0,
         area: false,
         inner: (0..10).collect(),
     });
@@ -420,6 +468,30 @@ fn the_audit_command_protects_and_audits_a_county_release() {
     assert!(out.contains("län 18, 2026-02 (term)"), "{out}");
     assert!(out.contains("0 för smala intervall"), "{out}");
     assert!(!out.contains("FEL:"), "{out}");
+    // Why a figure is hidden: each cell of a prefix with its value and status.
+    let (code, out, err) = run(&["1880", "VT2026", "--cells", "skolenhet:18800101|T|"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("celler som börjar med skolenhet:18800101|T|:"),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("skolenhet:18800101|T|totalt "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert!(fields[1].parse::<i64>().unwrap() >= 10, "{line}");
+    assert!(
+        [
+            "Published",
+            "Secondary",
+            "FewPupils",
+            "SmallCount",
+            "FewSchools"
+        ]
+        .contains(&fields[2]),
+        "{line}"
+    );
     let (code, _, err) = run(&["999", "VT2026"]);
     assert_eq!(code, Some(2));
     assert!(
@@ -618,4 +690,53 @@ pub async fn county_report_follows_its_releases(
         country_shown += usize::from(every);
     }
     (county_shown, country_shown)
+}
+
+/// Hällefors (1863): two schools, one of them independent (`ENSKILD`), 753 pupils. The rule of
+/// three schools guards confidential schools, and none is by default, so the committee
+/// report shows Hällefors' own absence, its pupils at the shared levels and its trend, as far
+/// as the pupil rules allow.
+#[test]
+fn hallefors_committee_report_shows_its_own_figures() {
+    use narvaro::report::Cell as Value;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (lake, _) = crate::common::municipality_lake(dir.path(), "1863").await;
+        let engine = narvaro::engine::Engine::open(&lake, None).await.unwrap();
+        let spec = narvaro::report::spec("committee").unwrap();
+        let report = narvaro::report::build(
+            &engine,
+            &spec,
+            "1863",
+            "VT2026".parse().unwrap(),
+            crate::common::now(),
+            None,
+        )
+        .await
+        .unwrap();
+        let absence = &report.summary[0];
+        assert!(absence.value.is_some(), "{absence:?}");
+        let block = |id: &str| {
+            report
+                .sections
+                .iter()
+                .flat_map(|s| &s.blocks)
+                .find(|b| b.id == id)
+                .unwrap()
+        };
+        let shown = |id: &str, column: &str| -> Vec<bool> {
+            let b = block(id);
+            let c = b.column(column).unwrap();
+            b.rows.iter().map(|r| r[c] != Value::Null).collect()
+        };
+        let levels = shown("levels", "municipality_pct");
+        assert!(levels.len() >= 4, "{levels:?}");
+        // 10, 15 and 20 %: many pupils each.
+        assert!(levels[..3].iter().all(|s| *s), "{levels:?}");
+        let trend = shown("trend", "municipality_pct");
+        assert!(trend.len() >= 3 && trend.iter().all(|s| *s), "{trend:?}");
+        let gender = shown("gender", "absence_pct_k");
+        assert!(gender.iter().any(|s| *s), "{gender:?}");
+    });
 }

@@ -35,6 +35,7 @@ fn app_state(lake: Lake) -> App {
         dominance: 0,
         min_schools: 0,
         protection: 0,
+        confidential_organisers: Default::default(),
     };
     App::new(lake, policies, now)
 }
@@ -496,10 +497,11 @@ fn missing_in_xlsx(body: Vec<u8>, tables: usize) -> Vec<Vec<(usize, usize)>> {
         .collect()
 }
 
-/// Disclosure control in every view: with the shared rules the slt lake's two schools in two
-/// municipalities hide nearly every figure, and the page, its chart, the CSV, the workbook and
-/// the JSON show `..` in exactly the same places with the same reasons. A principal's token
-/// for their own school lifts it for that school's figures only.
+/// Disclosure control in every view: with the shared rules and municipal schools' figures
+/// confidential (`confidential_organisers`), the slt lake's two schools in two municipalities
+/// hide nearly every figure, and the page, its chart, the CSV, the workbook and the JSON show
+/// `..` in exactly the same places with the same reasons. A principal's token for their own
+/// school lifts it for that school's figures only.
 #[tokio::test]
 async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school() {
     let dir = tempfile::tempdir().unwrap();
@@ -518,7 +520,9 @@ async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school()
         .unwrap();
     let path = dir.path().join("narvaro.toml");
     config.save(&path).unwrap();
-    let policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    let mut policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    policies.shared.policy.disclosure.confidential_organisers =
+        serde_json::from_str(r#"["KOMMUN"]"#).unwrap();
     let tokens = narvaro::auth::Tokens::open(Some(&path)).unwrap();
     let app = router(published(App::new(lake, policies, now).with_tokens(tokens)).await);
 
@@ -542,10 +546,14 @@ async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school()
             .flat_map(|s| s["blocks"].as_array().unwrap())
             .map(|b| b["rows"].as_array().unwrap().len())
             .collect();
-        // Under 3 schools per area: the area figures and, through them, the schools' hide.
-        let reason = ".. Uppgiften bygger på färre än 3 skolenheter och visas inte.";
+        // Under 3 schools per area: the area figures hide, and so do the confidential schools'
+        // (an area of one school is that school's figure under another name).
+        let few = ".. Uppgiften bygger på färre än 3 skolenheter, varav någon med \
+                   sekretessbelagda uppgifter, och visas inte.";
+        let confidential = ".. Skolenhetens uppgifter är sekretessbelagda (huvudmannens typ) och \
+                            visas inte; skolans rektor ser dem med sin egen inloggning.";
         let notes = v["sections"].to_string();
-        assert!(notes.contains(reason), "{report}: no disclosure footnote");
+        assert!(notes.contains(few), "{report}: no disclosure footnote");
         assert!(
             positions.iter().map(Vec::len).sum::<usize>() > 5,
             "{report}"
@@ -561,7 +569,12 @@ async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school()
                     .inspect(|_| assert!(f["value"].is_null()))
             })
             .collect();
-        assert!(hidden.contains(&reason), "{report}: summary");
+        assert!(!hidden.is_empty(), "{report}: summary");
+        assert!(
+            hidden.iter().all(|n| [few, confidential].contains(n)),
+            "{report}: summary {hidden:?}"
+        );
+        let reason = hidden[0];
 
         let csv = get(&app, &format!("{report}.csv")).await.text();
         assert_eq!(missing_in_csv(&csv, &rows), positions, "{report}: CSV");

@@ -10,7 +10,7 @@ use narvaro::lake::Lake;
 use narvaro::policy::{self, Policies};
 use tower::ServiceExt;
 
-use crate::common::{fixture, now, scalar, slt_lake};
+use crate::common::{fixture, municipality_lake, now, scalar, slt_lake};
 
 async fn get_json(app: &axum::Router, uri: &str) -> (u16, serde_json::Value) {
     let res = app
@@ -124,32 +124,7 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
     use narvaro::engine::Engine;
 
     let dir = tempfile::tempdir().unwrap();
-    let files = dir.path().join("files");
-    narvaro::fixtures::generate(
-        &narvaro::fixtures::Options {
-            out: files.clone(),
-            scale: narvaro::fixtures::Scale::County,
-            seed: 1,
-            truth: false,
-            ss12000: None,
-            municipality: Some("1814".into()),
-        },
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
-    let lake = Lake::open(dir.path().join("lake")).await.unwrap();
-    let mut paths = vec![files.join("register.csv")];
-    let mut months: Vec<_> = std::fs::read_dir(files.join("attendance"))
-        .unwrap()
-        .map(|e| e.unwrap().path().join("1814.csv"))
-        .collect();
-    months.sort();
-    paths.extend(months);
-    for p in paths {
-        narvaro::ingest::ingest_path(&lake, &p, now())
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    }
+    let (lake, files) = municipality_lake(dir.path(), "1814").await;
     let app = App::new(lake, policies(), now);
     let first = app.publish().await.unwrap().expect("published");
 
