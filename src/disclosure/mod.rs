@@ -13,8 +13,9 @@
 //!    does not put a hidden cell in the span of the published ones, i.e. make it computable.
 //! 3. **Interval protection**: the [`audit`] computes, by integer linear programming, the
 //!    interval each hidden cell can be narrowed to from everything published; while one is
-//!    narrower than the policy allows, the smallest published cell that constrains it is hidden
-//!    too.
+//!    narrower than the policy allows, the narrowest published cell that constrains it is
+//!    hidden too (one overlapping it, or the same measure of a sibling area), so that the cost
+//!    falls on small cells rather than on the big figures.
 //!
 //! The result is deterministic: the same release gives the same statuses, whatever view asks.
 
@@ -553,8 +554,8 @@ fn suppress_distinct(
 }
 
 /// The full protection: primary rules and Gaussian secondary suppression; then, while the
-/// audit finds a hidden cell narrowed too far, the smallest published cell that overlaps it is
-/// hidden too and the Gaussian step rerun so that cell cannot be computed either. Twins (the
+/// audit finds a hidden cell narrowed too far, the narrowest published cell that overlaps it
+/// or is the same measure of a sibling area ([`sibling`]) is hidden too, and the Gaussian step rerun so that cell cannot be computed either. Twins (the
 /// same figure under several names) share a status.
 ///
 /// The repair only ever hides more: every round publishes a subset of the round before, so an
@@ -600,10 +601,14 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
             let h = &release.cells[failure.cell];
             let pick = (0..release.cells.len())
                 .filter(|&j| status[j] == Status::Published && !forced[j])
-                .filter(|&j| overlaps(&release.cells[j].inner, &h.inner))
+                .filter(|&j| {
+                    overlaps(&release.cells[j].inner, &h.inner)
+                        || sibling(release, &release.cells[j], h)
+                })
                 .min_by_key(|&j| {
                     (
                         release.cells[j].kind == Kind::Total,
+                        release.cells[j].inner.len(),
                         release.cells[j].value,
                         &release.cells[j].key,
                     )
@@ -747,6 +752,29 @@ impl Protection {
     /// resting on too few pupils.
     pub fn status(&self, key: &str) -> Status {
         self.status.get(key).copied().unwrap_or(Status::FewPupils)
+    }
+}
+
+/// Whether `c` is the same measure as `h` of another area of the same level under the same
+/// parent (another school of its municipality, another municipality of its county): hiding it
+/// puts one more unknown beside `h` in the sums above them both, which is what widens `h` at
+/// the least cost, rather than hiding the sums themselves.
+fn sibling(release: &Release, c: &Cell, h: &Cell) -> bool {
+    let split = |k: &str| -> Option<(String, String)> {
+        let (area, measure) = k.split_once('|')?;
+        Some((area.split(':').next()?.to_string(), measure.to_string()))
+    };
+    let (Some((level_c, measure_c)), Some((level_h, measure_h))) = (split(&c.key), split(&h.key))
+    else {
+        return false;
+    };
+    if level_c != level_h || measure_c != measure_h || c.key == h.key {
+        return false;
+    }
+    // Schools: the same municipality (the coarsest locality); areas: the same release.
+    match (c.inner.first(), h.inner.first(), release.localities.last()) {
+        (Some(&a), Some(&b), Some(parent)) if level_c == "skolenhet" => parent[a] == parent[b],
+        _ => true,
     }
 }
 

@@ -1299,6 +1299,13 @@ mod tests {
             own_school,
         }
     }
+
+    /// The default rules with independent schools' figures confidential, which holds every
+    /// area row to the rule of three schools.
+    fn guarded(mut d: Disclose<'_>) -> Disclose<'_> {
+        d.rules.confidential_organisers = serde_json::from_str(r#"["ENSKILD"]"#).unwrap();
+        d
+    }
     use std::sync::Arc;
 
     /// A block definition with these `columns` (TOML inline tables, one per line).
@@ -1365,26 +1372,32 @@ mod tests {
             ("$area", "18800101".to_string()),
             ("$municipality", "1880".to_string()),
         ];
-        let values = |own_school: Option<&str>| -> Vec<Vec<Cell>> {
-            let disclose = disclosing(&releases, &own_release, &params, own_school);
+        let values = |own_school: Option<&str>, confidential: bool| -> Vec<Vec<Cell>> {
+            let mut disclose = disclosing(&releases, &own_release, &params, own_school);
+            if confidential {
+                disclose = guarded(disclose);
+            }
             block("t", &spec, std::slice::from_ref(&batch), &disclose)
                 .unwrap()
                 .rows
         };
-        let public = values(None);
+        let public = values(None, true);
         assert_eq!(public[0][1], Cell::Null, "6 pupils that month");
         assert_eq!(public[1][1], Cell::Num(6.0));
         assert_eq!(public[0][2], Cell::Num(4.0));
         assert_eq!(public[1][2], Cell::Null, "2 schools that month");
         assert_eq!(public[2][2], Cell::Num(5.0));
-        let principal = values(Some("18800101"));
+        // No school's figures confidential: two schools are enough.
+        assert_eq!(values(None, false)[1][2], Cell::Num(4.5));
+        let principal = values(Some("18800101"), true);
         assert_eq!(principal[0][1], Cell::Num(5.0), "the school's own month");
         assert_eq!(principal[1][2], Cell::Null, "not the municipality's");
     }
 
     /// A share of pupils with its base is a count: 6,90 % of 58 pupils is 4 pupils, hidden as
     /// a count of 1–4 would be; so is 94,83 % of 58 (all but 3). An area's share from two
-    /// schools is hidden by the three-school rule. A principal sees their own school's.
+    /// schools is hidden by the three-school rule when schools' figures can be confidential. A
+    /// principal sees their own school's.
     #[test]
     fn shares_of_pupils_are_counts_and_areas_need_three_schools() {
         use arrow::array::{Float64Array, Int64Array, StringArray};
@@ -1425,18 +1438,26 @@ mod tests {
         };
         let releases = HashMap::from([(own_release.clone(), Arc::new(protection))]);
         let params = [("$area", "18800101".to_string())];
-        let values = |own_school: Option<&str>| -> Vec<Cell> {
-            let disclose = disclosing(&releases, &own_release, &params, own_school);
+        let values = |own_school: Option<&str>, confidential: bool| -> Vec<Cell> {
+            let mut disclose = disclosing(&releases, &own_release, &params, own_school);
+            if confidential {
+                disclose = guarded(disclose);
+            }
             let b = block("t", &spec, std::slice::from_ref(&batch), &disclose).unwrap();
             let k = b.column("share_pct").unwrap();
             b.rows.iter().map(|r| r[k].clone()).collect()
         };
-        let public = values(None);
+        let public = values(None, true);
         assert_eq!(public[0], Cell::Null, "4 pupils");
         assert_eq!(public[1], Cell::Null, "all but 3 pupils");
         assert_eq!(public[2], Cell::Num(50.0));
         assert_eq!(public[3], Cell::Null, "2 schools");
-        let principal = values(Some("18800101"));
+        assert_eq!(
+            values(None, false)[3],
+            Cell::Num(50.0),
+            "no school confidential"
+        );
+        let principal = values(Some("18800101"), true);
         assert_eq!(principal[0], Cell::Num(6.896_551_7), "the school's own");
     }
 

@@ -260,6 +260,27 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
         "{out}"
     );
     assert_eq!(ok(&["lake", "info", "--lake", lake_s]), before);
+
+    // Secondary suppression hides small cells, not the big figures: Örebro's committee
+    // report shows the county's and Örebro's shares at every level.
+    for prefix in ["län:18|T|minst", "kommun:1880|T|minst"] {
+        let out = ok(&[
+            "disclosure",
+            "audit",
+            "--lake",
+            lake_s,
+            "1880",
+            "VT2026",
+            "--cells",
+            prefix,
+        ]);
+        let cells: Vec<&str> = out
+            .lines()
+            .filter(|l| l.trim_start().starts_with(prefix))
+            .collect();
+        assert_eq!(cells.len(), 4, "{out}");
+        assert!(cells.iter().all(|l| l.ends_with(" Published")), "{out}");
+    }
 }
 
 #[test]
