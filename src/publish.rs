@@ -260,7 +260,9 @@ pub async fn publish(
             Err(_) => (Arc::new(serde_json::from_str::<Protection>(&body)?), None),
         };
         protected.insert(key, protection.clone());
-        if let (Some(which), Some(content)) = (release_which(&row.area_code, &row.term), content) {
+        if let (Some(which), Some(content)) =
+            (Which::from_stored(&row.area_code, &row.term), content)
+        {
             stored_keys.insert((which.clone(), key));
             earlier.entry(which).or_default().push((
                 row.publication,
@@ -408,7 +410,7 @@ pub async fn publish(
             .push(row(
                 RELEASE,
                 &used.which.county,
-                &format!("{}/{}", used.which.period, used.which.window),
+                &used.which.stored_term(),
                 false,
                 hex::encode(used.key),
                 Some(serde_json::to_string(&body)?),
@@ -463,17 +465,6 @@ fn normalised(mut r: Report) -> Result<(String, String)> {
 struct StoredRelease {
     content: String,
     protection: Protection,
-}
-
-/// The release a `release` row is of: its county (`area_code`) and its period and window
-/// (`term`, e.g. `2026-03/term`).
-fn release_which(county: &str, term: &str) -> Option<Which> {
-    let (period, window) = term.split_once('/')?;
-    (!county.is_empty()).then(|| Which {
-        county: county.into(),
-        period: period.into(),
-        window: window.into(),
-    })
 }
 
 fn digest_bytes(hex: &str) -> Option<[u8; 32]> {

@@ -704,6 +704,25 @@ pub struct Protection {
     pub bounds: HashMap<String, (i64, i64)>,
 }
 
+/// What an attacker who holds the `earlier` publications and one of `release` protected by
+/// `protection` can narrow: the audit of them all as one system ([`beside_earlier`]).
+pub fn audit_beside(
+    release: &Release,
+    earlier: &[(&Release, &Protection)],
+    protection: &Protection,
+    rules: &Rules,
+    depth: audit::Depth,
+) -> audit::Report {
+    let (both, fixed) = beside_earlier(release, earlier);
+    let status: Vec<Status> = both
+        .cells
+        .iter()
+        .zip(&fixed)
+        .map(|(c, f)| f.unwrap_or_else(|| protection.status(&c.key)))
+        .collect();
+    audit::audit_cells(&both, &status, rules, depth, None)
+}
+
 impl Protection {
     pub fn new(release: &Release, rules: &Rules) -> Protection {
         Protection::from_statuses(release, rules, protect(release, rules))
@@ -841,14 +860,7 @@ mod tests {
 
         // What an attacker holding both publications can narrow.
         let attack = |second: &Protection| {
-            let (both, fixed) = beside_earlier(&new, &[(&old, &first)]);
-            let status: Vec<Status> = both
-                .cells
-                .iter()
-                .zip(&fixed)
-                .map(|(c, f)| f.unwrap_or_else(|| second.status(&c.key)))
-                .collect();
-            audit::audit_cells(&both, &status, &rules, audit::Depth::Exact, None)
+            audit_beside(&new, &[(&old, &first)], second, &rules, audit::Depth::Exact)
         };
         let alone = Protection::new(&new, &rules);
         assert!(alone.status("skolenhet:B|T|minst15").published());

@@ -390,6 +390,22 @@ impl Which {
             window: "term".into(),
         }
     }
+
+    /// Its period and window as a `release` row of `publications` names them
+    /// (`2026-03/term`, beside the county in `area_code`).
+    pub fn stored_term(&self) -> String {
+        format!("{}/{}", self.period, self.window)
+    }
+
+    /// The release a `release` row is of, from its `area_code` and `term`.
+    pub fn from_stored(county: &str, term: &str) -> Option<Which> {
+        let (period, window) = term.split_once('/')?;
+        (!county.is_empty()).then(|| Which {
+            county: county.into(),
+            period: period.into(),
+            window: window.into(),
+        })
+    }
 }
 
 /// The code [`Which::county`] takes for the whole lake (every county in it), whose cells are

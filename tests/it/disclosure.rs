@@ -606,6 +606,16 @@ fn earlier_terms_and_the_country_follow_their_own_releases() {
     });
 }
 
+/// The block `id` of `report`.
+fn block_of<'a>(report: &'a narvaro::report::Report, id: &str) -> &'a narvaro::report::Block {
+    report
+        .sections
+        .iter()
+        .flat_map(|s| &s.blocks)
+        .find(|b| b.id == id)
+        .unwrap_or_else(|| panic!("no block {id}"))
+}
+
 /// Checks that the county report of `county` for VT2026 shows each of its levels' and terms'
 /// figures, and the whole lake's beside them, exactly when the release each lies in publishes
 /// it (`counties`: every county with data in the lake); returns how many of the county's and
@@ -633,14 +643,7 @@ pub async fn county_report_follows_its_releases(
                 .published()
         }
     };
-    let block = |id: &str| {
-        report
-            .sections
-            .iter()
-            .flat_map(|s| &s.blocks)
-            .find(|b| b.id == id)
-            .unwrap()
-    };
+    let block = |id: &str| block_of(&report, id);
     let shown = |b: &Block, r: usize, name: &str| b.rows[r][b.column(name).unwrap()] != Cell::Null;
     let text = |b: &Block, r: usize, name: &str| match &b.rows[r][b.column(name).unwrap()] {
         Cell::Text(t) => t.clone(),
@@ -717,16 +720,8 @@ fn hallefors_committee_report_shows_its_own_figures() {
         .unwrap();
         let absence = &report.summary[0];
         assert!(absence.value.is_some(), "{absence:?}");
-        let block = |id: &str| {
-            report
-                .sections
-                .iter()
-                .flat_map(|s| &s.blocks)
-                .find(|b| b.id == id)
-                .unwrap()
-        };
         let shown = |id: &str, column: &str| -> Vec<bool> {
-            let b = block(id);
+            let b = block_of(&report, id);
             let c = b.column(column).unwrap();
             b.rows.iter().map(|r| r[c] != Value::Null).collect()
         };

@@ -204,15 +204,14 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
     assert_ne!(before.values, after.values, "the correction changed it");
 
     // Everything both publications show, as one system.
-    let (both, fixed) = disclosure::beside_earlier(&after, &[(&before, old)]);
     let attack = |second: &Protection| {
-        let status: Vec<_> = both
-            .cells
-            .iter()
-            .zip(&fixed)
-            .map(|(c, f)| f.unwrap_or_else(|| second.status(&c.key)))
-            .collect();
-        audit::audit(&both, &status, &rules)
+        disclosure::audit_beside(
+            &after,
+            &[(&before, old)],
+            second,
+            &rules,
+            audit::Depth::Whole,
+        )
     };
     let alone = attack(&Protection::new(&after, &rules));
     let leak = alone
