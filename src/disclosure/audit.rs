@@ -475,11 +475,19 @@ impl System {
         };
         for scope in scopes {
             let exact = scope.is_none();
+            let started = std::time::Instant::now();
             let r = self.bounds(
                 target,
                 scope.as_deref(),
                 if exact { i64::MAX } else { lo },
                 witness,
+            );
+            tracing::debug!(
+                cell = %key,
+                scope = scope.as_ref().map_or(self.value.len(), |s| s.len()),
+                ms = started.elapsed().as_millis() as u64,
+                found = ?r.as_ref().ok(),
+                "disclosure audit: programme"
             );
             match r {
                 Ok((a, b)) if exact => return (a, b, true),

@@ -20,7 +20,9 @@
 //! The result is deterministic: the same release gives the same statuses, whatever view asks.
 
 pub mod audit;
+pub mod key;
 pub mod release;
+pub mod view;
 
 use std::collections::HashMap;
 
@@ -294,7 +296,7 @@ pub fn primary(release: &Release, rules: &Rules) -> Vec<Status> {
     for (i, c) in release.cells.iter().enumerate() {
         if c.kind == Kind::Band {
             groups
-                .entry((group_of(&c.key), c.base))
+                .entry((key::group(&c.key), c.base))
                 .or_default()
                 .push(i);
         }
@@ -324,11 +326,6 @@ pub fn primary(release: &Release, rules: &Rules) -> Vec<Status> {
         }
     }
     status
-}
-
-/// A band cell's group: its key up to the last `|`.
-fn group_of(key: &str) -> &str {
-    key.rsplit_once('|').map_or(key, |(g, _)| g)
 }
 
 /// A sparse integer vector over inner cells, sorted by index, without zeros.
@@ -589,12 +586,19 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
     loop {
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
+        let started = std::time::Instant::now();
         let report = audit::audit_cells(
             release,
             &status,
             rules,
             audit::Depth::Local,
             pending.as_deref(),
+        );
+        tracing::debug!(
+            audited = pending.as_ref().map_or(release.cells.len(), |p| p.len()),
+            failures = report.failures.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "disclosure: repair round"
         );
         let mut changed = false;
         for failure in &report.failures {
@@ -621,7 +625,12 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
         if !changed {
             break;
         }
+        let started = std::time::Instant::now();
         gauss(release, &mut status, &forced);
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "disclosure: secondary suppression"
+        );
         pending = Some(report.failures.iter().map(|f| f.cell).collect());
     }
     of.iter().map(|&k| status[k]).collect()
@@ -684,7 +693,7 @@ pub fn beside_earlier(
             inner.sort_unstable();
             inner.dedup();
             combined.cells.push(Cell {
-                key: format!("{}@{k}", c.key),
+                key: key::in_publication(&c.key, k),
                 inner,
                 ..c.clone()
             });
@@ -779,20 +788,17 @@ impl Protection {
 /// puts one more unknown beside `h` in the sums above them both, which is what widens `h` at
 /// the least cost, rather than hiding the sums themselves.
 fn sibling(release: &Release, c: &Cell, h: &Cell) -> bool {
-    let split = |k: &str| -> Option<(String, String)> {
-        let (area, measure) = k.split_once('|')?;
-        Some((area.split(':').next()?.to_string(), measure.to_string()))
-    };
-    let (Some((level_c, measure_c)), Some((level_h, measure_h))) = (split(&c.key), split(&h.key))
-    else {
+    let (Some(kc), Some(kh)) = (key::CellKey::parse(&c.key), key::CellKey::parse(&h.key)) else {
         return false;
     };
-    if level_c != level_h || measure_c != measure_h || c.key == h.key {
+    if kc.level != kh.level || kc.measure != kh.measure || kc.code == kh.code {
         return false;
     }
     // Schools: the same municipality (the coarsest locality); areas: the same release.
     match (c.inner.first(), h.inner.first(), release.localities.last()) {
-        (Some(&a), Some(&b), Some(parent)) if level_c == "skolenhet" => parent[a] == parent[b],
+        (Some(&a), Some(&b), Some(parent)) if kc.level == key::Level::School => {
+            parent[a] == parent[b]
+        }
         _ => true,
     }
 }

@@ -12,6 +12,7 @@ use arrow::datatypes::{DataType, Int64Type};
 
 use std::sync::{Arc, Mutex};
 
+use super::key::{Area, CellKey, Level};
 use super::{Cell, Kind, Protection, Release, Rules};
 use crate::Result;
 use crate::engine::Engine;
@@ -220,7 +221,7 @@ pub fn add_actions(
         county,
     );
     for (area, members) in &areas {
-        let is_area = !area.starts_with("skolenhet:");
+        let is_area = area.level != Level::School;
         let schools = members.len();
         // The reporting schools' groups: the pupils the actions are set against.
         let in_area: BTreeSet<&str> = members
@@ -240,7 +241,7 @@ pub fn add_actions(
             .sum();
         let (value, inner) = at_or_above(rows, &groups, from, nb);
         release.cells.push(Cell {
-            key: format!("{area}|R|minst{high}"),
+            key: area.cell(format_args!("R|minst{high}")),
             kind: Kind::Band,
             value,
             base,
@@ -266,7 +267,7 @@ pub fn add_actions(
                 .flat_map(|&m| ks.iter().map(move |&k| first + m * ACTION_KINDS + k))
                 .collect();
             release.cells.push(Cell {
-                key: format!("{area}|åtgärd|{name}"),
+                key: area.cell(format_args!("åtgärd|{name}")),
                 kind: Kind::Count,
                 value: inner.iter().map(|&i| release.values[i]).sum(),
                 base,
@@ -463,11 +464,14 @@ pub fn sum_of_counties<C: AsRef<str>>(
 ) -> Protection {
     let mut status: std::collections::HashMap<String, super::Status> = Default::default();
     for (code, p) in counties {
-        let prefix = format!("län:{}|", code.as_ref());
+        let country = Area::new(Level::Country, COUNTRY);
         for (key, s) in &p.status {
-            if let Some(measure) = key.strip_prefix(&prefix) {
+            let Some(k) = CellKey::parse(key) else {
+                continue;
+            };
+            if k.level == Level::County && k.code == code.as_ref() {
                 let c = status
-                    .entry(format!("riket:{COUNTRY}|{measure}"))
+                    .entry(country.cell(k.measure))
                     .or_insert(super::Status::Published);
                 if !s.published() {
                     *c = super::Status::Secondary;
@@ -684,18 +688,18 @@ fn schools_of(rows: &[Row], parts: &[usize]) -> (usize, usize) {
     (schools.len(), schools.values().filter(|c| **c).count())
 }
 
-/// The items (by index) of each school, municipality and the county, by the area's name
-/// (`skolenhet:CODE`, `kommun:CODE`, `län:CODE`), from each item's school and municipality.
+/// The items (by index) of each school, municipality and the county, by area
+/// in the order of their keys, from each item's school and municipality.
 fn areas<'a>(
     items: impl Iterator<Item = (&'a str, &'a str)>,
     county: &str,
-) -> BTreeMap<String, Vec<usize>> {
-    let mut areas: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+) -> BTreeMap<Area, Vec<usize>> {
+    let mut areas: BTreeMap<Area, Vec<usize>> = BTreeMap::new();
     for (i, (school, municipality)) in items.enumerate() {
         for area in [
-            format!("skolenhet:{school}"),
-            format!("kommun:{municipality}"),
-            format!("län:{county}"),
+            Area::new(Level::School, school),
+            Area::new(Level::Municipality, municipality),
+            Area::new(Level::County, county),
         ] {
             areas.entry(area).or_default().push(i);
         }
@@ -716,7 +720,7 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
     );
     let mut cells = Vec::new();
     for (area, members) in &areas {
-        let is_area = !area.starts_with("skolenhet:");
+        let is_area = area.level != Level::School;
         let (schools, confidential) = schools_of(rows, members);
         let base = |parts: &[usize]| -> i64 {
             parts
@@ -742,7 +746,7 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
             inner.sort_unstable();
             let (schools, confidential) = schools_of(rows, &parts);
             cells.push(Cell {
-                key: format!("{area}|{gender}|totalt"),
+                key: area.cell(format_args!("{gender}|totalt")),
                 kind: Kind::Total,
                 value,
                 base: value,
@@ -755,7 +759,7 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
         for (from, (lo, _)) in edges.iter().enumerate().skip(1) {
             let (value, inner) = at_or_above(rows, members, from, nb);
             cells.push(Cell {
-                key: format!("{area}|T|minst{lo}"),
+                key: area.cell(format_args!("T|minst{lo}")),
                 kind: Kind::Band,
                 value,
                 base: total,

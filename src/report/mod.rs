@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::disclosure::release::Which;
-use crate::disclosure::{Protection, Rules, Status};
+use crate::disclosure::view::{Disclose, Rests, link_counts, unrank_hidden};
+use crate::disclosure::{Protection, Status};
 use crate::engine::Engine;
 use crate::{Error, Result, reference};
 pub use spec::{AreaKind, Better, ChartSpec, Format, ReportSpec};
@@ -628,233 +629,6 @@ async fn report_period(engine: &Engine, area: &Area, term: Term) -> Result<Strin
     )))
 }
 
-/// How a report's values pass disclosure control: the protected releases its values rest on
-/// (the report's own period's, and the earlier periods and months some blocks show), the
-/// report's parameters for the cell keys, and the school (if any) whose own principal reads
-/// it and sees it unsuppressed.
-struct Disclose<'a> {
-    releases: &'a HashMap<Which, Arc<Protection>>,
-    /// The release of a cell key without `@`: the county's term up to the report's period.
-    own_release: &'a Which,
-    rules: Rules,
-    params: &'a [(&'a str, String)],
-    own_school: Option<&'a str>,
-}
-
-impl Disclose<'_> {
-    /// Why a value resting on the cells `templates` is not shown (`None`: it is shown), with
-    /// `{column}` in a template taken from `field`.
-    fn note(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> Option<String> {
-        self.footnote(self.status(templates, field))
-    }
-
-    fn footnote(&self, status: Status) -> Option<String> {
-        status.footnote(&self.rules)
-    }
-
-    /// The status of a value resting on the cells `templates`: the worst of theirs.
-    fn status(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> Status {
-        let mut worst = Status::Published;
-        for t in templates {
-            let status = match self.key(t, &field) {
-                Key::Skip => Status::Published,
-                Key::Cell(k) if self.own_key(&k) => Status::Published,
-                Key::Cell(k) => {
-                    let (cell, which) = self.locate(&k);
-                    // A release not loaded is one no row asked for when the report was built.
-                    debug_assert!(self.releases.contains_key(&which), "{which:?}");
-                    self.releases
-                        .get(&which)
-                        .map_or(Status::FewPupils, |p| p.status(cell))
-                }
-                Key::Missing => Status::FewPupils,
-            };
-            worst = worst.max(status);
-        }
-        worst
-    }
-
-    /// The bound of the first of the cells `templates` shown as one: its fewest pupils and
-    /// its group's pupils.
-    fn bound(
-        &self,
-        templates: &[String],
-        field: impl Fn(&str) -> Option<String>,
-    ) -> Option<(i64, i64)> {
-        templates.iter().find_map(|t| {
-            let Key::Cell(k) = self.key(t, &field) else {
-                return None;
-            };
-            let (cell, which) = self.locate(&k);
-            self.releases.get(&which)?.bound(cell)
-        })
-    }
-
-    /// Whether `templates` have an optional one (`{?column}`) and every such one gives this
-    /// row a cell: the value is then a cell of a release, not a count outside them.
-    fn resolved(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> bool {
-        let optional: Vec<&String> = templates.iter().filter(|t| t.contains("{?")).collect();
-        !optional.is_empty()
-            && optional
-                .iter()
-                .all(|t| matches!(self.key(t, &field), Key::Cell(_)))
-    }
-
-    /// Adds the releases the cells `templates` lie in to `out`.
-    fn wanted<'t>(
-        &self,
-        templates: impl IntoIterator<Item = &'t String>,
-        field: impl Fn(&str) -> Option<String>,
-        out: &mut std::collections::BTreeSet<Which>,
-    ) {
-        for t in templates {
-            if let Key::Cell(k) = self.key(t, &field) {
-                out.insert(self.locate(&k).1);
-            }
-        }
-    }
-
-    /// A cell key and the release it lies in: `KEY` lies in the report's own,
-    /// `KEY@PERIOD` in the county's term up to `PERIOD`, `KEY@month:PERIOD` in its month; the
-    /// country's, `riket:00|…`, in every county's.
-    fn locate<'k>(&self, key: &'k str) -> (&'k str, Which) {
-        let (cell, mut which) = match key.split_once('@') {
-            None => (key, self.own_release.clone()),
-            Some((cell, at)) => {
-                let (window, period) = at.split_once(':').unwrap_or(("term", at));
-                (
-                    cell,
-                    Which {
-                        county: self.own_release.county.clone(),
-                        period: period.into(),
-                        window: window.into(),
-                    },
-                )
-            }
-        };
-        // The country's cells (`riket:00|…`) lie in the release of every county.
-        if cell.starts_with("riket:") {
-            which.county = crate::disclosure::release::COUNTRY.into();
-        }
-        (cell, which)
-    }
-
-    /// Whether every cell of `templates` is the reading principal's own school's (no cells:
-    /// a value of the report's own area, which for a principal is the school).
-    fn own(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> bool {
-        self.own_school.is_some()
-            && templates.iter().all(|t| match self.key(t, &field) {
-                Key::Cell(k) => self.own_key(&k),
-                Key::Skip => true,
-                Key::Missing => false,
-            })
-    }
-
-    /// Whether a cell key is the reading principal's own school's.
-    fn own_key(&self, key: &str) -> bool {
-        self.own_school.is_some_and(|o| {
-            key.strip_prefix("skolenhet:")
-                .and_then(|r| r.split_once('|'))
-                .is_some_and(|(code, _)| code == o)
-        })
-    }
-
-    /// The status of a value resting on `pupils` pupils of `schools` schools in its row
-    /// (`None`: unknown, for a rule the column declares), unless it is the principal's own.
-    fn base_status(
-        &self,
-        pupils: Option<Option<f64>>,
-        schools: Option<Option<f64>>,
-        own: bool,
-    ) -> Status {
-        let rules = &self.rules;
-        let below = |n: Option<f64>, min: f64| n.is_none_or(|n| n < min);
-        if own {
-            Status::Published
-        } else if !rules.confidential_organisers.is_empty()
-            && schools.is_some_and(|n| below(n, rules.min_schools as f64))
-        {
-            // The row does not say whether a confidential school is among its schools: with
-            // any organiser type confidential, every area row is held to the rule.
-            Status::FewSchools
-        } else if pupils.is_some_and(|n| below(n, rules.min_pupils as f64)) {
-            Status::FewPupils
-        } else {
-            Status::Published
-        }
-    }
-
-    /// The status of a percentage of `pupils` (see [`spec::ColumnSpec::pupil_share`]): the
-    /// count it stands for, and the rest of the group, by the primary count rule.
-    fn share_status(&self, share: Option<f64>, pupils: Option<f64>) -> Status {
-        let (Some(share), Some(pupils)) = (share, pupils) else {
-            return Status::Published;
-        };
-        let count = (share / 100.0 * pupils).round();
-        let small = |n: f64| n >= 1.0 && n <= self.rules.max_hidden_count as f64;
-        if small(count) || small(pupils - count) {
-            Status::SmallCount
-        } else {
-            Status::Published
-        }
-    }
-
-    /// The status of a count outside the release (see [`spec::ColumnSpec::count`]) by the
-    /// primary rules; a school's own principal reads its report unsuppressed.
-    fn count_status(&self, v: &Cell) -> Status {
-        let small = |n: f64| n >= 1.0 && n <= self.rules.max_hidden_count as f64;
-        match v.as_f64() {
-            Some(n) if self.own_school.is_none() && small(n) => Status::SmallCount,
-            _ => Status::Published,
-        }
-    }
-
-    /// A cell key from its template: `$name` parameters, then `{column}` fields (`{?column}`:
-    /// when the column is empty in the row, the template does not apply to it).
-    fn key(&self, template: &str, field: impl Fn(&str) -> Option<String>) -> Key {
-        let mut s = template.to_string();
-        for (k, v) in self.params {
-            s = s.replace(k, v);
-        }
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s.as_str();
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let Some(close) = rest[open..].find('}').map(|c| c + open) else {
-                return Key::Missing;
-            };
-            let name = &rest[open + 1..close];
-            match (field(name.trim_start_matches('?')), name.starts_with('?')) {
-                (Some(v), _) => out.push_str(&v),
-                (None, true) => return Key::Skip,
-                (None, false) => return Key::Missing,
-            }
-            rest = &rest[close + 1..];
-        }
-        out.push_str(rest);
-        // `område:CODE|…`: the area kind follows from the code's length.
-        if let Some(tail) = out.strip_prefix("område:") {
-            let code = tail.split('|').next().unwrap_or_default();
-            let kind = match code.len() {
-                8 => "skolenhet",
-                4 => "kommun",
-                _ => "län",
-            };
-            out = format!("{kind}:{tail}");
-        }
-        Key::Cell(out)
-    }
-}
-
-/// A cell template filled from a row.
-enum Key {
-    Cell(String),
-    /// An optional field (`{?name}`) is empty: the value rests on no cell of this template.
-    Skip,
-    /// A field the template needs is missing or empty: treated as resting on too few pupils.
-    Missing,
-}
-
 /// A value of the query's result as text, for a cell key (`None`: no such column, or null).
 fn text_field(b: &RecordBatch, r: usize, name: &str) -> Option<String> {
     let i = b.schema().index_of(name).ok()?;
@@ -947,19 +721,22 @@ fn block(
             let field = |name: &str| text_field(b, r, name);
             for (k, c) in spec.columns.iter().enumerate() {
                 let v = cell(b.column(idx[k]), r, c.format)?;
-                let mut st = disclose.status(&c.cells, field);
-                // A count resting on a release cell in this row is protected there; the count
-                // rule guards the rest.
-                let counts = c.count && !disclose.resolved(&c.cells, field);
-                if counts {
-                    st = st.max(disclose.count_status(&v));
-                }
+                let number = |name: &Option<String>| -> Result<Option<Option<f64>>> {
+                    name.as_deref()
+                        .map(|n| Ok(cell(b.column(index(n)?), r, Format::Dec)?.as_f64()))
+                        .transpose()
+                };
+                let rests = Rests {
+                    cells: &c.cells,
+                    count: c.count,
+                    own_only: c.own_only
+                        || c.own_only_if.as_deref().is_some_and(|f| field(f).is_some()),
+                    pupils: number(&c.base)?,
+                    schools: number(&c.schools)?,
+                    pupil_share: c.pupil_share,
+                };
+                let (st, counts) = disclose.value(&rests, v.as_f64(), field);
                 crow.push(counts);
-                let own_only =
-                    c.own_only || c.own_only_if.as_deref().is_some_and(|f| field(f).is_some());
-                if own_only && disclose.own_school.is_none() {
-                    st = Status::OwnSchoolOnly;
-                }
                 srow.push(st);
                 brow.push(disclose.bound(&c.cells, field));
                 row.push(v);
@@ -984,22 +761,6 @@ fn block(
                 };
                 mrow.push(mark);
             }
-            for (k, c) in spec.columns.iter().enumerate() {
-                let number = |name: &Option<String>| -> Result<Option<Option<f64>>> {
-                    name.as_deref()
-                        .map(|n| Ok(cell(b.column(index(n)?), r, Format::Dec)?.as_f64()))
-                        .transpose()
-                };
-                let (pupils, schools) = (number(&c.base)?, number(&c.schools)?);
-                if pupils.is_some() || schools.is_some() {
-                    let own = disclose.own(&c.cells, field);
-                    srow[k] = srow[k].max(disclose.base_status(pupils, schools, own));
-                    if c.pupil_share && !own {
-                        let share = row[k].as_f64();
-                        srow[k] = srow[k].max(disclose.share_status(share, pupils.flatten()));
-                    }
-                }
-            }
             rows.push(row);
             marks.push(mrow);
             status.push(srow);
@@ -1007,7 +768,21 @@ fn block(
             counted.push(crow);
         }
     }
-    link_counts(spec, &rows, &mut status, &counted);
+    let counts: Vec<usize> = (0..spec.columns.len())
+        .filter(|&k| spec.columns[k].count)
+        .collect();
+    let rate_of: Vec<Vec<usize>> = spec
+        .columns
+        .iter()
+        .map(|c| {
+            c.rate_of
+                .iter()
+                .filter_map(|src| spec.columns.iter().position(|x| &x.name == src))
+                .collect()
+        })
+        .collect();
+    let nonzero = |r: usize, k: usize| rows[r][k].as_f64().is_some_and(|v| v != 0.0);
+    link_counts(&counts, &rate_of, nonzero, &mut status, &counted);
     // Suppressed values become `..` with their reason; the marks of a hidden value go too.
     let mut suppressed: Vec<String> = Vec::new();
     let mut any_null = false;
@@ -1037,7 +812,17 @@ fn block(
         .as_deref()
         .and_then(|n| spec.columns.iter().position(|c| c.name == n))
     {
-        unrank_hidden(&mut rows, &mut marks, &status, j);
+        let mut all: Vec<_> = std::mem::take(&mut rows)
+            .into_iter()
+            .zip(std::mem::take(&mut marks))
+            .zip(&status)
+            .collect();
+        let name = |((row, _), _): &((Vec<Cell>, Vec<String>), &Vec<Status>)| match &row[0] {
+            Cell::Text(t) => sv::collation_key(t),
+            _ => Vec::new(),
+        };
+        unrank_hidden(&mut all, |(_, s)| !s[j].published(), name);
+        (rows, marks) = all.into_iter().map(|(rm, _)| rm).unzip();
     }
     let mut footnotes: Vec<String> = notes
         .iter()
@@ -1063,72 +848,6 @@ fn block(
         footnotes,
         chart: spec.chart.clone(),
     })
-}
-
-/// Moves the rows whose ranking value (column `j`) is hidden below the others, ordered by
-/// their first column, so that no row's place tells where its hidden value lies.
-fn unrank_hidden(
-    rows: &mut Vec<Vec<Cell>>,
-    marks: &mut Vec<Vec<String>>,
-    status: &[Vec<Status>],
-    j: usize,
-) {
-    let (mut ranked, mut hidden): (Vec<_>, Vec<_>) = std::mem::take(rows)
-        .into_iter()
-        .zip(std::mem::take(marks))
-        .zip(status)
-        .partition(|(_, s)| s[j].published());
-    let key = |c: &Cell| match c {
-        Cell::Text(t) => sv::collation_key(t),
-        _ => Vec::new(),
-    };
-    hidden.sort_by_cached_key(|((row, _), _)| key(&row[0]));
-    for ((row, mrow), _) in ranked.drain(..).chain(hidden) {
-        rows.push(row);
-        marks.push(mrow);
-    }
-}
-
-/// Secondary suppression within a block for counts outside the release: a hidden count hides
-/// every other non-zero count of its row and its column (rows and columns may sum to one
-/// another: a staircase's cumulative steps, a month's actions), then a rate is hidden with
-/// the counts it is derived from.
-fn link_counts(
-    spec: &spec::BlockSpec,
-    rows: &[Vec<Cell>],
-    status: &mut [Vec<Status>],
-    counted: &[Vec<bool>],
-) {
-    let counts: Vec<usize> = (0..spec.columns.len())
-        .filter(|&k| spec.columns[k].count)
-        .collect();
-    let primary: Vec<(usize, usize)> = (0..rows.len())
-        .flat_map(|r| counts.iter().map(move |&k| (r, k)))
-        .filter(|&(r, k)| counted[r][k] && !status[r][k].published())
-        .collect();
-    let nonzero = |r: usize, k: usize| rows[r][k].as_f64().is_some_and(|v| v != 0.0);
-    for (r, k) in primary {
-        let linked = counts
-            .iter()
-            .map(|&k2| (r, k2))
-            .chain((0..rows.len()).map(|r2| (r2, k)));
-        for (r2, k2) in linked {
-            if counted[r2][k2] && status[r2][k2].published() && nonzero(r2, k2) {
-                status[r2][k2] = Status::Secondary;
-            }
-        }
-    }
-    for (k, c) in spec.columns.iter().enumerate() {
-        for src in &c.rate_of {
-            if let Some(j) = spec.columns.iter().position(|x| &x.name == src) {
-                for srow in status.iter_mut() {
-                    if !srow[j].published() {
-                        srow[k] = srow[k].max(srow[j]);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// One value of an Arrow column as a report cell of the given format.
@@ -1283,6 +1002,7 @@ pub async fn index(engine: &Engine) -> Result<Index> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disclosure::Rules;
 
     /// Disclosure under the default rules, for a block's tests.
     fn disclosing<'a>(
@@ -1677,36 +1397,5 @@ mod tests {
         assert_eq!(b.rows[0][1], Cell::Int(2));
         assert_eq!(b.rows[1][1], Cell::Null);
         assert!(b.footnotes.iter().any(|n| n.contains("egen inloggning")));
-    }
-
-    #[test]
-    fn a_hidden_ranking_value_leaves_no_place_behind() {
-        // Ranked by absence, highest first: Örebro 12, Hallsberg (hidden) 11, Askersund 9,
-        // Degerfors (hidden) 8.
-        let text = |s: &str| Cell::Text(s.into());
-        let mut rows = vec![
-            vec![text("Örebro"), Cell::Num(12.0)],
-            vec![text("Hallsberg"), Cell::Null],
-            vec![text("Askersund"), Cell::Num(9.0)],
-            vec![text("Degerfors"), Cell::Null],
-        ];
-        let mut marks = vec![vec![String::new(), "*".to_string()]; 4];
-        marks[2][1] = "**".into();
-        let shown = vec![Status::Published; 2];
-        let hidden = vec![Status::Published, Status::FewSchools];
-        let status = vec![shown.clone(), hidden.clone(), shown, hidden];
-        unrank_hidden(&mut rows, &mut marks, &status, 1);
-        let names: Vec<&Cell> = rows.iter().map(|r| &r[0]).collect();
-        assert_eq!(
-            names,
-            [
-                &text("Örebro"),
-                &text("Askersund"),
-                &text("Degerfors"),
-                &text("Hallsberg")
-            ]
-        );
-        // Marks travel with their rows.
-        assert_eq!(marks[1][1], "**");
     }
 }
