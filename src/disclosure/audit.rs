@@ -24,10 +24,15 @@ use good_lp::{
 };
 use serde::Serialize;
 
+use super::key::{CellKey, Level};
 use super::{Release, Rules, Status};
 
 /// How many other localities a cell's own is paired with at each level, smallest first.
 const SIBLINGS: usize = 8;
+
+/// How many localities whose cell of the same measure is hidden join a cell's own, smallest
+/// first, in the scopes tried before the parent's whole (see [`System::scopes`]).
+const HIDDEN_SIBLINGS: [usize; 2] = [8, 48];
 
 /// Larger than any count; a hidden cell that can reach it is unbounded above.
 const UNBOUNDED: f64 = 1.0e7;
@@ -44,6 +49,10 @@ pub struct Interval {
     /// Whether `min..=max` is the attacker's whole interval (solved over everything
     /// published), or a part of it wide enough to prove the cell safe.
     pub exact: bool,
+    /// The published cell whose value alone caps the cell's unknowns too narrowly, when
+    /// that is why it fails (hiding it is the repair).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped_by: Option<usize>,
 }
 
 impl Interval {
@@ -69,12 +78,15 @@ impl Report {
 /// Receives each table found: the unknowns it sets, by variable, sorted.
 type Witness<'a> = dyn FnMut(&[(usize, i64)]) + 'a;
 
-/// An interval found: its lower and upper end (`None`: unbounded) and whether it is exact.
-type Found = (i64, Option<i64>, bool);
+/// An interval found: its lower and upper end (`None`: unbounded), whether it is exact, and
+/// the published cell that caps it too narrowly, if one does.
+type Found = (i64, Option<i64>, bool, Option<usize>);
 
 /// One published relation over the unknowns: their sum equals (or, for a bound, is at
 /// least) `rhs`.
 struct Constraint {
+    /// The release cell it publishes.
+    cell: usize,
     vars: Vec<usize>,
     rhs: i64,
     eq: bool,
@@ -104,6 +116,9 @@ struct System {
     by_comp: HashMap<usize, Vec<usize>>,
     /// Per level, the unknown variables of each locality.
     members: Vec<HashMap<u32, Vec<usize>>>,
+    /// Per level and measure (`T|minst50`), the localities whose own cell of that measure is
+    /// hidden (a school's at level 0, a municipality's at level 1).
+    hidden: Vec<HashMap<String, BTreeSet<u32>>>,
 }
 
 /// The distinct variables, sorted, of the inner cells `inner`.
@@ -185,7 +200,7 @@ impl System {
             }
         }
         let mut constraints = Vec::new();
-        for (c, s) in release.cells.iter().zip(status) {
+        for (k, (c, s)) in release.cells.iter().zip(status).enumerate() {
             let (eq, rhs) = match s {
                 Status::Published => (true, c.value),
                 Status::Bound => (false, c.base - rules.dominance),
@@ -194,6 +209,7 @@ impl System {
             let (free, known) = split(&fixed, &vars(&c.inner));
             if !free.is_empty() {
                 constraints.push(Constraint {
+                    cell: k,
                     vars: free,
                     rhs: rhs - known,
                     eq,
@@ -227,6 +243,23 @@ impl System {
                 members[level].entry(l[v]).or_default().push(v);
             }
         }
+        let mut hidden: Vec<HashMap<String, BTreeSet<u32>>> = vec![HashMap::new(); locality.len()];
+        for (c, s) in release.cells.iter().zip(status) {
+            let level = match CellKey::parse(&c.key).map(|k| (k.level, k.measure)) {
+                Some((Level::School, m)) => Some((0, m)),
+                Some((Level::Municipality, m)) => Some((1, m)),
+                _ => None,
+            };
+            if let (Some((level, measure)), Some(&first), false) =
+                (level, c.inner.first(), s.published())
+                && level < locality.len()
+            {
+                hidden[level]
+                    .entry(measure.to_string())
+                    .or_default()
+                    .insert(locality[level][var_of[first]]);
+            }
+        }
         System {
             var_of,
             value,
@@ -238,6 +271,7 @@ impl System {
             comp,
             by_comp,
             members,
+            hidden,
         }
     }
 
@@ -246,10 +280,14 @@ impl System {
         vars_of(&self.var_of, inner)
     }
 
-    /// The scopes to search for a cell with unknowns `free`, smallest first: per level, its
-    /// own localities, then those with another locality under the same parent (at the coarsest
-    /// level: any other), the [`SIBLINGS`] smallest. `None` is the whole release.
-    fn scopes(&self, free: &[usize]) -> Vec<Option<Vec<usize>>> {
+    /// The scopes to search for a cell (`key`) with unknowns `free`, smallest first: per
+    /// level, its own localities; then with those under the same parent (at the coarsest
+    /// level: any other) whose cell of the same measure is hidden too, the
+    /// [`HIDDEN_SIBLINGS`] smallest, in two steps (where an attacker's room lies: a pupil moved between
+    /// two hidden cells of one published sum); then with each of the [`SIBLINGS`] smallest
+    /// others, and all of those. `None` is the whole release.
+    fn scopes(&self, key: &str, free: &[usize]) -> Vec<Option<Vec<usize>>> {
+        let measure = CellKey::parse(key).map(|k| k.measure);
         let levels = self.locality.len();
         let own = |level: usize| -> BTreeSet<u32> {
             free.iter().map(|&v| self.locality[level][v]).collect()
@@ -278,6 +316,22 @@ impl System {
                 .map(|(l, vs)| (vs.len(), *l))
                 .collect();
             siblings.sort_unstable();
+            if let Some(hidden) = measure.and_then(|m| self.hidden[level].get(m)) {
+                let hidden: Vec<u32> = siblings
+                    .iter()
+                    .filter(|(_, l)| hidden.contains(l))
+                    .map(|(_, l)| *l)
+                    .collect();
+                let mut last = 0;
+                for n in HIDDEN_SIBLINGS.map(|n| n.min(hidden.len())) {
+                    if n > last {
+                        let mut with = mine.clone();
+                        with.extend(&hidden[..n]);
+                        out.push(Some(gather(level, &with)));
+                        last = n;
+                    }
+                }
+            }
             siblings.truncate(SIBLINGS);
             for (_, s) in &siblings {
                 let mut with = mine.clone();
@@ -425,14 +479,15 @@ impl System {
             })
     }
 
-    /// The smallest published sum over a superset of the unknowns `free`: a bound on theirs.
-    fn cap(&self, free: &[usize]) -> Option<i64> {
+    /// The smallest published sum over a superset of the unknowns `free`, a bound on theirs,
+    /// and the cell that publishes it.
+    fn cap(&self, free: &[usize]) -> Option<(i64, usize)> {
         let first = *free.first()?;
         self.touching[first]
             .iter()
             .map(|&k| &self.constraints[k])
             .filter(|c| c.eq && free.iter().all(|v| c.vars.binary_search(v).is_ok()))
-            .map(|c| c.rhs)
+            .map(|c| (c.rhs, c.cell))
             .min()
     }
 
@@ -456,17 +511,17 @@ impl System {
         // narrows the cell too far, no programme can widen it (a repair needs no more).
         if let Some(cap) = self
             .cap(&free)
-            .filter(|c| depth == Depth::Local && *c < width)
+            .filter(|c| depth == Depth::Local && c.0 < width)
         {
-            return (known, Some(known + cap), false);
+            return (known, Some(known + cap.0), false, Some(cap.1));
         }
         let (mut lo, mut hi) = seen;
         let scopes = match depth {
             Depth::Exact => vec![None],
-            _ if hi.is_none_or(|h| h - lo >= width) => return (lo, hi, false),
-            Depth::Whole => self.scopes(&free),
+            _ if hi.is_none_or(|h| h - lo >= width) => return (lo, hi, false, None),
+            Depth::Whole => self.scopes(key, &free),
             Depth::Local => {
-                let mut s = self.scopes(&free);
+                let mut s = self.scopes(key, &free);
                 if s.len() > 1 {
                     s.pop();
                 }
@@ -490,12 +545,12 @@ impl System {
                 "disclosure audit: programme"
             );
             match r {
-                Ok((a, b)) if exact => return (a, b, true),
+                Ok((a, b)) if exact => return (a, b, true, None),
                 Ok((a, b)) => {
                     lo = lo.min(a);
                     hi = hi.zip(b).map(|(h, b)| h.max(b));
                     if hi.is_none_or(|h| h - lo >= width) {
-                        return (lo, hi, false);
+                        return (lo, hi, false, None);
                     }
                 }
                 // The true values satisfy every constraint, so this is the solver giving up:
@@ -504,12 +559,12 @@ impl System {
                 Err(e) if exact => {
                     tracing::warn!(cell = %key, error = %e, "disclosure audit: programme not solved");
                     let value = known + free.iter().map(|&v| self.value[v]).sum::<i64>();
-                    return (value, Some(value), true);
+                    return (value, Some(value), true, None);
                 }
                 Err(_) => {}
             }
         }
-        (lo, hi, false)
+        (lo, hi, false, None)
     }
 }
 
@@ -573,7 +628,7 @@ pub fn audit_cells(
     let mut solved: HashMap<(&[usize], i64), Found> = HashMap::new();
     for (t, (h, width, vars)) in targets.iter().enumerate() {
         let cell = &release.cells[*h];
-        let (min, max, exact) = match solved.get(&(cell.inner.as_slice(), *width)) {
+        let (min, max, exact, capped_by) = match solved.get(&(cell.inner.as_slice(), *width)) {
             Some(found) => *found,
             None => {
                 let first = seen[t];
@@ -596,6 +651,7 @@ pub fn audit_cells(
             min,
             max,
             exact,
+            capped_by,
         };
         if interval.width().is_some_and(|w| w < *width) {
             report.failures.push(interval.clone());

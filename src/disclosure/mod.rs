@@ -603,20 +603,27 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
         let mut changed = false;
         for failure in &report.failures {
             let h = &release.cells[failure.cell];
-            let pick = (0..release.cells.len())
-                .filter(|&j| status[j] == Status::Published && !forced[j])
-                .filter(|&j| {
-                    overlaps(&release.cells[j].inner, &h.inner)
-                        || sibling(release, &release.cells[j], h)
-                })
-                .min_by_key(|&j| {
-                    (
-                        release.cells[j].kind == Kind::Total,
-                        release.cells[j].inner.len(),
-                        release.cells[j].value,
-                        &release.cells[j].key,
-                    )
-                });
+            // A published cell whose value alone caps the failing one too narrowly is the one
+            // that bounds it: it gives way.
+            let cap = failure
+                .capped_by
+                .filter(|&j| status[j] == Status::Published && !forced[j]);
+            let pick = cap.or_else(|| {
+                (0..release.cells.len())
+                    .filter(|&j| status[j] == Status::Published && !forced[j])
+                    .filter(|&j| {
+                        overlaps(&release.cells[j].inner, &h.inner)
+                            || sibling(release, &release.cells[j], h)
+                    })
+                    .min_by_key(|&j| {
+                        (
+                            release.cells[j].kind == Kind::Total,
+                            release.cells[j].inner.len(),
+                            release.cells[j].value,
+                            &release.cells[j].key,
+                        )
+                    })
+            });
             if let Some(j) = pick {
                 status[j] = Status::Secondary;
                 changed = true;
