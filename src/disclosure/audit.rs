@@ -87,6 +87,8 @@ type Found = (i64, Option<i64>, bool, Option<usize>);
 struct Constraint {
     /// The release cell it publishes.
     cell: usize,
+    /// That cell's place in key order, so that ties are broken whatever order cells come in.
+    rank: usize,
     vars: Vec<usize>,
     rhs: i64,
     eq: bool,
@@ -199,6 +201,12 @@ impl System {
                 break;
             }
         }
+        let mut by_key: Vec<usize> = (0..release.cells.len()).collect();
+        by_key.sort_by(|&a, &b| release.cells[a].key.cmp(&release.cells[b].key));
+        let mut rank = vec![0; by_key.len()];
+        for (r, &k) in by_key.iter().enumerate() {
+            rank[k] = r;
+        }
         let mut constraints = Vec::new();
         for (k, (c, s)) in release.cells.iter().zip(status).enumerate() {
             let (eq, rhs) = match s {
@@ -210,6 +218,7 @@ impl System {
             if !free.is_empty() {
                 constraints.push(Constraint {
                     cell: k,
+                    rank: rank[k],
                     vars: free,
                     rhs: rhs - known,
                     eq,
@@ -487,8 +496,8 @@ impl System {
             .iter()
             .map(|&k| &self.constraints[k])
             .filter(|c| c.eq && free.iter().all(|v| c.vars.binary_search(v).is_ok()))
+            .min_by_key(|c| (c.rhs, c.rank))
             .map(|c| (c.rhs, c.cell))
-            .min()
     }
 
     /// The interval of a cell over `inner`: the union of what the scopes find, stopping as

@@ -583,6 +583,7 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
     let release = &uniq;
     gauss(release, &mut status, &forced);
     let mut pending: Option<Vec<usize>> = None;
+    let mut repairs: HashMap<usize, u32> = HashMap::new();
     loop {
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
@@ -603,28 +604,39 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
         let mut changed = false;
         for failure in &report.failures {
             let h = &release.cells[failure.cell];
+            // A cell that still fails after its repair takes twice as many cells the next
+            // round, so that a cell far from safe costs a few rounds rather than one a cell.
+            let tries = repairs.entry(failure.cell).or_insert(0u32);
+            let n = 1usize << (*tries).min(6);
+            *tries += 1;
             // A published cell whose value alone caps the failing one too narrowly is the one
             // that bounds it: it gives way.
             let cap = failure
                 .capped_by
                 .filter(|&j| status[j] == Status::Published && !forced[j]);
-            let pick = cap.or_else(|| {
-                (0..release.cells.len())
-                    .filter(|&j| status[j] == Status::Published && !forced[j])
-                    .filter(|&j| {
-                        overlaps(&release.cells[j].inner, &h.inner)
-                            || sibling(release, &release.cells[j], h)
-                    })
-                    .min_by_key(|&j| {
+            let picks: Vec<usize> = match cap {
+                Some(j) => vec![j],
+                None => {
+                    let mut candidates: Vec<usize> = (0..release.cells.len())
+                        .filter(|&j| status[j] == Status::Published && !forced[j])
+                        .filter(|&j| {
+                            overlaps(&release.cells[j].inner, &h.inner)
+                                || sibling(release, &release.cells[j], h)
+                        })
+                        .collect();
+                    candidates.sort_by_key(|&j| {
                         (
                             release.cells[j].kind == Kind::Total,
                             release.cells[j].inner.len(),
                             release.cells[j].value,
                             &release.cells[j].key,
                         )
-                    })
-            });
-            if let Some(j) = pick {
+                    });
+                    candidates.truncate(n);
+                    candidates
+                }
+            };
+            for j in picks {
                 status[j] = Status::Secondary;
                 changed = true;
             }

@@ -286,6 +286,54 @@ fn a_municipality_with_two_schools_publishes_its_own_figures() {
     }
 }
 
+/// School A's 3 pupils at ≥ 20 % are hidden, and its 9 at ≥ 10 % alone hold them to 0–9:
+/// the repair hides that small cap at once rather than the same figure of one sibling school
+/// after another (each a round of its own). One sibling's figure goes too (the municipality's
+/// ≥ 20 % less the others would give A's), the others and the municipality's stay.
+#[test]
+fn a_small_figure_that_caps_a_hidden_one_gives_way_first() {
+    let rules = Rules::default();
+    let rows: Vec<Row> = [
+        ("18800001", [40, 6, 3]),
+        ("18800002", [50, 20, 11]),
+        ("18800003", [60, 25, 12]),
+        ("18800004", [70, 30, 13]),
+        ("18800005", [80, 35, 14]),
+    ]
+    .into_iter()
+    .map(|(school, bands)| row(school, "1880", "all", "T", bands))
+    .collect();
+    let release = build(&rows, "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    assert_eq!(
+        status_of(&release, &status, "skolenhet:18800001|T|minst20"),
+        Status::SmallCount
+    );
+    assert_eq!(
+        status_of(&release, &status, "skolenhet:18800001|T|minst10"),
+        Status::Secondary
+    );
+    let siblings_hidden = (2..=5)
+        .filter(|s| {
+            !status_of(
+                &release,
+                &status,
+                &format!("skolenhet:1880000{s}|T|minst20"),
+            )
+            .published()
+        })
+        .count();
+    assert_eq!(siblings_hidden, 1);
+    for key in [
+        "kommun:1880|T|minst20",
+        "kommun:1880|T|minst10",
+        "län:18|T|minst20",
+    ] {
+        assert!(status_of(&release, &status, key).published(), "{key}");
+    }
+}
+
 /// Municipality 1864 with two schools (the second confidential when `confidential`), 1860
 /// with three and 1880 with four, in county 18.
 fn two_school_county(confidential: bool) -> Vec<Row> {
