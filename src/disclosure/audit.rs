@@ -8,8 +8,9 @@
 //! scope at its true value leaves a smaller programme whose solutions are all tables the
 //! attacker cannot rule out, so its interval lies inside the attacker's: once the intervals
 //! found reach the required width the cell is proven safe. Scopes grow from the cell's own
-//! school, to it and one other school of its municipality, to the municipality, and only a
-//! cell still too narrow is solved over everything published (its exact interval).
+//! school, to it and the schools of its municipality whose figure of the same measure is
+//! hidden too, to it and one other school, to the municipality, and only a cell still too
+//! narrow is solved over everything published (its exact interval).
 //!
 //! Every solution any programme finds is such a table too, so it is checked against the
 //! published sums and kept as a witness: the values it gives every other hidden cell widen
