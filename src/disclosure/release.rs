@@ -463,8 +463,8 @@ pub fn sum_of_counties<C: AsRef<str>>(
     rules: &Rules,
 ) -> Protection {
     let mut status: std::collections::HashMap<String, super::Status> = Default::default();
+    let country = Area::new(Level::Country, COUNTRY);
     for (code, p) in counties {
-        let country = Area::new(Level::Country, COUNTRY);
         for (key, s) in &p.status {
             let Some(k) = CellKey::parse(key) else {
                 continue;
