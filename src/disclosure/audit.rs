@@ -299,21 +299,32 @@ impl System {
     fn scopes(&self, key: &str, free: &[usize]) -> Vec<Option<Vec<usize>>> {
         let measure = CellKey::parse(key).map(|k| k.measure);
         let levels = self.locality.len();
+        // Unknowns that share no published sum with the cell's (another component, such as
+        // a month's actions beside its pupil counts) do not move it: a scope leaves them out.
+        let comps: BTreeSet<usize> = free.iter().map(|&v| self.comp[v]).collect();
+        let linked = |v: &usize| comps.contains(&self.comp[*v]);
         let own = |level: usize| -> BTreeSet<u32> {
             free.iter().map(|&v| self.locality[level][v]).collect()
         };
         let gather = |level: usize, ls: &BTreeSet<u32>| -> Vec<usize> {
             let mut vs: Vec<usize> = ls
                 .iter()
-                .flat_map(|l| self.members[level].get(l).into_iter().flatten().copied())
+                .flat_map(|l| self.members[level].get(l).into_iter().flatten())
+                .copied()
+                .filter(linked)
                 .collect();
             vs.sort_unstable();
             vs
         };
-        let mut out = Vec::new();
+        let mut out: Vec<Option<Vec<usize>>> = Vec::new();
+        let mut push = |scope: Vec<usize>| {
+            if out.last().is_none_or(|last| last.as_ref() != Some(&scope)) {
+                out.push(Some(scope));
+            }
+        };
         for level in 0..levels {
             let mine = own(level);
-            out.push(Some(gather(level, &mine)));
+            push(gather(level, &mine));
             let parents = (level + 1 < levels).then(|| own(level + 1));
             let mut siblings: Vec<(usize, u32)> = self.members[level]
                 .iter()
@@ -323,7 +334,8 @@ impl System {
                             .as_ref()
                             .is_none_or(|p| p.contains(&self.locality[level + 1][vs[0]]))
                 })
-                .map(|(l, vs)| (vs.len(), *l))
+                .map(|(l, vs)| (vs.iter().filter(|v| linked(v)).count(), *l))
+                .filter(|(n, _)| *n > 0)
                 .collect();
             siblings.sort_unstable();
             if let Some(hidden) = measure.and_then(|m| self.hidden[level].get(m)) {
@@ -337,7 +349,7 @@ impl System {
                     if n > last {
                         let mut with = mine.clone();
                         with.extend(&hidden[..n]);
-                        out.push(Some(gather(level, &with)));
+                        push(gather(level, &with));
                         last = n;
                     }
                 }
@@ -346,13 +358,13 @@ impl System {
             for (_, s) in &siblings {
                 let mut with = mine.clone();
                 with.insert(*s);
-                out.push(Some(gather(level, &with)));
+                push(gather(level, &with));
             }
             // Then all of them together: room that no single one has.
             if siblings.len() > 1 {
                 let mut with = mine.clone();
                 with.extend(siblings.iter().map(|(_, s)| *s));
-                out.push(Some(gather(level, &with)));
+                push(gather(level, &with));
             }
         }
         out.push(None);
