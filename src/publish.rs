@@ -331,6 +331,7 @@ pub async fn publish(
     let mut stream = futures::stream::iter(jobs)
         .map(|(kind, code, term, own)| async move {
             let t: Term = term.parse().map_err(Error::usage)?;
+            let started = Instant::now();
             // A school's report and its principal's view from one run of its queries.
             let readers = if own {
                 vec![None, Some(code.as_str())]
@@ -347,6 +348,11 @@ pub async fn publish(
             )
             .await
             .map_err(|e| Error::usage(format!("{kind} {code} {term}: {e}")))?;
+            tracing::debug!(
+                %kind, %code, %term,
+                ms = started.elapsed().as_millis() as u64,
+                "publish: report built"
+            );
             reports
                 .into_iter()
                 .zip(readers)

@@ -413,18 +413,33 @@ impl Which {
 /// `riket:00|…`.
 pub const COUNTRY: &str = "00";
 
-/// The protected release `which` at the engine's data version, computed once per session,
-/// and once per owner of the engine's [`Protections`] for the same release. The solving runs on a blocking thread, so a
-/// large county does not hold up the server's other requests.
+/// The protected release `which` at the engine's data version, computed once per session
+/// (reports that ask for it while it is being computed wait for that one), and once per owner
+/// of the engine's [`Protections`] for the same release. The solving runs on a blocking
+/// thread, so a large county does not hold up the server's other requests.
 pub async fn protection(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
-    if let Some(p) = engine.protections.lock().expect("cache").get(which) {
-        return Ok(p.clone());
-    }
     if which.county == COUNTRY {
-        country(engine, which).await
+        once(engine, which, country(engine, which)).await
     } else {
-        county(engine, which).await
+        once(engine, which, county(engine, which)).await
     }
+}
+
+/// `which`'s protection from the engine's session cache, computed by `compute` unless it
+/// is there or being computed.
+async fn once(
+    engine: &Engine,
+    which: &Which,
+    compute: impl std::future::Future<Output = Result<Arc<Protection>>>,
+) -> Result<Arc<Protection>> {
+    let cell = engine
+        .protections
+        .lock()
+        .expect("cache")
+        .entry(which.clone())
+        .or_default()
+        .clone();
+    cell.get_or_try_init(|| compute).await.cloned()
 }
 
 /// The country's figures are the sums of the counties' (`riket:00|T|minst15` of every
@@ -449,11 +464,14 @@ async fn country(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
             county: c.clone(),
             ..which.clone()
         };
-        async move { county(engine, &w).await.map(|p| (c.as_str(), p)) }
+        async move {
+            once(engine, &w, county(engine, &w))
+                .await
+                .map(|p| (c.as_str(), p))
+        }
     }))
     .await?;
-    let p = Arc::new(sum_of_counties(&counties, &engine.rules));
-    Ok(remember(engine, which, p))
+    Ok(Arc::new(sum_of_counties(&counties, &engine.rules)))
 }
 
 /// The country's statuses from its counties': `riket:00|M` is published when every county's
@@ -486,19 +504,9 @@ pub fn sum_of_counties<C: AsRef<str>>(
     }
 }
 
-/// Keeps `which`'s protection for the rest of the engine's life.
-fn remember(engine: &Engine, which: &Which, p: Arc<Protection>) -> Arc<Protection> {
-    let mut cache = engine.protections.lock().expect("cache");
-    cache.insert(which.clone(), p.clone());
-    p
-}
-
 /// One county's protected release: protected alone, or beside what earlier publications
 /// published of it when the engine has a [`History`].
 async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
-    if let Some(p) = engine.protections.lock().expect("cache").get(which) {
-        return Ok(p.clone());
-    }
     let release = county_release(
         engine,
         &which.county,
@@ -522,13 +530,15 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
     let p = match found {
         Some(p) => p,
         None => {
+            let started = std::time::Instant::now();
             let mut before = Vec::new();
             if let Some(history) = &engine.history {
                 for e in earlier {
                     before.push((history.release(which, e).await?, e.protection.clone()));
                 }
             }
-            tokio::task::spawn_blocking(move || {
+            let cells = release.cells.len();
+            let p = tokio::task::spawn_blocking(move || {
                 let pairs: Vec<(&Release, &Protection)> =
                     before.iter().map(|(r, p)| (r, p.as_ref())).collect();
                 Arc::new(if pairs.is_empty() {
@@ -541,7 +551,15 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
             .map_err(|e| match e.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
                 Err(_) => crate::Error::Unavailable("servern stängs av".into()),
-            })?
+            })?;
+            tracing::debug!(
+                county = %which.county, period = %which.period, window = %which.window,
+                beside = earlier.len(),
+                cells,
+                ms = started.elapsed().as_millis() as u64,
+                "disclosure: release protected"
+            );
+            p
         }
     };
     engine.protected.insert(key, p.clone());
@@ -554,7 +572,7 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
             solved,
         });
     }
-    Ok(remember(engine, which, p))
+    Ok(p)
 }
 
 /// The key a release's protection beside earlier publications is kept under: its content

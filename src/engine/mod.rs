@@ -137,11 +137,12 @@ pub struct Engine {
     /// The shared definition's levels, in percent (the bands of a disclosure release).
     pub levels: Vec<u32>,
     /// Protected releases computed in this session: a data version never changes, so each
-    /// is computed once and every view shows the same statuses.
+    /// is computed once (also when several reports ask for it at the same time) and every
+    /// view shows the same statuses.
     pub protections: std::sync::Mutex<
         std::collections::HashMap<
             crate::disclosure::release::Which,
-            Arc<crate::disclosure::Protection>,
+            Arc<tokio::sync::OnceCell<Arc<crate::disclosure::Protection>>>,
         >,
     >,
     /// Protections by the content they protect, shared across engines by their owner.
