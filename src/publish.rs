@@ -208,7 +208,7 @@ pub async fn read_index(lake: &Lake, at: &Publication) -> Result<Index> {
 }
 
 /// What one run of [`publish`] did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Published {
     pub publication: u64,
     pub data_version: u64,

@@ -116,6 +116,10 @@ pub enum Command {
     Publish {
         #[command(flatten)]
         lake: LakeArg,
+        /// Print what was published as one line of JSON (`null`: nothing new), no progress bar
+        /// (how `serve` runs its publisher).
+        #[arg(long, hide = true)]
+        json: bool,
     },
     /// Run SQL over the lake tables.
     Query {
@@ -376,9 +380,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Publish { lake } => {
+        Command::Publish { lake, json: false } => {
             let lake = open_existing(&lake.lake).await?;
             publish_lake(&lake).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Publish { lake, json: true } => {
+            let lake = open_existing(&lake.lake).await?;
+            let policies = Policies::load(&policy::Source::resolve(None))
+                .map_err(|e| Error::usage(e.to_string()))?;
+            let published = crate::publish::publish(
+                &lake,
+                &policies,
+                Default::default(),
+                Utc::now(),
+                &|_, _| {},
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&published)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Query {

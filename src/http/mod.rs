@@ -73,7 +73,14 @@ pub async fn serve(
         .map_err(|e| Error::io(addr, e))?;
     let local = listener.local_addr().map_err(|e| Error::io(addr, e))?;
     let settings = tokens.server();
-    let app = Arc::new(App::new(lake, policies, Utc::now).with_tokens(tokens));
+    let mut app = App::new(lake, policies, Utc::now).with_tokens(tokens);
+    // The publisher runs as a child process of the same executable; where that cannot be
+    // found, in this process.
+    match std::env::current_exe() {
+        Ok(exe) => app = app.with_publisher_process(exe),
+        Err(e) => tracing::warn!(error = %e, "publishing in the server's own process"),
+    }
+    let app = Arc::new(app);
     let routes = router(app.clone());
     let publisher = tokio::spawn(app.clone().run_publisher(
         std::time::Duration::from_secs(settings.publish_settle_secs),
