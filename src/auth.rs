@@ -207,6 +207,9 @@ pub struct ServerConfig {
     pub publish_settle_secs: u64,
     /// The longest an upload waits to be published while others keep arriving, in seconds.
     pub publish_max_wait_secs: u64,
+    /// The niceness the background publisher (a child process) runs at, so that pages keep
+    /// the processor first while it runs; 0 runs it at the server's own priority.
+    pub publisher_nice: u8,
 }
 
 impl ServerConfig {
@@ -226,6 +229,7 @@ impl Default for ServerConfig {
             max_concurrent_uploads: 8,
             publish_settle_secs: 10,
             publish_max_wait_secs: 300,
+            publisher_nice: 10,
         }
     }
 }

@@ -507,6 +507,11 @@ pub fn sum_of_counties<C: AsRef<str>>(
 /// One county's protected release: protected alone, or beside what earlier publications
 /// published of it when the engine has a [`History`].
 async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
+    let _permit = engine
+        .solving
+        .acquire()
+        .await
+        .map_err(|_| crate::Error::Unavailable("servern stängs av".into()))?;
     let release = county_release(
         engine,
         &which.county,

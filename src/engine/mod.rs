@@ -150,6 +150,10 @@ pub struct Engine {
     /// What earlier publications published of each release (the publisher's engine): a
     /// release is protected beside them, so two publications cannot be differenced.
     pub history: Option<Arc<crate::disclosure::release::History>>,
+    /// How many county releases are built and solved at once: one per processor. Solving is
+    /// bound by the processor, and each release being built holds a national period's
+    /// attendance rows, so more at once would only hold more memory.
+    pub solving: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -269,6 +273,9 @@ impl Engine {
             protections: Default::default(),
             protected: Default::default(),
             history: None,
+            solving: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         })
     }
 

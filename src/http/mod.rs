@@ -77,7 +77,7 @@ pub async fn serve(
     // The publisher runs as a child process of the same executable; where that cannot be
     // found, in this process.
     match std::env::current_exe() {
-        Ok(exe) => app = app.with_publisher_process(exe),
+        Ok(exe) => app = app.with_publisher_process(exe, settings.publisher_nice),
         Err(e) => tracing::warn!(error = %e, "publishing in the server's own process"),
     }
     let app = Arc::new(app);

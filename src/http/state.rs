@@ -50,9 +50,9 @@ pub struct App {
     last_upload: Mutex<Option<Instant>>,
     /// Wakes the publisher.
     pub(super) publish_now: tokio::sync::Notify,
-    /// The `narvaro` executable the publisher runs as a child process (`None`: it publishes
-    /// in this process).
-    publisher: Option<std::path::PathBuf>,
+    /// The `narvaro` executable the publisher runs as a child process, and its niceness
+    /// (`None`: it publishes in this process).
+    publisher: Option<(std::path::PathBuf, u8)>,
 }
 
 impl App {
@@ -78,12 +78,12 @@ impl App {
         }
     }
 
-    /// Publishes by running `exe publish` as a child process at a lower priority (what
+    /// Publishes by running `exe publish` as a child process at niceness `nice` (what
     /// `serve` does): a publication needs a county's releases and every report in memory for
     /// minutes, which the server neither holds nor waits for, and pages keep the processor
     /// first while it runs.
-    pub fn with_publisher_process(mut self, exe: std::path::PathBuf) -> App {
-        self.publisher = Some(exe);
+    pub fn with_publisher_process(mut self, exe: std::path::PathBuf, nice: u8) -> App {
+        self.publisher = Some((exe, nice));
         self
     }
 
@@ -208,7 +208,7 @@ impl App {
     pub async fn publish(&self) -> Result<Option<publish::Published>> {
         let started = Instant::now();
         let published = match &self.publisher {
-            Some(exe) => publish_in_child(exe, self.lake.root()).await?,
+            Some((exe, nice)) => publish_in_child(exe, *nice, self.lake.root()).await?,
             None => {
                 publish::publish(
                     &self.lake,
@@ -285,20 +285,22 @@ impl App {
     }
 }
 
-/// Runs `exe publish --lake ROOT --json` under `nice` (where there is one) and reads what it
-/// published. Its errors and logs go to the server's standard error; it is killed when the
-/// server stops (a publication it had not committed stays invisible).
+/// Runs `exe publish --lake ROOT --json` under `nice -n NICE` (unless 0, or there is no
+/// `nice`) and reads what it published. Its errors and logs go to the server's standard
+/// error; it is killed when the server stops (a publication it had not committed stays
+/// invisible).
 async fn publish_in_child(
     exe: &std::path::Path,
+    nice: u8,
     root: &std::path::Path,
 ) -> Result<Option<publish::Published>> {
-    let nice = ["/usr/bin/nice", "/bin/nice"]
+    let nice_exe = ["/usr/bin/nice", "/bin/nice"]
         .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let mut command = match nice {
-        Some(nice) => {
-            let mut c = tokio::process::Command::new(nice);
-            c.args(["-n", "10"]).arg(exe);
+        .find(|p| nice > 0 && std::path::Path::new(p).exists());
+    let mut command = match nice_exe {
+        Some(nice_exe) => {
+            let mut c = tokio::process::Command::new(nice_exe);
+            c.arg("-n").arg(nice.to_string()).arg(exe);
             c
         }
         None => tokio::process::Command::new(exe),

@@ -25,6 +25,8 @@ pub(crate) async fn setup(dir: &Path, max_upload_mb: u64) -> HashMap<&'static st
         .unwrap();
     let mut config = Config::default();
     config.server.max_upload_mb = max_upload_mb;
+    // Tests run beside each other: a niced publisher would wait for them all.
+    config.server.publisher_nice = 0;
     let mut tokens = HashMap::new();
     for (role, scope) in [
         ("admin", "admin"),
