@@ -57,10 +57,14 @@ pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<
 }
 
 /// Publishes the lake's latest version with a progress bar, and says what it did.
-pub async fn publish_lake(lake: &Lake) -> Result<()> {
+pub async fn publish_lake(lake: &Lake, json: bool) -> Result<()> {
     let policies =
         Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
-    let pb = progress(0, "publicerar");
+    let pb = if json {
+        ProgressBar::hidden()
+    } else {
+        progress(0, "publicerar")
+    };
     let tick = |done: usize, total: usize| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
@@ -69,6 +73,8 @@ pub async fn publish_lake(lake: &Lake) -> Result<()> {
         crate::publish::publish(lake, &policies, Default::default(), Utc::now(), &tick).await?;
     pb.finish_and_clear();
     match published {
+        // What `serve`'s publisher reads: one line, `null` when nothing was new.
+        _ if json => println!("{}", serde_json::to_string(&published)?),
         None => println!("publiceringen visar redan den senaste dataversionen"),
         Some(p) => println!(
             "publicerade dataversion {} (publicering {}): {} rapporter, {} nya eller ändrade, \

@@ -372,7 +372,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let lake = Lake::open(&lake.lake).await?;
             let refused = ingest_all(&lake, &files, false).await?;
             if !no_publish {
-                publish_lake(&lake).await?;
+                publish_lake(&lake, false).await?;
             }
             Ok(if refused > 0 {
                 ExitCode::from(1)
@@ -380,24 +380,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Publish { lake, json: false } => {
+        Command::Publish { lake, json } => {
             let lake = open_existing(&lake.lake).await?;
-            publish_lake(&lake).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Publish { lake, json: true } => {
-            let lake = open_existing(&lake.lake).await?;
-            let policies = Policies::load(&policy::Source::resolve(None))
-                .map_err(|e| Error::usage(e.to_string()))?;
-            let published = crate::publish::publish(
-                &lake,
-                &policies,
-                Default::default(),
-                Utc::now(),
-                &|_, _| {},
-            )
-            .await?;
-            println!("{}", serde_json::to_string(&published)?);
+            publish_lake(&lake, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Query {

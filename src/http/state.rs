@@ -81,7 +81,7 @@ impl App {
     /// Publishes by running `exe publish` as a child process at niceness `nice` (what
     /// `serve` does): a publication needs a county's releases and every report in memory for
     /// minutes, which the server neither holds nor waits for, and pages keep the processor
-    /// first while it runs.
+    /// first while it runs. The child stamps its publication with its own clock, not `clock`.
     pub fn with_publisher_process(mut self, exe: std::path::PathBuf, nice: u8) -> App {
         self.publisher = Some((exe, nice));
         self
@@ -320,10 +320,10 @@ async fn publish_in_child(
         .map_err(|e| crate::Error::io(exe, e))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
+        // Its reason went to standard error, which the server shares.
         return Err(crate::Error::Unavailable(format!(
-            "publiceringen avbröts ({}): {}",
-            out.status,
-            stdout.trim()
+            "publiceringen avbröts ({}); orsaken står i loggen ovanför",
+            out.status
         )));
     }
     let last = stdout.lines().last().unwrap_or_default();
