@@ -275,6 +275,11 @@ pub async fn publish(
             ));
         }
     }
+    tracing::debug!(
+        releases = earlier.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "publish: stored releases read"
+    );
     let earlier = earlier
         .into_iter()
         .map(|(which, mut e)| {
@@ -301,8 +306,8 @@ pub async fn publish(
         .into_iter()
         .map(|id| Ok((id, report::spec(id)?)))
         .collect::<Result<_>>()?;
-    let engine = &engine;
-    let specs = &specs;
+    let engine = Arc::new(engine);
+    let specs = Arc::new(specs);
     let number = catalogue.latest().map_or(1, |p| p.number + 1);
     let rules = &policies.shared.policy.disclosure;
     let rules_digest = hex::encode(Sha256::digest(serde_json::to_vec(rules)?));
@@ -328,45 +333,50 @@ pub async fn publish(
         .unwrap_or_default();
     // Rows go to the lake as they are built (only what changed), one commit at the end.
     let mut writer = lake.publication_writer().await?;
+    // Each report is its own task, so that the four being built use every processor.
     let mut stream = futures::stream::iter(jobs)
-        .map(|(kind, code, term, own)| async move {
-            let t: Term = term.parse().map_err(Error::usage)?;
-            let started = Instant::now();
-            // A school's report and its principal's view from one run of its queries.
-            let readers = if own {
-                vec![None, Some(code.as_str())]
-            } else {
-                vec![None]
-            };
-            let reports = report::build_views(
-                engine,
-                &specs[kind.as_str()],
-                &code,
-                t,
-                DateTime::UNIX_EPOCH,
-                &readers,
-            )
-            .await
-            .map_err(|e| Error::usage(format!("{kind} {code} {term}: {e}")))?;
-            tracing::debug!(
-                %kind, %code, %term,
-                ms = started.elapsed().as_millis() as u64,
-                "publish: report built"
-            );
-            reports
-                .into_iter()
-                .zip(readers)
-                .map(|(r, reader)| {
-                    let (body, digest) = normalised(r)?;
-                    let key = (kind.clone(), code.clone(), term.clone(), reader.is_some());
-                    Ok((key, body, digest))
-                })
-                .collect::<Result<Vec<_>>>()
+        .map(|(kind, code, term, own)| {
+            let (engine, specs) = (engine.clone(), specs.clone());
+            tokio::spawn(async move {
+                let t: Term = term.parse().map_err(Error::usage)?;
+                let started = Instant::now();
+                // A school's report and its principal's view from one run of its queries.
+                let readers = if own {
+                    vec![None, Some(code.as_str())]
+                } else {
+                    vec![None]
+                };
+                let reports = report::build_views(
+                    &engine,
+                    &specs[kind.as_str()],
+                    &code,
+                    t,
+                    DateTime::UNIX_EPOCH,
+                    &readers,
+                )
+                .await
+                .map_err(|e| Error::usage(format!("{kind} {code} {term}: {e}")))?;
+                tracing::debug!(
+                    %kind, %code, %term,
+                    ms = started.elapsed().as_millis() as u64,
+                    "publish: report built"
+                );
+                reports
+                    .into_iter()
+                    .zip(readers)
+                    .map(|(r, reader)| {
+                        let (body, digest) = normalised(r)?;
+                        let key = (kind.clone(), code.clone(), term.clone(), reader.is_some());
+                        Ok((key, body, digest))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
         })
         .buffer_unordered(4);
     let (mut done, mut reports, mut written) = (0, 0, 0);
     let mut published = std::collections::HashSet::new();
     while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| Error::usage(format!("a report's build failed: {e}")))?;
         for (key, body, digest) in b? {
             reports += 1;
             if previous.get(&key) != Some(&digest) {

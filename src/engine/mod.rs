@@ -10,6 +10,7 @@
 //! the other tables are read as they were until the next data version was committed, so a
 //! query at an old version sees one consistent state of the whole lake.
 
+mod indexed;
 mod udf;
 pub use udf::binomial_limit;
 
@@ -19,8 +20,10 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
+
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
+use indexed::IndexedTable;
 
 use crate::lake::{Lake, TABLES};
 use crate::policy::{self, Policies};
@@ -28,7 +31,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 13] = [
+pub const VIEWS: [(&str, &str); 14] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -36,6 +39,10 @@ pub const VIEWS: [(&str, &str); 13] = [
     (
         "base/area_attendance",
         include_str!("../../sql/base/area_attendance.sql"),
+    ),
+    (
+        "base/school_periods",
+        include_str!("../../sql/base/school_periods.sql"),
     ),
     ("absence_rate", include_str!("../../sql/absence_rate.sql")),
     ("at_or_above", include_str!("../../sql/at_or_above.sql")),
@@ -55,6 +62,10 @@ pub const VIEWS: [(&str, &str); 13] = [
     ),
     ("benchmark", include_str!("../../sql/benchmark.sql")),
 ];
+
+/// The views with a row per uploaded group, histograms included: too big to hold computed
+/// (a national school year decodes to gigabytes), so they stay views.
+const ROW_VIEWS: [&str; 2] = ["base/school_attendance", "base/area_attendance"];
 
 /// An indicator: a view outside `sql/base/`, with the first line of its leading comment.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -292,13 +303,13 @@ impl Engine {
         self
     }
 
-    /// Computes every indicator view once and keeps its result in memory in place of the view,
-    /// each view reading the ones before it already computed: what the publisher does before
-    /// building every report of a data version, so a report's queries read small tables. The
-    /// row-level base views (`sql/base/`) stay views.
+    /// Computes every view but the row-level ones ([`ROW_VIEWS`]) once and keeps its result
+    /// in memory in place of the view (sorted by its key columns, [`IndexedTable`]), each view
+    /// reading the ones before it already computed: what the publisher does before building
+    /// every report of a data version, so a report's queries read a few rows of small tables.
     pub async fn materialize(&self) -> Result<()> {
-        for (path, sql) in VIEWS.iter().filter(|(p, _)| !p.starts_with("base/")) {
-            let name = *path;
+        for (path, sql) in VIEWS.iter().filter(|(p, _)| !ROW_VIEWS.contains(p)) {
+            let name = path.rsplit('/').next().unwrap_or(path);
             self.ctx.deregister_table(name)?;
             self.ctx
                 .sql(&format!("CREATE VIEW {name} AS {sql}"))
@@ -306,10 +317,17 @@ impl Engine {
                 .map_err(|e| Error::usage(format!("sql/{path}.sql: {e}")))?;
             let df = self.ctx.table(name).await?;
             let schema = Arc::new(df.schema().as_arrow().clone());
+            let started = std::time::Instant::now();
             let batches = df.collect().await?;
+            tracing::debug!(
+                view = name,
+                rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                ms = started.elapsed().as_millis() as u64,
+                "engine: view computed"
+            );
             self.ctx.deregister_table(name)?;
             self.ctx
-                .register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+                .register_table(name, Arc::new(IndexedTable::try_new(schema, &batches)?))?;
         }
         Ok(())
     }

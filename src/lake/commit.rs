@@ -214,7 +214,8 @@ impl Lake {
 }
 
 /// A data file's name: the last segment of its path or URL (a UUID, unique in the table).
-fn file_name(path: &str) -> &str {
+/// A data file's name, the last part of its path or URL (unique within a table).
+pub(super) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 

@@ -50,7 +50,7 @@ mod optimize;
 mod publications;
 
 pub use commit::replace_predicate;
-use commit::{RECEIPT_KEY, unavailable};
+use commit::{RECEIPT_KEY, file_name, unavailable};
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION};
 pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, publications_schema};
 

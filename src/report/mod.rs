@@ -589,8 +589,9 @@ pub async fn county_period(engine: &Engine, code: &str, term: Term) -> Result<(S
 async fn report_period(engine: &Engine, area: &Area, term: Term) -> Result<String> {
     let batches = engine
         .sql(&format!(
-            "SELECT DISTINCT period FROM school_attendance WHERE {} = '{}' AND \"window\" = 'term' ORDER BY period",
-            area.kind.column(),
+            "SELECT DISTINCT period FROM absence_rate WHERE area_type = '{}' AND area_code = '{}' \
+             AND \"window\" = 'term' ORDER BY period",
+            area.kind.area_type(),
             area.code
         ))
         .await?;

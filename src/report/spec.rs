@@ -24,12 +24,12 @@ pub enum AreaKind {
 }
 
 impl AreaKind {
-    /// The column of `school_attendance` that holds this kind of area's code.
-    pub fn column(self) -> &'static str {
+    /// The indicator views' `area_type` of this kind of area.
+    pub fn area_type(self) -> &'static str {
         match self {
-            AreaKind::School => "school_unit_code",
-            AreaKind::Municipality => "municipality_code",
-            AreaKind::County => "county_code",
+            AreaKind::School => "school",
+            AreaKind::Municipality => "municipality",
+            AreaKind::County => "county",
         }
     }
 
