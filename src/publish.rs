@@ -376,7 +376,7 @@ pub async fn publish(
     let (mut done, mut reports, mut written) = (0, 0, 0);
     let mut published = std::collections::HashSet::new();
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| Error::usage(format!("a report's build failed: {e}")))?;
+        let b = b.map_err(|e| Error::usage(format!("en rapport kunde inte byggas: {e}")))?;
         for (key, body, digest) in b? {
             reports += 1;
             if previous.get(&key) != Some(&digest) {

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::compute::{
     SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
@@ -62,21 +62,13 @@ impl IndexedTable {
         ));
         let batches = batches
             .iter()
-            .map(|b| {
-                let columns = b
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(RecordBatch::try_new(schema.clone(), columns)?)
-            })
+            .map(|b| crate::lake::conform(b, &schema))
             .collect::<crate::Result<Vec<_>>>()?;
         let rows = concat_batches(&schema, &batches)?;
         let names: Vec<usize> = schema
             .fields()
             .iter()
-            .take_while(|f| KEYS.contains(&f.name().as_str()) && is_text(f.data_type()))
+            .take_while(|f| KEYS.contains(&f.name().as_str()) && f.data_type() == &DataType::Utf8)
             .enumerate()
             .map(|(i, _)| i)
             .collect();
@@ -98,15 +90,10 @@ impl IndexedTable {
         let keys = names
             .iter()
             .map(|&i| {
-                let text = arrow::compute::cast(rows.column(i), &DataType::Utf8)?;
-                let text = text
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("cast to Utf8")
-                    .clone();
-                Ok((schema.field(i).name().clone(), text))
+                let text = rows.column(i).as_string::<i32>().clone();
+                (schema.field(i).name().clone(), text)
             })
-            .collect::<crate::Result<_>>()?;
+            .collect();
         Ok(IndexedTable { schema, rows, keys })
     }
 
@@ -145,10 +132,6 @@ fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
-}
-
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 /// The text value the conjunction `filters` fixes column `name` to, if one of its terms is

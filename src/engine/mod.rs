@@ -20,7 +20,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
-
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use indexed::IndexedTable;

@@ -214,8 +214,7 @@ impl Lake {
 }
 
 /// A data file's name: the last segment of its path or URL (a UUID, unique in the table).
-/// A data file's name, the last part of its path or URL (unique within a table).
-pub(super) fn file_name(path: &str) -> &str {
+fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
@@ -231,7 +230,7 @@ async fn write_files(table: &DeltaTable, batches: Vec<RecordBatch>) -> Result<Ve
 
 /// A scanned batch in the lake schema's own types (a scan may hand out views or
 /// dictionary-encoded partition values).
-fn conform(batch: &RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch> {
+pub(crate) fn conform(batch: &RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch> {
     let columns = schema
         .fields()
         .iter()

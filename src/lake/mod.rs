@@ -49,8 +49,9 @@ mod commit;
 mod optimize;
 mod publications;
 
+pub(crate) use commit::conform;
 pub use commit::replace_predicate;
-use commit::{RECEIPT_KEY, file_name, unavailable};
+use commit::{RECEIPT_KEY, unavailable};
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION};
 pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, publications_schema};
 

@@ -145,26 +145,9 @@ impl Lake {
                 .and(col("term").eq(lit(term)))
                 .and(col("own").eq(lit(own)));
         }
-        // Bodies are decoded only from the files that hold such rows: a lake's report bodies
-        // outweigh its releases' many times (a national lake's: gigabytes).
-        let mut holding = std::collections::HashSet::new();
-        for b in scan(&table, Some(filter.clone()), &[FILE_COLUMN]).await? {
-            let files = string_column(&b, 0);
-            holding.extend((0..b.num_rows()).map(|i| file_name(files.value(i)).to_string()));
-        }
-        if holding.is_empty() {
-            return Ok(Vec::new());
-        }
-        let files: Vec<String> = table
-            .snapshot()?
-            .log_data()
-            .into_iter()
-            .map(|f| f.path().to_string())
-            .filter(|p| holding.contains(file_name(p)))
-            .collect();
         let mut columns = CATALOGUE.to_vec();
         columns.push("body");
-        let batches = scan_in(&table, Some(files), Some(filter), &columns).await?;
+        let batches = scan(&table, Some(filter), &columns).await?;
         Ok(rows_of(&batches, true))
     }
 }
