@@ -1,9 +1,9 @@
 -- Harmonisering: hur många elever varje kommuns egen åtgärdstrappa flaggar per steg, bredvid de gemensamma nivåerna.
 -- Definition: för varje kommun och period räknas eleverna på eller över varje stegs gräns i
 -- stegets eget fönster (månad, termin eller läsår; procent ur pct_total, timmar ur
--- hours_total). Modellen är `gemensam` (den delade definitionen), `kommunens` egen trappa,
--- `länets` (t.ex. FNoFF i Örebro län) eller `referens` (en trappa utan kommun, t.ex.
--- timtrappan, visad för jämförelse). Steg utan numerisk gräns (t.ex. Östersunds) visas utan
+-- hours_total, kommunens histogram summerade med hist_sum). Modellen är `gemensam` (den
+-- delade definitionen), `kommunens` egen trappa, `länets` (t.ex. FNoFF i Örebro län) eller
+-- `referens` (en trappa utan kommun, t.ex. timtrappan, visad för jämförelse). Steg utan numerisk gräns (t.ex. Östersunds) visas utan
 -- antal: planen anger ingen gräns att räkna mot.
 -- Unit: pupils, and percent of pupils. Policy: policies/shared.toml, policies/local/*.toml.
 WITH steps AS (
@@ -22,26 +22,28 @@ WITH steps AS (
          l.level_order, l.level_name, 'percent', w."window", l.percent
   FROM municipalities mu CROSS JOIN levels l CROSS JOIN definition d CROSS JOIN shared_windows w
 ),
+sums AS (
+  SELECT municipality_code, period, "window", sum(students) AS students,
+         hist_sum(pct_total) AS pct_total, hist_sum(hours_total) AS hours_total
+  FROM school_attendance
+  GROUP BY municipality_code, period, "window"
+),
 counted AS (
   SELECT st.municipality_code, a.period, st.model, st.policy_id, st.policy_hash, st.step,
-         st.step_name, st.measure, st."window", st.band,
-         sum(a.students) AS students,
-         sum(CASE st.measure WHEN 'percent' THEN at_or_above(a.pct_total, st.band)
-                             WHEN 'hours' THEN hours_at_or_above(a.hours_total, st.band) END) AS pupils
+         st.step_name, st.measure, st."window", st.band, a.students,
+         CASE st.measure WHEN 'percent' THEN at_or_above(a.pct_total, st.band)
+                         WHEN 'hours' THEN hours_at_or_above(a.hours_total, st.band) END AS pupils
   FROM steps st
-  JOIN area_attendance a
-    ON a.area_type = 'municipality' AND a.area_code = st.municipality_code AND a."window" = st."window"
+  JOIN sums a ON a.municipality_code = st.municipality_code AND a."window" = st."window"
   WHERE st.measure <> 'none'
-  GROUP BY st.municipality_code, a.period, st.model, st.policy_id, st.policy_hash, st.step,
-           st.step_name, st.measure, st."window", st.band
 ),
 unnumbered AS (
   SELECT st.municipality_code, p.period, st.model, st.policy_id, st.policy_hash, st.step,
          st.step_name, st.measure, st."window", st.band,
          CAST(NULL AS BIGINT) AS students, CAST(NULL AS BIGINT) AS pupils
   FROM steps st
-  JOIN (SELECT DISTINCT area_code, period FROM area_attendance WHERE area_type = 'municipality') p
-    ON p.area_code = st.municipality_code
+  JOIN (SELECT DISTINCT municipality_code, period FROM sums) p
+    ON p.municipality_code = st.municipality_code
   WHERE st.measure = 'none'
 )
 SELECT c.*, 100.0 * c.pupils / nullif(c.students, 0) AS share_pct,

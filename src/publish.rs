@@ -245,6 +245,10 @@ pub async fn publish(
     {
         return Ok(None);
     }
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "publish: catalogue read"
+    );
     // The releases earlier publications protected: what did not change is not solved again,
     // and what changed is protected beside every earlier publication of it.
     let stored = lake.publication_rows(None, RELEASE, None).await?;

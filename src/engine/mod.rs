@@ -262,6 +262,7 @@ impl Engine {
         ctx.register_udf(udf::AtOrAbove::udf("at_or_above"));
         ctx.register_udf(udf::AtOrAbove::udf("hours_at_or_above"));
         ctx.register_udf(udf::FunnelLimit::udf());
+        ctx.register_udaf(udf::HistSum::udaf());
         for (path, sql) in VIEWS {
             let name = path.rsplit('/').next().unwrap_or(path);
             let create = format!("CREATE VIEW {name} AS {sql}");

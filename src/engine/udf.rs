@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
-use datafusion::common::Result;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 /// `at_or_above(histogram, band)`: pupils in `band` or above, i.e. the sum of the histogram
@@ -47,28 +49,233 @@ impl ScalarUDFImpl for AtOrAbove {
         let hist = args.args[0].clone().into_array(n)?;
         let band = cast(&args.args[1].clone().into_array(n)?, &DataType::Int64)?;
         let band = band.as_primitive::<Int64Type>();
-        // The lake stores List<Int32>; anything else (e.g. a literal list) is cast to it.
+        // The lake stores List<Int32>, `hist_sum` gives List<Int64>; anything else (e.g. a
+        // literal list) is cast to the latter.
         let hist: ArrayRef = match hist.data_type() {
-            DataType::List(f) if f.data_type() == &DataType::Int32 => hist,
-            _ => cast(
-                &hist,
-                &DataType::List(Arc::new(Field::new("element", DataType::Int32, true))),
-            )?,
+            DataType::List(f) if matches!(f.data_type(), DataType::Int32 | DataType::Int64) => hist,
+            _ => cast(&hist, &int64_list())?,
         };
         let list = hist.as_list::<i32>();
-        let values = list.values().as_primitive::<Int32Type>();
         let offsets = list.value_offsets();
-        let out: Int64Array = (0..n)
-            .map(|i| {
-                if list.is_null(i) || band.is_null(i) {
-                    return None;
-                }
-                let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-                let from = (start + band.value(i).max(0) as usize).min(end);
-                Some(values.values()[from..end].iter().map(|v| *v as i64).sum())
-            })
-            .collect();
+        let from = |i: usize| -> Option<(usize, usize)> {
+            if list.is_null(i) || band.is_null(i) {
+                return None;
+            }
+            let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+            Some(((start + band.value(i).max(0) as usize).min(end), end))
+        };
+        // Histograms read from the lake are Int32; sums of them (`hist_sum`) are Int64.
+        let out: Int64Array = match list.values().data_type() {
+            DataType::Int32 => {
+                let values = list.values().as_primitive::<Int32Type>().values();
+                (0..n)
+                    .map(|i| from(i).map(|(a, b)| values[a..b].iter().map(|v| *v as i64).sum()))
+                    .collect()
+            }
+            _ => {
+                let values = list.values().as_primitive::<Int64Type>().values();
+                (0..n)
+                    .map(|i| from(i).map(|(a, b)| values[a..b].iter().sum()))
+                    .collect()
+            }
+        };
         Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+fn int64_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)))
+}
+
+/// `hist_sum(histogram)`: the histograms of a group added band by band (a shorter one counts as
+/// zeros beyond its end), as `List<Int64>`; null when every histogram is null. Summing first
+/// and counting thresholds on the sums (`at_or_above(hist_sum(pct_total), 15)`) gives what
+/// summing each row's count gives, without a row per threshold.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct HistSum {
+    signature: Signature,
+}
+
+impl HistSum {
+    pub fn udaf() -> AggregateUDF {
+        AggregateUDF::new_from_impl(HistSum {
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+}
+
+impl AggregateUDFImpl for HistSum {
+    fn name(&self) -> &str {
+        "hist_sum"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(int64_list())
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(HistSumAccumulator::default()))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(HistSumGroups::default()))
+    }
+}
+
+/// Every histogram of `lists` (the input, or partial sums when merging) as `List<Int64>`,
+/// with the rows that count (not null, not filtered out), each with its band values.
+fn each_histogram(
+    lists: &ArrayRef,
+    filter: Option<&BooleanArray>,
+    mut f: impl FnMut(usize, &[i64]),
+) -> Result<()> {
+    let lists = match lists.data_type() {
+        DataType::List(field) if field.data_type() == &DataType::Int64 => lists.clone(),
+        _ => cast(lists, &int64_list())?,
+    };
+    let list = lists.as_list::<i32>();
+    let values = list.values().as_primitive::<Int64Type>().values();
+    let offsets = list.value_offsets();
+    for i in 0..list.len() {
+        if list.is_null(i) || filter.is_some_and(|f| !f.value(i) || f.is_null(i)) {
+            continue;
+        }
+        f(i, &values[offsets[i] as usize..offsets[i + 1] as usize]);
+    }
+    Ok(())
+}
+
+/// Adds `band` into `sums` band by band, starting a group at its first histogram.
+fn add_bands(sums: &mut Option<Vec<i64>>, band: &[i64]) {
+    let sums = sums.get_or_insert_with(Vec::new);
+    if sums.len() < band.len() {
+        sums.resize(band.len(), 0);
+    }
+    sums.iter_mut().zip(band).for_each(|(s, v)| *s += v);
+}
+
+fn list_of(sums: &[Option<Vec<i64>>]) -> ArrayRef {
+    Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+        sums.iter()
+            .map(|s| s.as_ref().map(|s| s.iter().copied().map(Some))),
+    ))
+}
+
+/// `hist_sum` for many groups at once (what a `GROUP BY` uses).
+#[derive(Debug, Default)]
+struct HistSumGroups {
+    sums: Vec<Option<Vec<i64>>>,
+}
+
+impl HistSumGroups {
+    fn add(
+        &mut self,
+        lists: &ArrayRef,
+        groups: &[usize],
+        n: usize,
+        f: Option<&BooleanArray>,
+    ) -> Result<()> {
+        self.sums.resize(n, None);
+        let sums = &mut self.sums;
+        each_histogram(lists, f, |i, band| add_bands(&mut sums[groups[i]], band))
+    }
+}
+
+impl GroupsAccumulator for HistSumGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.add(&values[0], group_indices, total_num_groups, opt_filter)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.add(&values[0], group_indices, total_num_groups, None)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        Ok(list_of(&emit_to.take_needed(&mut self.sums)))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate(emit_to)?])
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let mut each = vec![None; values[0].len()];
+        each_histogram(&values[0], opt_filter, |i, band| {
+            add_bands(&mut each[i], band)
+        })?;
+        Ok(vec![list_of(&each)])
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * std::mem::size_of::<Option<Vec<i64>>>()
+            + self
+                .sums
+                .iter()
+                .flatten()
+                .map(|s| s.capacity() * 8)
+                .sum::<usize>()
+    }
+}
+
+/// The running band sums of one group; `None` until a histogram that is not null arrives.
+#[derive(Debug, Default)]
+struct HistSumAccumulator {
+    sums: Option<Vec<i64>>,
+}
+
+impl HistSumAccumulator {
+    /// Adds every histogram of `lists` (the input, or partial sums when merging).
+    fn add(&mut self, lists: &ArrayRef) -> Result<()> {
+        let sums = &mut self.sums;
+        each_histogram(lists, None, |_, band| add_bands(sums, band))
+    }
+}
+
+impl Accumulator for HistSumAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.add(&values[0])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.add(&states[0])
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        ScalarValue::try_from_array(&list_of(std::slice::from_ref(&self.sums)), 0)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.sums.as_ref().map_or(0, |s| s.capacity() * 8)
     }
 }
 
@@ -159,7 +366,52 @@ pub fn binomial_limit(p0: f64, n: u64, q: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::binomial_limit;
+    use super::*;
+
+    /// Histograms of different lengths, nulls and partial sums merged: the band sums, and null
+    /// for a group with no histogram at all.
+    #[test]
+    fn hist_sum_adds_band_by_band() {
+        let lists = |v: Vec<Option<Vec<Option<i32>>>>| -> ArrayRef {
+            Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(v))
+        };
+        let mut a = HistSumAccumulator::default();
+        assert_eq!(
+            a.evaluate().unwrap(),
+            ScalarValue::try_from(&int64_list()).unwrap()
+        );
+        a.update_batch(&[lists(vec![Some(vec![Some(1), Some(2)]), None])])
+            .unwrap();
+        let mut b = HistSumAccumulator::default();
+        b.update_batch(&[lists(vec![Some(vec![Some(10), Some(0), Some(5)])])])
+            .unwrap();
+        let partial = b.state().unwrap()[0].to_array().unwrap();
+        a.merge_batch(&[partial]).unwrap();
+        let ScalarValue::List(sum) = a.evaluate().unwrap() else {
+            panic!("not a list")
+        };
+        let sum = sum.value(0);
+        assert_eq!(sum.as_primitive::<Int64Type>().values(), &[11, 2, 5]);
+
+        // The same per group, with a filtered-out row and a group that saw only nulls.
+        let mut g = HistSumGroups::default();
+        let input = lists(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![Some(7)]),
+            None,
+            Some(vec![Some(10), Some(0), Some(5)]),
+        ]);
+        let keep = BooleanArray::from(vec![true, false, true, true]);
+        g.update_batch(&[input], &[0, 0, 1, 0], Some(&keep), 2)
+            .unwrap();
+        let out = g.evaluate(EmitTo::All).unwrap();
+        let out = out.as_list::<i32>();
+        assert_eq!(
+            out.value(0).as_primitive::<Int64Type>().values(),
+            &[11, 2, 5]
+        );
+        assert!(out.is_null(1));
+    }
 
     /// Against a hand computation with exact binomial sums (Python's `fractions` and
     /// `math.comb`), for a small, a school-sized and a large group.

@@ -363,6 +363,22 @@ async fn scan_in(
     Ok(df.collect().await?)
 }
 
+/// [`scan`] as a stream of batches, for reads that keep only what they take out of each batch
+/// (a batch of a file with small row groups can hold buffers far larger than its rows).
+async fn scan_stream(
+    table: &DeltaTable,
+    filter: Option<Expr>,
+    columns: &[&str],
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let mut df = ctx.read_table(table.table_provider().await?)?;
+    if let Some(f) = filter {
+        df = df.filter(f)?;
+    }
+    Ok(df.select_columns(columns)?.execute_stream().await?)
+}
+
 /// Row counts per table at the latest version (for summaries).
 pub async fn row_counts(lake: &Lake) -> Result<HashMap<String, (u64, usize)>> {
     let mut out = HashMap::new();

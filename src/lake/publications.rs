@@ -122,8 +122,12 @@ impl Lake {
     pub async fn publication_catalogue(&self) -> Result<(u64, Vec<PublicationRow>)> {
         let table = self.table(PUBLICATIONS).await?;
         let version = table.version().unwrap_or_default();
-        let batches = scan(&table, None, &CATALOGUE).await?;
-        Ok((version, rows_of(&batches, false)))
+        let mut stream = scan_stream(&table, None, &CATALOGUE).await?;
+        let mut rows = Vec::new();
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            rows.extend(rows_of(&[batch?], false));
+        }
+        Ok((version, rows))
     }
 
     /// The rows with `report` of publication `publication` (or of all), and, when given,
