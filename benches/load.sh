@@ -10,6 +10,11 @@
 # lake given as LAKE=DIR. Pages are read from the stored publication, so the first request
 # after the start is timed on its own before the load. Figures go into docs/performance.md
 # with the machine they ran on.
+#
+# With PAGES=all (the default for national) the clients rotate over every report page the
+# index links to (on the national lake ~12,000 distinct pages, far more than the server keeps
+# rendered), so most requests read a report from the publication, as on a day when many
+# schools and committees look at their own page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-county}"
@@ -31,9 +36,18 @@ for p in "${paths[@]}"; do
   curl -sf -o /dev/null -w "first request $p: %{time_total} s\n" "http://127.0.0.1:$port$p"
 done
 script=$(mktemp --suffix=.lua)
-cat >"$script" <<'LUA'
-local paths = { "/reports/committee/1880/VT2026", "/reports/county/18/VT2026",
-                "/reports/school/18800101/VT2026", "/reports/committee/1880/VT2026.csv" }
+pages="${PAGES:-$([ "$scale" = national ] && echo all || echo four)}"
+if [ "$pages" = all ]; then
+  list=$(mktemp)
+  curl -sf "http://127.0.0.1:$port/" | grep -o 'href="/reports/[^"]*"' | sed 's/href="//; s/"$//' \
+    | sort -u | shuf --random-source=<(yes) > "$list"
+  echo "rotating over $(wc -l < "$list") pages from the index"
+  { echo "local paths = {"; sed 's/.*/  "&",/' "$list"; echo "}"; } > "$script"
+else
+  echo 'local paths = { "/reports/committee/1880/VT2026", "/reports/county/18/VT2026",
+                "/reports/school/18800101/VT2026", "/reports/committee/1880/VT2026.csv" }' > "$script"
+fi
+cat >>"$script" <<'LUA'
 local i = 0
 request = function()
   i = i + 1

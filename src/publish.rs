@@ -46,6 +46,10 @@ pub struct Publication {
     pub published_at: DateTime<Utc>,
 }
 
+/// A report as one publication wrote it: (publication, content digest or `None` when withdrawn,
+/// the data file holding it).
+type Held = (u64, Option<String>, Option<String>);
+
 /// Every publication in the lake and where each report's content is stored.
 #[derive(Debug, Default)]
 pub struct Catalogue {
@@ -54,8 +58,8 @@ pub struct Catalogue {
     /// Oldest first.
     pub publications: Vec<Publication>,
     /// Per report: the publications that wrote it, oldest first, with its content digest
-    /// (`None`: withdrawn).
-    reports: HashMap<ReportKey, Vec<(u64, Option<String>)>>,
+    /// (`None`: withdrawn) and the data file holding it.
+    reports: HashMap<ReportKey, Vec<Held>>,
 }
 
 impl Catalogue {
@@ -86,12 +90,12 @@ impl Catalogue {
                     c.reports
                         .entry((r.report, r.area_code, r.term, r.own))
                         .or_default()
-                        .push((r.publication, digest));
+                        .push((r.publication, digest, r.file));
                 }
             }
         }
         for history in c.reports.values_mut() {
-            history.sort_by_key(|(p, _)| *p);
+            history.sort_by_key(|(p, _, _)| *p);
         }
         c.publications = publications.into_values().collect();
         Ok(c)
@@ -132,12 +136,12 @@ impl Catalogue {
         })
     }
 
-    /// The publication holding `key`'s content as of publication `at`, with its digest; `None`
-    /// when `at` does not publish it.
-    pub fn holder(&self, key: &ReportKey, at: u64) -> Option<(u64, &str)> {
+    /// The publication holding `key`'s content as of publication `at`, with its digest and
+    /// the data file it was found in; `None` when `at` does not publish it.
+    pub fn holder(&self, key: &ReportKey, at: u64) -> Option<(u64, &str, Option<&str>)> {
         let history = self.reports.get(key)?;
-        let (p, digest) = history.iter().rev().find(|(p, _)| *p <= at)?;
-        digest.as_deref().map(|d| (*p, d))
+        let (p, digest, file) = history.iter().rev().find(|(p, _, _)| *p <= at)?;
+        digest.as_deref().map(|d| (*p, d, file.as_deref()))
     }
 
     /// The terms publication `at` has report `kind` of area `code` for, in order.
@@ -185,9 +189,9 @@ pub async fn read_report(
             have.join(", ")
         ))
     };
-    let (holder, _) = catalogue.holder(key, at.number).ok_or_else(missing)?;
+    let (holder, _, file) = catalogue.holder(key, at.number).ok_or_else(missing)?;
     let rows = lake
-        .publication_rows(Some(holder), kind, Some((area, term, *own)))
+        .publication_rows(Some(holder), kind, Some((area, term, *own)), file)
         .await?;
     let body = rows.into_iter().find_map(|r| r.body).ok_or_else(missing)?;
     let mut r: Report = serde_json::from_str(&body)?;
@@ -198,7 +202,9 @@ pub async fn read_report(
 
 /// The index of publication `at`.
 pub async fn read_index(lake: &Lake, at: &Publication) -> Result<Index> {
-    let rows = lake.publication_rows(Some(at.number), INDEX, None).await?;
+    let rows = lake
+        .publication_rows(Some(at.number), INDEX, None, None)
+        .await?;
     let body = rows.into_iter().find_map(|r| r.body).ok_or_else(|| {
         Error::NotFound(format!("publicering {} saknar sitt register", at.number))
     })?;
@@ -251,7 +257,7 @@ pub async fn publish(
     );
     // The releases earlier publications protected: what did not change is not solved again,
     // and what changed is protected beside every earlier publication of it.
-    let stored = lake.publication_rows(None, RELEASE, None).await?;
+    let stored = lake.publication_rows(None, RELEASE, None, None).await?;
     let mut earlier: HashMap<Which, Vec<(u64, Earlier)>> = HashMap::new();
     let mut stored_keys: HashSet<(Which, [u8; 32])> = HashSet::new();
     for row in stored {
@@ -330,6 +336,7 @@ pub async fn publish(
             rules_digest: rules_digest.clone(),
             digest,
             body,
+            file: None,
         };
     let previous = catalogue
         .latest()

@@ -81,6 +81,10 @@ pub async fn serve(
         Err(e) => tracing::warn!(error = %e, "publishing in the server's own process"),
     }
     let app = Arc::new(app);
+    // The first page after a start reads the catalogue read here.
+    if let Err(e) = app.refresh_catalogue().await {
+        tracing::warn!(error = %e, "the publications catalogue could not be read at start");
+    }
     let routes = router(app.clone());
     let publisher = tokio::spawn(app.clone().run_publisher(
         std::time::Duration::from_secs(settings.publish_settle_secs),

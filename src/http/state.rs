@@ -39,6 +39,9 @@ pub struct App {
     /// Protected releases by content, kept by the publisher between publications.
     pub(super) protected: Arc<Protections>,
     catalogue: Mutex<Option<Arc<Catalogue>>>,
+    /// Held while the catalogue is read, so that one request reads it and the others wait for
+    /// it (when there is none yet) or keep serving the one they have.
+    catalogue_read: tokio::sync::Mutex<()>,
     /// Reports by (publication served, report).
     reports: Mutex<HashMap<(u64, ReportKey), Arc<Report>>>,
     /// Rendered answers by (publication served, report, format and links): rendering is
@@ -69,6 +72,7 @@ impl App {
             )),
             protected: Default::default(),
             catalogue: Mutex::new(None),
+            catalogue_read: tokio::sync::Mutex::new(()),
             reports: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
             waiting_since: Mutex::new(None),
@@ -103,8 +107,11 @@ impl App {
         self
     }
 
-    /// The catalogue at the `publications` table's latest version (read again only when a
-    /// publication has been committed, by this server or another).
+    /// The catalogue at the `publications` table's latest version. It is read again when a
+    /// publication has been committed (by this server or another) by one request at a time;
+    /// meanwhile the others serve the catalogue they have. This server's publisher reads it
+    /// before it reports a publication done ([`App::refresh_catalogue`]), so its readers never
+    /// wait for it.
     pub(super) async fn catalogue(&self) -> Result<Arc<Catalogue>> {
         let version = self
             .lake
@@ -112,11 +119,35 @@ impl App {
             .await?
             .version()
             .unwrap_or_default();
-        if let Some(c) = self.catalogue.lock().expect("cache").as_ref()
-            && c.version == version
+        let held = self.catalogue.lock().expect("cache").clone();
+        if let Some(c) = &held
+            && c.version >= version
         {
             return Ok(c.clone());
         }
+        let _reading = match (&held, self.catalogue_read.try_lock()) {
+            (_, Ok(guard)) => guard,
+            (Some(c), Err(_)) => return Ok(c.clone()),
+            (None, Err(_)) => self.catalogue_read.lock().await,
+        };
+        // Another request may have read it while this one waited.
+        if let Some(c) = self.catalogue.lock().expect("cache").as_ref()
+            && c.version >= version
+        {
+            return Ok(c.clone());
+        }
+        self.read_catalogue().await
+    }
+
+    /// Reads the catalogue now if a publication has been committed since it was read (what
+    /// `serve` does before it accepts connections, and the publisher after each publication).
+    pub async fn refresh_catalogue(&self) -> Result<()> {
+        let _reading = self.catalogue_read.lock().await;
+        self.read_catalogue().await.map(|_| ())
+    }
+
+    /// Reads the catalogue and keeps it, unless a newer one is kept already.
+    async fn read_catalogue(&self) -> Result<Arc<Catalogue>> {
         let c = Arc::new(Catalogue::load(&self.lake).await?);
         let mut cache = self.catalogue.lock().expect("cache");
         if cache.as_ref().is_none_or(|old| old.version < c.version) {
@@ -220,6 +251,9 @@ impl App {
                 .await?
             }
         };
+        if published.is_some() {
+            self.refresh_catalogue().await?;
+        }
         // Uploads that landed after this publication started still wait for the next.
         let mut waiting = self.waiting_since.lock().expect("lock");
         let last = *self.last_upload.lock().expect("lock");

@@ -98,7 +98,7 @@ impl Lake {
         let mut cols: Vec<&str> = key_cols.to_vec();
         cols.push(UPLOAD_ID);
         cols.push(FILE_COLUMN);
-        let existing = scan(&table, Some(predicate.clone()), &cols).await?;
+        let existing = self.scan(&table, Some(predicate.clone()), &cols).await?;
         let mut replaced = BTreeSet::new();
         let mut supersedes = BTreeSet::new();
         // Rows of the upload's keys per file, by the file's name (unique within a table).
@@ -152,7 +152,8 @@ impl Lake {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let reading = std::time::Instant::now();
             let filter = predicate.clone().is_not_true();
-            let kept = scan_in(&table, Some(rescue), Some(filter), &names)
+            let kept = self
+                .scan_in(&table, Some(rescue), Some(filter), &names)
                 .await?
                 .iter()
                 .map(|b| conform(b, &schema))
@@ -214,7 +215,7 @@ impl Lake {
 }
 
 /// A data file's name: the last segment of its path or URL (a UUID, unique in the table).
-fn file_name(path: &str) -> &str {
+pub(super) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 

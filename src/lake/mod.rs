@@ -51,7 +51,7 @@ mod publications;
 
 pub(crate) use commit::conform;
 pub use commit::replace_predicate;
-use commit::{RECEIPT_KEY, unavailable};
+use commit::{RECEIPT_KEY, file_name, unavailable};
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION};
 pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, publications_schema};
 
@@ -134,6 +134,8 @@ pub struct Lake {
     writers: HashMap<&'static str, tokio::sync::Mutex<()>>,
     /// Audit rows of committed uploads not yet written to `uploads` (e.g. the disk was full).
     pending: Mutex<Vec<Audit>>,
+    /// The DataFusion runtime of the lake's own scans (see [`Lake::scan`]).
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 }
 
 impl Lake {
@@ -162,6 +164,7 @@ impl Lake {
                 .map(|t| (*t, tokio::sync::Mutex::new(())))
                 .collect(),
             pending: Mutex::new(Vec::new()),
+            runtime: Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
         }
     }
 
@@ -282,17 +285,18 @@ impl Lake {
         {
             return Ok(r.clone());
         }
-        let batches = scan(
-            &table,
-            None,
-            &[
-                "school_unit_code",
-                "valid_from",
-                "valid_to",
-                "municipality_code",
-            ],
-        )
-        .await?;
+        let batches = self
+            .scan(
+                &table,
+                None,
+                &[
+                    "school_unit_code",
+                    "valid_from",
+                    "valid_to",
+                    "municipality_code",
+                ],
+            )
+            .await?;
         let mut register = Register::default();
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
         let day = |d: i32| epoch + chrono::Duration::days(d as i64);
@@ -328,55 +332,73 @@ fn string_column(b: &RecordBatch, i: usize) -> StringArray {
 /// The column a [`scan`] may ask for besides the table's own: the file each row was read from.
 const FILE_COLUMN: &str = "__narvaro_file";
 
-/// Reads `columns` of `table`'s rows matching `filter`, for the lake's own bookkeeping (the
-/// engine builds the sessions users query). `columns` may name [`FILE_COLUMN`].
-async fn scan(
-    table: &DeltaTable,
-    filter: Option<Expr>,
-    columns: &[&str],
-) -> Result<Vec<RecordBatch>> {
-    scan_in(table, None, filter, columns).await
-}
+impl Lake {
+    /// Reads `columns` of `table`'s rows matching `filter`, for the lake's own bookkeeping (the
+    /// engine builds the sessions users query). `columns` may name [`FILE_COLUMN`].
+    async fn scan(
+        &self,
+        table: &DeltaTable,
+        filter: Option<Expr>,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        self.scan_in(table, None, filter, columns).await
+    }
 
-/// [`scan`] over the data files `files` only (paths as the table lists them), or all.
-async fn scan_in(
-    table: &DeltaTable,
-    files: Option<Vec<String>>,
-    filter: Option<Expr>,
-    columns: &[&str],
-) -> Result<Vec<RecordBatch>> {
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state())?;
-    let mut provider = table.table_provider();
-    if columns.contains(&FILE_COLUMN) {
-        provider = provider.with_file_column(FILE_COLUMN);
+    /// [`Lake::scan`] over the data files `files` only (paths as the table lists them), or all.
+    async fn scan_in(
+        &self,
+        table: &DeltaTable,
+        files: Option<Vec<String>>,
+        filter: Option<Expr>,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        Ok(self
+            .scan_frame(table, files, filter, columns)
+            .await?
+            .collect()
+            .await?)
     }
-    if let Some(files) = files {
-        provider = provider.with_file_paths(files);
-    }
-    let provider = provider.await?;
-    let mut df = ctx.read_table(provider)?;
-    if let Some(f) = filter {
-        df = df.filter(f)?;
-    }
-    let df = df.select_columns(columns)?;
-    Ok(df.collect().await?)
-}
 
-/// [`scan`] as a stream of batches, for reads that keep only what they take out of each batch
-/// (a batch of a file with small row groups can hold buffers far larger than its rows).
-async fn scan_stream(
-    table: &DeltaTable,
-    filter: Option<Expr>,
-    columns: &[&str],
-) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state())?;
-    let mut df = ctx.read_table(table.table_provider().await?)?;
-    if let Some(f) = filter {
-        df = df.filter(f)?;
+    /// [`Lake::scan`] as a stream of batches, for reads that keep only what they take out of
+    /// each batch (a batch of a file with small row groups can hold buffers far larger than
+    /// its rows).
+    async fn scan_stream(
+        &self,
+        table: &DeltaTable,
+        filter: Option<Expr>,
+        columns: &[&str],
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        let frame = self.scan_frame(table, None, filter, columns).await?;
+        Ok(frame.execute_stream().await?)
     }
-    Ok(df.select_columns(columns)?.execute_stream().await?)
+
+    async fn scan_frame(
+        &self,
+        table: &DeltaTable,
+        files: Option<Vec<String>>,
+        filter: Option<Expr>,
+        columns: &[&str],
+    ) -> Result<datafusion::dataframe::DataFrame> {
+        // One runtime for every scan of the lake: its cache keeps the data files' footers
+        // (files never change under their names), so a report read does not parse them again.
+        let ctx = SessionContext::new_with_config_rt(
+            datafusion::prelude::SessionConfig::new(),
+            self.runtime.clone(),
+        );
+        table.update_datafusion_session(&ctx.state())?;
+        let mut provider = table.table_provider();
+        if columns.contains(&FILE_COLUMN) {
+            provider = provider.with_file_column(FILE_COLUMN);
+        }
+        if let Some(files) = files {
+            provider = provider.with_file_paths(files);
+        }
+        let mut df = ctx.read_table(provider.await?)?;
+        if let Some(f) = filter {
+            df = df.filter(f)?;
+        }
+        Ok(df.select_columns(columns)?)
+    }
 }
 
 /// Row counts per table at the latest version (for summaries).
@@ -385,7 +407,9 @@ pub async fn row_counts(lake: &Lake) -> Result<HashMap<String, (u64, usize)>> {
     for t in TABLES {
         let table = lake.table(t).await?;
         let version = table.version().unwrap_or_default();
-        let batches = scan(&table, None, &[schema_of(t).field(0).name().as_str()]).await?;
+        let batches = lake
+            .scan(&table, None, &[schema_of(t).field(0).name().as_str()])
+            .await?;
         out.insert(
             t.to_string(),
             (version, batches.iter().map(|b| b.num_rows()).sum()),

@@ -71,6 +71,9 @@ pub struct PublicationRow {
     pub digest: String,
     /// The content as JSON; `None` in the catalogue, and for a withdrawn report.
     pub body: Option<String>,
+    /// The name of the data file holding the row, as the catalogue read it (`None`
+    /// otherwise): a report is read from that file alone ([`Lake::publication_rows`]).
+    pub file: Option<String>,
 }
 
 /// The catalogue's columns: every column but `body`.
@@ -122,21 +125,25 @@ impl Lake {
     pub async fn publication_catalogue(&self) -> Result<(u64, Vec<PublicationRow>)> {
         let table = self.table(PUBLICATIONS).await?;
         let version = table.version().unwrap_or_default();
-        let mut stream = scan_stream(&table, None, &CATALOGUE).await?;
+        let mut columns = CATALOGUE.to_vec();
+        columns.push(FILE_COLUMN);
+        let mut stream = self.scan_stream(&table, None, &columns).await?;
         let mut rows = Vec::new();
         while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-            rows.extend(rows_of(&[batch?], false));
+            rows.extend(rows_of(&[batch?]));
         }
         Ok((version, rows))
     }
 
     /// The rows with `report` of publication `publication` (or of all), and, when given,
-    /// `area_code`, `term` and `own`; bodies included.
+    /// `area_code`, `term` and `own`; bodies included. With `file` (where the catalogue found
+    /// the row) only that file is read, unless compaction has replaced it since.
     pub async fn publication_rows(
         &self,
         publication: Option<u64>,
         report: &str,
         key: Option<(&str, &str, bool)>,
+        file: Option<&str>,
     ) -> Result<Vec<PublicationRow>> {
         let table = self.table(PUBLICATIONS).await?;
         let mut filter = col("report").eq(lit(report));
@@ -151,8 +158,18 @@ impl Lake {
         }
         let mut columns = CATALOGUE.to_vec();
         columns.push("body");
-        let batches = scan(&table, Some(filter), &columns).await?;
-        Ok(rows_of(&batches, true))
+        let live = match file {
+            Some(name) => table
+                .snapshot()?
+                .log_data()
+                .into_iter()
+                .map(|f| f.path().to_string())
+                .find(|path| file_name(path) == name),
+            None => None,
+        };
+        let files = live.map(|path| vec![path]);
+        let batches = self.scan_in(&table, files, Some(filter), &columns).await?;
+        Ok(rows_of(&batches))
     }
 }
 
@@ -264,9 +281,20 @@ pub(super) fn writer_properties() -> WriterProperties {
         .build()
 }
 
-fn rows_of(batches: &[RecordBatch], body: bool) -> Vec<PublicationRow> {
+/// The rows of `batches` (the catalogue's columns first, then `body` or the file column).
+fn rows_of(batches: &[RecordBatch]) -> Vec<PublicationRow> {
     let mut out = Vec::new();
     for b in batches {
+        let bodies = b
+            .schema()
+            .index_of("body")
+            .ok()
+            .map(|i| string_column(b, i));
+        let files = b
+            .schema()
+            .index_of(FILE_COLUMN)
+            .ok()
+            .map(|i| string_column(b, i));
         let int = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>();
         let text = |i: usize| string_column(b, i);
         let (publication, data_version) = (int(0), int(1));
@@ -275,7 +303,6 @@ fn rows_of(batches: &[RecordBatch], body: bool) -> Vec<PublicationRow> {
             .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
         let own = b.column(7).as_boolean();
         let texts: Vec<StringArray> = [2, 4, 5, 6, 8, 9, 10, 11].map(text).into();
-        let bodies = body.then(|| text(12));
         for r in 0..b.num_rows() {
             let t = |i: usize| texts[i].value(r).to_string();
             out.push(PublicationRow {
@@ -295,6 +322,7 @@ fn rows_of(batches: &[RecordBatch], body: bool) -> Vec<PublicationRow> {
                     .as_ref()
                     .filter(|a| !a.is_null(r))
                     .map(|a| a.value(r).to_string()),
+                file: files.as_ref().map(|a| file_name(a.value(r)).to_string()),
             });
         }
     }

@@ -109,6 +109,41 @@ async fn pages_read_only_the_stored_publication_and_a_new_one_carries_over_what_
     )
     .await;
     assert_eq!(n, 2);
+
+    // A report is read from the data file the catalogue found it in, and still once
+    // compaction has replaced that file.
+    let catalogue = narvaro::publish::Catalogue::load(&writer).await.unwrap();
+    let at = catalogue.latest().unwrap().clone();
+    let key = ("committee".into(), "1880".into(), "VT2026".into(), false);
+    let file = catalogue
+        .holder(&key, at.number)
+        .unwrap()
+        .2
+        .unwrap()
+        .to_string();
+    let before = narvaro::publish::read_report(&writer, &catalogue, &key, &at)
+        .await
+        .unwrap();
+    writer.optimize(true).await.unwrap();
+    let files: Vec<String> = writer
+        .table("publications")
+        .await
+        .unwrap()
+        .get_file_uris()
+        .unwrap()
+        .collect();
+    assert!(
+        files.iter().all(|f| !f.ends_with(&file)),
+        "{file} in {files:?}"
+    );
+    let after = narvaro::publish::read_report(&writer, &catalogue, &key, &at)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&before).unwrap(),
+        serde_json::to_value(&after).unwrap()
+    );
+    assert_eq!(before.term, "VT2026");
 }
 
 /// The attacker who keeps every publication: publish a municipality, correct one school's
@@ -168,7 +203,7 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
 
     // Both publications' statuses of the corrected release, as the lake stores them.
     let rows = writer
-        .publication_rows(None, narvaro::lake::RELEASE, None)
+        .publication_rows(None, narvaro::lake::RELEASE, None, None)
         .await
         .unwrap();
     let mut published: Vec<_> = rows
