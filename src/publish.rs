@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::disclosure::Protection;
 use crate::disclosure::release::{Earlier, History, Protections, Which};
 use crate::engine::{AsOf, Engine};
-use crate::lake::{INDEX, Lake, PublicationRow, RELEASE};
+use crate::lake::{INDEX, Lake, PublicationRow, RELEASE, Stored};
 use crate::policy::Policies;
 use crate::report::{self, Index, Report, Term};
 use crate::{Error, Result};
@@ -47,8 +47,8 @@ pub struct Publication {
 }
 
 /// A report as one publication wrote it: (publication, content digest or `None` when withdrawn,
-/// the data file holding it).
-type Held = (u64, Option<String>, Option<String>);
+/// where the row is stored).
+type Held = (u64, Option<String>, Option<Stored>);
 
 /// Every publication in the lake and where each report's content is stored.
 #[derive(Debug, Default)]
@@ -90,7 +90,7 @@ impl Catalogue {
                     c.reports
                         .entry((r.report, r.area_code, r.term, r.own))
                         .or_default()
-                        .push((r.publication, digest, r.file));
+                        .push((r.publication, digest, r.stored));
                 }
             }
         }
@@ -137,11 +137,11 @@ impl Catalogue {
     }
 
     /// The publication holding `key`'s content as of publication `at`, with its digest and
-    /// the data file it was found in; `None` when `at` does not publish it.
-    pub fn holder(&self, key: &ReportKey, at: u64) -> Option<(u64, &str, Option<&str>)> {
+    /// where it is stored; `None` when `at` does not publish it.
+    pub fn holder(&self, key: &ReportKey, at: u64) -> Option<(u64, &str, Option<&Stored>)> {
         let history = self.reports.get(key)?;
-        let (p, digest, file) = history.iter().rev().find(|(p, _, _)| *p <= at)?;
-        digest.as_deref().map(|d| (*p, d, file.as_deref()))
+        let (p, digest, stored) = history.iter().rev().find(|(p, _, _)| *p <= at)?;
+        digest.as_deref().map(|d| (*p, d, stored.as_ref()))
     }
 
     /// The terms publication `at` has report `kind` of area `code` for, in order.
@@ -189,10 +189,23 @@ pub async fn read_report(
             have.join(", ")
         ))
     };
-    let (holder, _, file) = catalogue.holder(key, at.number).ok_or_else(missing)?;
-    let rows = lake
-        .publication_rows(Some(holder), kind, Some((area, term, *own)), file)
-        .await?;
+    let (holder, _, stored) = catalogue.holder(key, at.number).ok_or_else(missing)?;
+    // The row where the catalogue found it, if it is still there and still this report's;
+    // otherwise wherever the table holds it now.
+    let direct = match stored {
+        Some(at) => lake.publication_row_at(at).await?.filter(|r| {
+            (r.publication, &r.report, &r.area_code, &r.term, r.own)
+                == (holder, kind, area, term, *own)
+        }),
+        None => None,
+    };
+    let rows = match direct {
+        Some(row) => vec![row],
+        None => {
+            lake.publication_rows(Some(holder), kind, Some((area, term, *own)))
+                .await?
+        }
+    };
     let body = rows.into_iter().find_map(|r| r.body).ok_or_else(missing)?;
     let mut r: Report = serde_json::from_str(&body)?;
     r.data_version = at.data_version;
@@ -202,9 +215,7 @@ pub async fn read_report(
 
 /// The index of publication `at`.
 pub async fn read_index(lake: &Lake, at: &Publication) -> Result<Index> {
-    let rows = lake
-        .publication_rows(Some(at.number), INDEX, None, None)
-        .await?;
+    let rows = lake.publication_rows(Some(at.number), INDEX, None).await?;
     let body = rows.into_iter().find_map(|r| r.body).ok_or_else(|| {
         Error::NotFound(format!("publicering {} saknar sitt register", at.number))
     })?;
@@ -257,7 +268,7 @@ pub async fn publish(
     );
     // The releases earlier publications protected: what did not change is not solved again,
     // and what changed is protected beside every earlier publication of it.
-    let stored = lake.publication_rows(None, RELEASE, None, None).await?;
+    let stored = lake.publication_rows(None, RELEASE, None).await?;
     let mut earlier: HashMap<Which, Vec<(u64, Earlier)>> = HashMap::new();
     let mut stored_keys: HashSet<(Which, [u8; 32])> = HashSet::new();
     for row in stored {
@@ -336,7 +347,7 @@ pub async fn publish(
             rules_digest: rules_digest.clone(),
             digest,
             body,
-            file: None,
+            stored: None,
         };
     let previous = catalogue
         .latest()

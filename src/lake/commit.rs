@@ -215,7 +215,7 @@ impl Lake {
 }
 
 /// A data file's name: the last segment of its path or URL (a UUID, unique in the table).
-pub(super) fn file_name(path: &str) -> &str {
+fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 

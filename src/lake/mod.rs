@@ -51,9 +51,9 @@ mod publications;
 
 pub(crate) use commit::conform;
 pub use commit::replace_predicate;
-use commit::{RECEIPT_KEY, file_name, unavailable};
+use commit::{RECEIPT_KEY, unavailable};
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION};
-pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, publications_schema};
+pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, Stored, publications_schema};
 
 pub const UPLOADS: &str = "uploads";
 
@@ -136,6 +136,8 @@ pub struct Lake {
     pending: Mutex<Vec<Audit>>,
     /// The DataFusion runtime of the lake's own scans (see [`Lake::scan`]).
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    /// Parsed footers of the `publications` files read directly, by path.
+    footers: Mutex<HashMap<PathBuf, parquet::arrow::arrow_reader::ArrowReaderMetadata>>,
 }
 
 impl Lake {
@@ -165,6 +167,7 @@ impl Lake {
                 .collect(),
             pending: Mutex::new(Vec::new()),
             runtime: Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
+            footers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -357,19 +360,6 @@ impl Lake {
             .await?
             .collect()
             .await?)
-    }
-
-    /// [`Lake::scan`] as a stream of batches, for reads that keep only what they take out of
-    /// each batch (a batch of a file with small row groups can hold buffers far larger than
-    /// its rows).
-    async fn scan_stream(
-        &self,
-        table: &DeltaTable,
-        filter: Option<Expr>,
-        columns: &[&str],
-    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
-        let frame = self.scan_frame(table, None, filter, columns).await?;
-        Ok(frame.execute_stream().await?)
     }
 
     async fn scan_frame(

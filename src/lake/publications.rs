@@ -12,6 +12,11 @@
 
 use arrow::array::{BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
 use parquet::file::properties::WriterProperties;
 
 use deltalake::kernel::transaction::CommitBuilder;
@@ -71,9 +76,17 @@ pub struct PublicationRow {
     pub digest: String,
     /// The content as JSON; `None` in the catalogue, and for a withdrawn report.
     pub body: Option<String>,
-    /// The name of the data file holding the row, as the catalogue read it (`None`
-    /// otherwise): a report is read from that file alone ([`Lake::publication_rows`]).
-    pub file: Option<String>,
+    /// Where the catalogue found the row (`None` otherwise), so that its body can be read
+    /// alone ([`Lake::publication_row_at`]).
+    pub stored: Option<Stored>,
+}
+
+/// Where a row of `publications` is stored: a data file (as the table lists it) and the row's
+/// place in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub file: Arc<str>,
+    pub row: usize,
 }
 
 /// The catalogue's columns: every column but `body`.
@@ -121,29 +134,91 @@ impl Lake {
     }
 
     /// Every row's catalogue columns (no bodies), at the table's latest version, with that
-    /// version.
+    /// version. The data files are read directly (a Delta table's files are Parquet and
+    /// `publications` has no deletion vectors), each row with its place.
     pub async fn publication_catalogue(&self) -> Result<(u64, Vec<PublicationRow>)> {
         let table = self.table(PUBLICATIONS).await?;
         let version = table.version().unwrap_or_default();
-        let mut columns = CATALOGUE.to_vec();
-        columns.push(FILE_COLUMN);
-        let mut stream = self.scan_stream(&table, None, &columns).await?;
+        let files: Vec<String> = table
+            .snapshot()?
+            .log_data()
+            .into_iter()
+            .map(|f| f.path().to_string())
+            .collect();
         let mut rows = Vec::new();
-        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-            rows.extend(rows_of(&[batch?]));
+        for file in files {
+            let path = self.root.join(PUBLICATIONS).join(&file);
+            let footer = self.footer(&path).await?;
+            let file: Arc<str> = file.into();
+            let read = tokio::task::spawn_blocking(move || -> Result<Vec<PublicationRow>> {
+                let mut rows = Vec::new();
+                for batch in read_file(&path, footer, &CATALOGUE, None)? {
+                    for mut r in rows_of(&[batch?]) {
+                        r.stored = Some(Stored {
+                            file: file.clone(),
+                            row: rows.len(),
+                        });
+                        rows.push(r);
+                    }
+                }
+                Ok(rows)
+            })
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading the catalogue: {e}")))??;
+            rows.extend(read);
         }
         Ok((version, rows))
     }
 
+    /// The row stored at `at`, body included; `None` when its file is gone (removed by a
+    /// vacuum after compaction): then [`Lake::publication_rows`] finds it wherever it is now.
+    pub async fn publication_row_at(&self, at: &Stored) -> Result<Option<PublicationRow>> {
+        let path = self.root.join(PUBLICATIONS).join(&*at.file);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let footer = self.footer(&path).await?;
+        let row = at.row;
+        tokio::task::spawn_blocking(move || -> Result<Option<PublicationRow>> {
+            let mut columns = CATALOGUE.to_vec();
+            columns.push("body");
+            let mut rows = Vec::new();
+            for batch in read_file(&path, footer, &columns, Some(row))? {
+                rows.extend(rows_of(&[batch?]));
+            }
+            Ok(rows.pop())
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("reading a publication: {e}")))?
+    }
+
+    /// A data file's footer, parsed once per file (files never change under their names).
+    async fn footer(&self, path: &Path) -> Result<ArrowReaderMetadata> {
+        if let Some(m) = self.footers.lock().expect("footers").get(path) {
+            return Ok(m.clone());
+        }
+        let owned = path.to_path_buf();
+        let m = tokio::task::spawn_blocking(move || -> Result<ArrowReaderMetadata> {
+            let f = std::fs::File::open(&owned).map_err(|e| Error::io(&owned, e))?;
+            Ok(ArrowReaderMetadata::load(&f, ArrowReaderOptions::new())?)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("reading a footer: {e}")))??;
+        let mut footers = self.footers.lock().expect("footers");
+        if footers.len() >= FOOTERS {
+            footers.clear();
+        }
+        footers.insert(path.to_path_buf(), m.clone());
+        Ok(m)
+    }
+
     /// The rows with `report` of publication `publication` (or of all), and, when given,
-    /// `area_code`, `term` and `own`; bodies included. With `file` (where the catalogue found
-    /// the row) only that file is read, unless compaction has replaced it since.
+    /// `area_code`, `term` and `own`; bodies included.
     pub async fn publication_rows(
         &self,
         publication: Option<u64>,
         report: &str,
         key: Option<(&str, &str, bool)>,
-        file: Option<&str>,
     ) -> Result<Vec<PublicationRow>> {
         let table = self.table(PUBLICATIONS).await?;
         let mut filter = col("report").eq(lit(report));
@@ -158,19 +233,49 @@ impl Lake {
         }
         let mut columns = CATALOGUE.to_vec();
         columns.push("body");
-        let live = match file {
-            Some(name) => table
-                .snapshot()?
-                .log_data()
-                .into_iter()
-                .map(|f| f.path().to_string())
-                .find(|path| file_name(path) == name),
-            None => None,
-        };
-        let files = live.map(|path| vec![path]);
-        let batches = self.scan_in(&table, files, Some(filter), &columns).await?;
+        let batches = self.scan(&table, Some(filter), &columns).await?;
         Ok(rows_of(&batches))
     }
+}
+
+/// How many data files' footers a lake keeps parsed.
+const FOOTERS: usize = 1024;
+
+/// `columns` of the Parquet file at `path` (with its parsed `footer`), in the file's order:
+/// every row, or only row `only`.
+fn read_file(
+    path: &Path,
+    footer: ArrowReaderMetadata,
+    columns: &[&str],
+    only: Option<usize>,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let schema = footer.metadata().file_metadata().schema_descr_ptr();
+    let mask = ProjectionMask::columns(&schema, columns.iter().copied());
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.clone())
+        .with_projection(mask);
+    if let Some(row) = only {
+        // The row group holding the row, and the row within it.
+        let mut start = 0;
+        let groups = footer.metadata().row_groups();
+        let Some(group) = groups.iter().position(|g| {
+            start += g.num_rows() as usize;
+            row < start
+        }) else {
+            return Err(Error::Unavailable(format!(
+                "{}: no row {row} in this file",
+                path.display()
+            )));
+        };
+        let first = start - groups[group].num_rows() as usize;
+        builder = builder
+            .with_row_groups(vec![group])
+            .with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(row - first),
+                RowSelector::select(1),
+            ]));
+    }
+    Ok(builder.build()?)
 }
 
 /// One publication's rows on their way into the lake (see [`Lake::publication_writer`]).
@@ -281,18 +386,13 @@ pub(super) fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// The rows of `batches` (the catalogue's columns first, then `body` or the file column).
+/// The rows of `batches` (the catalogue's columns first, then `body` when read).
 fn rows_of(batches: &[RecordBatch]) -> Vec<PublicationRow> {
     let mut out = Vec::new();
     for b in batches {
         let bodies = b
             .schema()
             .index_of("body")
-            .ok()
-            .map(|i| string_column(b, i));
-        let files = b
-            .schema()
-            .index_of(FILE_COLUMN)
             .ok()
             .map(|i| string_column(b, i));
         let int = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>();
@@ -322,7 +422,7 @@ fn rows_of(batches: &[RecordBatch]) -> Vec<PublicationRow> {
                     .as_ref()
                     .filter(|a| !a.is_null(r))
                     .map(|a| a.value(r).to_string()),
-                file: files.as_ref().map(|a| file_name(a.value(r)).to_string()),
+                stored: None,
             });
         }
     }

@@ -110,17 +110,26 @@ async fn pages_read_only_the_stored_publication_and_a_new_one_carries_over_what_
     .await;
     assert_eq!(n, 2);
 
-    // A report is read from the data file the catalogue found it in, and still once
-    // compaction has replaced that file.
+    // A report is read from the place the catalogue found it, and still once compaction has
+    // replaced its file and a vacuum has removed it.
     let catalogue = narvaro::publish::Catalogue::load(&writer).await.unwrap();
     let at = catalogue.latest().unwrap().clone();
     let key = ("committee".into(), "1880".into(), "VT2026".into(), false);
-    let file = catalogue
+    let stored = catalogue
         .holder(&key, at.number)
         .unwrap()
         .2
         .unwrap()
-        .to_string();
+        .clone();
+    let direct = writer.publication_row_at(&stored).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            direct.report.as_str(),
+            direct.area_code.as_str(),
+            direct.term.as_str()
+        ),
+        ("committee", "1880", "VT2026")
+    );
     let before = narvaro::publish::read_report(&writer, &catalogue, &key, &at)
         .await
         .unwrap();
@@ -133,9 +142,12 @@ async fn pages_read_only_the_stored_publication_and_a_new_one_carries_over_what_
         .unwrap()
         .collect();
     assert!(
-        files.iter().all(|f| !f.ends_with(&file)),
-        "{file} in {files:?}"
+        files.iter().all(|f| !f.ends_with(&*stored.file)),
+        "{stored:?} in {files:?}"
     );
+    let old = dir.path().join("lake/publications").join(&*stored.file);
+    std::fs::remove_file(&old).unwrap();
+    assert_eq!(writer.publication_row_at(&stored).await.unwrap(), None);
     let after = narvaro::publish::read_report(&writer, &catalogue, &key, &at)
         .await
         .unwrap();
@@ -203,7 +215,7 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
 
     // Both publications' statuses of the corrected release, as the lake stores them.
     let rows = writer
-        .publication_rows(None, narvaro::lake::RELEASE, None, None)
+        .publication_rows(None, narvaro::lake::RELEASE, None)
         .await
         .unwrap();
     let mut published: Vec<_> = rows
