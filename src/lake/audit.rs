@@ -81,6 +81,9 @@ impl Lake {
 
     /// Every audit record, oldest first, one per upload.
     pub async fn audits(&self) -> Result<Vec<Audit>> {
+        // The pending rows before the table: a row written in between is then in the table
+        // (read after it was written) or in this copy, never in neither.
+        let pending = self.pending.lock().expect("lock").clone();
         let table = self.table(UPLOADS).await?;
         let ctx = SessionContext::new();
         table.update_datafusion_session(&ctx.state())?;
@@ -163,9 +166,9 @@ impl Lake {
                 });
             }
         }
-        for a in self.pending.lock().expect("lock").iter() {
+        for a in pending {
             if seen.insert(a.upload_id.clone()) {
-                out.push(a.clone());
+                out.push(a);
             }
         }
         Ok(out)
