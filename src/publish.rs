@@ -323,7 +323,7 @@ pub async fn publish(
     let jobs = jobs(&index);
     let total = jobs.len();
     progress(0, total);
-    let specs: HashMap<&str, report::ReportSpec> = ["committee", "county", "school"]
+    let specs: HashMap<&str, &report::ReportSpec> = ["committee", "county", "school"]
         .into_iter()
         .map(|id| Ok((id, report::spec(id)?)))
         .collect::<Result<_>>()?;
@@ -370,7 +370,7 @@ pub async fn publish(
                 };
                 let reports = report::build_views(
                     &engine,
-                    &specs[kind.as_str()],
+                    specs[kind.as_str()],
                     &code,
                     t,
                     DateTime::UNIX_EPOCH,

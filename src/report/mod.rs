@@ -222,18 +222,27 @@ impl Report {
 }
 
 /// The built-in definition of a report (`committee`, `county`, `school`).
-pub fn spec(id: &str) -> Result<ReportSpec> {
-    let text = spec::REPORTS
-        .iter()
-        .find(|(k, _)| *k == id)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "rapporten '{id}' finns inte; välj committee, county eller school"
-            ))
-        })?;
-    spec::parse(&format!("reports/{id}.toml"), text)
+pub fn spec(id: &str) -> Result<&'static ReportSpec> {
+    let (_, parsed) = SPECS.iter().find(|(k, _)| *k == id).ok_or_else(|| {
+        Error::NotFound(format!(
+            "rapporten '{id}' finns inte; välj committee, county eller school"
+        ))
+    })?;
+    parsed.as_ref().map_err(|e| Error::usage(e.clone()))
 }
+
+/// The built-in report definitions, parsed once: they are compiled in, and every page asks
+/// for its report's area kind.
+static SPECS: std::sync::LazyLock<Vec<(&str, std::result::Result<ReportSpec, String>)>> =
+    std::sync::LazyLock::new(|| {
+        spec::REPORTS
+            .iter()
+            .map(|(id, text)| {
+                let parsed = spec::parse(&format!("reports/{id}.toml"), text);
+                (*id, parsed.map_err(|e| e.to_string()))
+            })
+            .collect()
+    });
 
 /// Builds a report for an area and term from the engine's snapshot of the lake.
 pub async fn build(

@@ -677,7 +677,7 @@ pub async fn county_report_follows_its_releases(
     let engine = narvaro::engine::Engine::open(lake, None).await.unwrap();
     let spec = narvaro::report::spec("county").unwrap();
     let term = "VT2026".parse().unwrap();
-    let report = narvaro::report::build(&engine, &spec, county, term, crate::common::now(), None)
+    let report = narvaro::report::build(&engine, spec, county, term, crate::common::now(), None)
         .await
         .unwrap();
     let published = |c: &str, period: &str, key: String| {
@@ -758,7 +758,7 @@ fn hallefors_committee_report_shows_its_own_figures() {
         let spec = narvaro::report::spec("committee").unwrap();
         let report = narvaro::report::build(
             &engine,
-            &spec,
+            spec,
             "1863",
             "VT2026".parse().unwrap(),
             crate::common::now(),
