@@ -7,7 +7,8 @@
 //! - *cold*: a fresh server state, as after a restart: the publications catalogue is read and
 //!   the report's stored content fetched from the `publications` table, then rendered;
 //! - *warm*: the same page again: the report comes from the server's memory and is rendered to
-//!   HTML with its SVG charts.
+//!   HTML with its SVG charts;
+//! - *pdf*: the report written as the committee pack's PDF/UA-1 document (typst).
 //!
 //! Run with `cargo bench --bench reports` (`NARVARO_BENCH_COUNTY_ONLY=1`: the county lake
 //! alone). The load test against a running `narvaro serve` is `benches/load.sh`. Figures are
@@ -39,6 +40,10 @@ async fn app(dir: &std::path::Path, protected: &Arc<Protections>) -> axum::Route
 }
 
 async fn fetch(app: &axum::Router, uri: &str) -> usize {
+    body(app, uri).await.len()
+}
+
+async fn body(app: &axum::Router, uri: &str) -> Vec<u8> {
     let res = app
         .clone()
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
@@ -48,7 +53,7 @@ async fn fetch(app: &axum::Router, uri: &str) -> usize {
     axum::body::to_bytes(res.into_body(), usize::MAX)
         .await
         .unwrap()
-        .len()
+        .to_vec()
 }
 
 fn bench(c: &mut Criterion) {
@@ -97,6 +102,13 @@ fn bench(c: &mut Criterion) {
             rt.block_on(fetch(&warm, uri));
             g.bench_function(format!("{report}/warm"), |b| {
                 b.to_async(&rt).iter(|| fetch(&warm, uri))
+            });
+            // The committee pack: the stored report written as PDF/UA-1 (what a first
+            // request for `.pdf` costs beside reading the report).
+            let json = rt.block_on(body(&warm, &format!("{uri}.json")));
+            let stored: narvaro::report::Report = serde_json::from_slice(&json).unwrap();
+            g.bench_function(format!("{report}/pdf"), |b| {
+                b.iter(|| narvaro::report::pdf::pdf(&stored).unwrap().len())
             });
         }
         g.finish();

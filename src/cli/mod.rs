@@ -149,7 +149,7 @@ pub enum Command {
         command: LakeCommand,
     },
     /// Write a report (committee: a municipality, county: a county, school: a school unit) for
-    /// a term, in the format the file extension names: .html, .csv, .xlsx or .json.
+    /// a term, in the format the file extension names: .html, .csv, .xlsx, .json or .pdf.
     Report {
         #[command(flatten)]
         lake: LakeArg,
@@ -456,7 +456,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .and_then(export::Output::from_extension)
                 .ok_or_else(|| {
                     Error::usage(format!(
-                        "{}: okänt format; filen ska sluta på .html, .csv, .xlsx eller .json",
+                        "{}: okänt format; filen ska sluta på .html, .csv, .xlsx, .json eller .pdf",
                         out.display()
                     ))
                 })?;

@@ -125,7 +125,7 @@ pub(super) async fn report_page(
             Some(o) => (t.to_string(), o),
             None => {
                 return Err(page(Error::NotFound(format!(
-                    "formatet .{ext} finns inte; välj .csv, .xlsx eller .json"
+                    "formatet .{ext} finns inte; välj .csv, .xlsx, .json eller .pdf"
                 ))));
             }
         },
@@ -162,10 +162,11 @@ pub(super) async fn report_page(
         query.clone(),
         waiting,
     );
+    let report = r.clone();
     let body = app
-        .rendered(key, || {
+        .rendered(key, move || {
             export::render(
-                &r,
+                &report,
                 out,
                 Some(html::Links {
                     query: &query,
@@ -173,6 +174,7 @@ pub(super) async fn report_page(
                 }),
             )
         })
+        .await
         .map_err(fail)?;
     let mut res = ([(header::CONTENT_TYPE, out.content_type())], body).into_response();
     if own.is_some() {

@@ -47,6 +47,9 @@ pub struct App {
     /// Rendered answers by (publication served, report, format and links): rendering is
     /// pure, so a page is rendered once per publication.
     rendered: Mutex<HashMap<RenderedKey, axum::body::Bytes>>,
+    /// Renders running on blocking threads (a PDF takes a processor for a while): one per
+    /// processor, the rest wait their turn.
+    render_slots: tokio::sync::Semaphore,
     /// When the oldest upload not yet published landed (`None`: nothing waiting).
     waiting_since: Mutex<Option<Instant>>,
     /// When the latest upload landed.
@@ -75,6 +78,9 @@ impl App {
             catalogue_read: tokio::sync::Mutex::new(()),
             reports: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
+            render_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             waiting_since: Mutex::new(None),
             last_upload: Mutex::new(None),
             publish_now: tokio::sync::Notify::new(),
@@ -203,16 +209,23 @@ impl App {
         Ok((p.number, r))
     }
 
-    /// `render`'s answer for a report of publication `publication`, rendered once.
-    pub(super) fn rendered(
+    /// `render`'s answer for a report of publication `publication`, rendered once, on a
+    /// blocking thread.
+    pub(super) async fn rendered(
         &self,
         key: RenderedKey,
-        render: impl FnOnce() -> Result<Vec<u8>>,
+        render: impl FnOnce() -> Result<Vec<u8>> + Send + 'static,
     ) -> Result<axum::body::Bytes> {
         if let Some(b) = self.rendered.lock().expect("cache").get(&key) {
             return Ok(b.clone());
         }
-        let body = axum::body::Bytes::from(render()?);
+        let body = {
+            let _slot = self.render_slots.acquire().await.expect("never closed");
+            tokio::task::spawn_blocking(render)
+                .await
+                .map_err(|e| crate::Error::usage(format!("sidan kunde inte skrivas: {e}")))??
+        };
+        let body = axum::body::Bytes::from(body);
         let mut cache = self.rendered.lock().expect("cache");
         if cache.len() >= REPORT_CACHE {
             cache.clear();

@@ -15,6 +15,7 @@ pub enum Output {
     Csv,
     Xlsx,
     Json,
+    Pdf,
 }
 
 impl Output {
@@ -24,6 +25,7 @@ impl Output {
             "csv" => Some(Output::Csv),
             "xlsx" => Some(Output::Xlsx),
             "json" => Some(Output::Json),
+            "pdf" => Some(Output::Pdf),
             _ => None,
         }
     }
@@ -34,6 +36,7 @@ impl Output {
             Output::Csv => "text/csv; charset=utf-8",
             Output::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Output::Json => "application/json",
+            Output::Pdf => "application/pdf",
         }
     }
 
@@ -43,6 +46,7 @@ impl Output {
             Output::Csv => "csv",
             Output::Xlsx => "xlsx",
             Output::Json => "json",
+            Output::Pdf => "pdf",
         }
     }
 }
@@ -54,6 +58,7 @@ pub fn render(r: &Report, out: Output, links: Option<html::Links>) -> Result<Vec
         Output::Csv => Ok(csv(r)?.into_bytes()),
         Output::Xlsx => xlsx(r),
         Output::Json => Ok(serde_json::to_vec_pretty(r).map_err(|e| Error::usage(e.to_string()))?),
+        Output::Pdf => super::pdf::pdf(r),
     }
 }
 

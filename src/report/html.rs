@@ -77,7 +77,7 @@ fn head(out: &mut String, title: &str) {
 }
 
 /// The value of a key figure as text.
-fn figure_value(f: &Figure) -> String {
+pub(super) fn figure_value(f: &Figure) -> String {
     let at_least = if f.at_least { "≥ " } else { "" };
     match f.value {
         None => "..".into(),
@@ -143,7 +143,8 @@ pub fn report_page(r: &Report, links: Option<Links>) -> String {
         let _ = write!(
             o,
             "<p class=\"alt\">Ladda ner: <a href=\"{base}.csv{q}\">CSV</a> · \
-             <a href=\"{base}.xlsx{q}\">Excel (XLSX)</a> · <a href=\"{base}.json{q}\">JSON</a></p>",
+             <a href=\"{base}.xlsx{q}\">Excel (XLSX)</a> · <a href=\"{base}.json{q}\">JSON</a> · \
+             <a href=\"{base}.pdf{q}\">PDF för nämndhandlingar</a></p>",
             q = escape(l.query)
         );
     }

@@ -6,6 +6,7 @@
 pub mod chart;
 pub mod export;
 pub mod html;
+pub mod pdf;
 pub mod spec;
 pub mod sv;
 mod template;

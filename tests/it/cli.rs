@@ -308,7 +308,7 @@ fn report_writes_each_format_and_refuses_what_it_cannot_write() {
     );
     let again = ok(&["publish", "--lake", lake]);
     assert!(again.contains("visar redan den senaste"), "{again}");
-    for ext in ["html", "csv", "xlsx", "json"] {
+    for ext in ["html", "csv", "xlsx", "json", "pdf"] {
         let out = dir.path().join(format!("r.{ext}"));
         let printed = ok(&[
             "report",
@@ -333,6 +333,7 @@ fn report_writes_each_format_and_refuses_what_it_cannot_write() {
             ),
             "csv" => assert!(bytes.starts_with("\u{FEFF}Rapport;Nämndrapport".as_bytes())),
             "xlsx" => assert!(bytes.starts_with(b"PK")),
+            "pdf" => assert!(bytes.starts_with(b"%PDF-")),
             _ => {
                 let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
                 assert_eq!(v["area"]["code"], "1880");
@@ -342,7 +343,7 @@ fn report_writes_each_format_and_refuses_what_it_cannot_write() {
     // A bad format, area or term is an error that names it, and no file is left behind.
     for (args, says) in [
         (
-            vec!["committee", "1880", "VT2026", "--out", "r.pdf"],
+            vec!["committee", "1880", "VT2026", "--out", "r.docx"],
             "okänt format",
         ),
         (

@@ -2,6 +2,7 @@
 //! error, with the rendered CSV and HTML pinned by insta snapshots.
 
 use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -636,4 +637,122 @@ async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school()
     // A wrong token is refused rather than silently ignored.
     let bad = get_as(&app, school, Some("nvr_0000_fel")).await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Runs a PDF tool (Debian's `qpdf` and `poppler-utils`, installed by `.ci/run`) and returns
+/// what it printed; a tool that is missing or fails fails the test.
+fn pdf_tool(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program}: {e} (install qpdf and poppler-utils, as .ci/run does)")
+        });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test]
+async fn every_report_is_an_accessible_pdf() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(slt_lake(dir.path()).await).await;
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pdf-pages");
+    std::fs::create_dir_all(&pages).unwrap();
+    for (name, path, title) in [
+        (
+            "committee",
+            "/reports/committee/1880/VT2026",
+            "Nämndrapport: Örebro (1880), VT2026",
+        ),
+        (
+            "county",
+            "/reports/county/18/VT2026",
+            "Länsrapport: Örebro län (18), VT2026",
+        ),
+        (
+            "school",
+            "/reports/school/18800101/VT2026",
+            "Skolrapport: Ängsskolan (18800101), VT2026",
+        ),
+    ] {
+        // The page links its PDF beside the other formats.
+        let html = get(&app, path).await.text();
+        assert!(html.contains(&format!("href=\"{path}.pdf\"")), "{path}");
+        let r = get(&app, &format!("{path}.pdf")).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}.pdf");
+        assert_eq!(r.content_type, "application/pdf");
+        let file = pages.join(format!("{name}.pdf"));
+        std::fs::write(&file, &r.body).unwrap();
+        let file = file.to_str().unwrap();
+
+        let check = pdf_tool("qpdf", &["--check", file]);
+        assert!(
+            check.contains("No syntax or stream encoding errors"),
+            "{check}"
+        );
+        let info = pdf_tool("pdfinfo", &[file]);
+        assert!(info.contains("Tagged:          yes"), "{name}: {info}");
+        assert!(
+            info.contains(&format!("Title:           {title}")),
+            "{name}: {info}"
+        );
+        assert!(
+            info.contains("Page size:       595.276 x 841.89 pts (A4)"),
+            "{name}: {info}"
+        );
+        // PDF/UA-1 declared in the XMP metadata, the document in Swedish.
+        let meta = pdf_tool("pdfinfo", &["-meta", file]);
+        assert!(
+            meta.contains("<pdfuaid:part>1</pdfuaid:part>") || meta.contains("pdfuaid:part=\"1\""),
+            "{name}: {meta}"
+        );
+        // The structure: headings in order, real tables with header cells, every chart a
+        // figure with its finding as alternative text.
+        let tree = pdf_tool("pdfinfo", &["-struct", file]);
+        for element in ["H1", "H2", "H3", "Table", "TH", "TD", "Figure"] {
+            assert!(tree.contains(element), "{name}: no {element} in\n{tree}");
+        }
+        let text = pdf_tool("pdftotext", &["-layout", file, "-"]);
+        assert!(text.contains("Steg 1."), "{name}");
+        assert!(
+            text.contains("gemensam-2025"),
+            "{name}: the footer names the definition"
+        );
+        assert!(text.contains("dataversion"), "{name}");
+        assert!(text.contains("Sida 1 av"), "{name}: page numbers");
+        // Every page renders; the images go beside the browser screenshots.
+        let count: usize = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pages:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(count >= 2, "{name}: {count} pages");
+        let prefix = pages.join(name);
+        let ours = |e: &std::fs::DirEntry| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&format!("{name}-")) && n.ends_with(".png")
+        };
+        for e in std::fs::read_dir(&pages).unwrap() {
+            let e = e.unwrap();
+            if ours(&e) {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        pdf_tool(
+            "pdftoppm",
+            &["-png", "-r", "40", file, prefix.to_str().unwrap()],
+        );
+        let rendered = std::fs::read_dir(&pages)
+            .unwrap()
+            .filter(|e| ours(e.as_ref().unwrap()))
+            .count();
+        assert_eq!(rendered, count, "{name}: pages rendered");
+    }
 }
