@@ -144,6 +144,87 @@ pub struct SharedDefinition {
     /// figures are shown, never their values; a release names these rules itself.
     #[serde(default, skip_serializing)]
     pub disclosure: crate::disclosure::Rules,
+    /// The county report's status × change overview. Not part of the content hash either: it
+    /// classes figures for the reader, never changes them.
+    #[serde(default, skip_serializing)]
+    pub overview: Option<Overview>,
+}
+
+/// The status × change overview (in the manner of the California School Dashboard): each
+/// area's share of pupils at `level` against its change since the same term last year, each in
+/// classes, and the grid giving every combination its overall class (1 = best).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overview {
+    pub level: String,
+    /// Areas with fewer pupils get no class: a small area's share varies too much by chance.
+    pub min_students: i64,
+    /// Lowest share first; every class but the last has an upper limit (`below`, percent).
+    pub status: Vec<Class>,
+    /// Largest decrease first; every class but the last has an upper limit (procentenheter).
+    pub change: Vec<Class>,
+    /// The overall classes' names, best first.
+    pub overall: Vec<String>,
+    /// One row per status class, one number per change class: its overall class (1 = best).
+    pub grid: Vec<Vec<usize>>,
+}
+
+/// One class of a value: values from the previous class's limit up to (not including) `below`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Class {
+    pub name: String,
+    #[serde(default)]
+    pub below: Option<f64>,
+}
+
+impl Overview {
+    fn problems(&self, levels: &[Level]) -> Vec<String> {
+        let mut out = Vec::new();
+        if !levels.iter().any(|l| l.id == self.level) {
+            out.push(format!(
+                "overview: nivån {} finns inte bland levels",
+                self.level
+            ));
+        }
+        for (what, classes) in [("status", &self.status), ("change", &self.change)] {
+            let limits: Vec<Option<f64>> = classes.iter().map(|c| c.below).collect();
+            let ordered = limits.len() >= 2
+                && limits[..limits.len() - 1].iter().all(Option::is_some)
+                && limits[limits.len() - 1].is_none()
+                && limits.windows(2).all(|w| match w {
+                    [Some(a), Some(b)] => a < b,
+                    _ => true,
+                });
+            if !ordered {
+                out.push(format!(
+                    "overview.{what}: ange minst två klasser med stigande gränser (below), \
+                     den sista utan gräns"
+                ));
+            }
+        }
+        let shape_ok = self.grid.len() == self.status.len()
+            && self.grid.iter().all(|r| r.len() == self.change.len());
+        if !shape_ok {
+            out.push(format!(
+                "overview.grid: ange {} rader (status) med {} tal var (change)",
+                self.status.len(),
+                self.change.len()
+            ));
+        }
+        if let Some(v) = self
+            .grid
+            .iter()
+            .flatten()
+            .find(|v| !(1..=self.overall.len()).contains(v))
+        {
+            out.push(format!(
+                "overview.grid: {v} är ingen klass i overall (1–{})",
+                self.overall.len()
+            ));
+        }
+        out
+    }
 }
 
 impl SharedDefinition {
@@ -520,6 +601,9 @@ fn check_shared(p: &SharedDefinition) -> Vec<String> {
     if p.levels.is_empty() {
         out.push("levels: ange minst en nivå".to_string());
     }
+    if let Some(o) = &p.overview {
+        out.extend(o.problems(&p.levels));
+    }
     let mut prev: Option<&Level> = None;
     let mut seen = std::collections::HashSet::new();
     for l in &p.levels {
@@ -776,5 +860,44 @@ mod tests {
             "{msgs:?}"
         );
         assert!(msgs.iter().any(|m| m.contains("by_term")), "{msgs:?}");
+    }
+
+    #[test]
+    fn a_bad_overview_is_named_in_the_shared_definition() {
+        let shared = BUILTIN[0].1;
+        for (text, want) in [
+            (
+                shared.replace("level = \"problematisk\"", "level = \"extrem\""),
+                "overview: nivån extrem finns inte",
+            ),
+            (
+                shared.replace("below = 10.0", "below = 4.0"),
+                "overview.status: ange minst två klasser med stigande gränser",
+            ),
+            (
+                shared.replace(
+                    "  { name = \"Ökat mycket\" },",
+                    "  { name = \"Ökat mycket\", below = 9.0 },",
+                ),
+                "overview.change: ange minst två klasser",
+            ),
+            (
+                shared.replace("  [3, 4, 5, 5, 5],\n", ""),
+                "overview.grid: ange 5 rader (status) med 5 tal var",
+            ),
+            (
+                shared.replace("[3, 4, 5, 5, 5]", "[3, 4, 5, 5, 6]"),
+                "overview.grid: 6 är ingen klass i overall (1–5)",
+            ),
+        ] {
+            assert_ne!(text, shared, "{want}: the case changes nothing");
+            let (_, problems) = parse_shared("shared.toml", &text);
+            assert!(
+                problems.iter().any(|m| m.contains(want)),
+                "{want:?} not in {problems:?}"
+            );
+        }
+        let (_, problems) = parse_shared("shared.toml", shared);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! It registers every lake table (at the latest version, or as of one data version), the
 //! reference table `municipalities` (code, name, county), the policy parameters (`definition`,
-//! `levels`, `shared_windows`, `local_steps`, `targets`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
+//! `levels`, `shared_windows`, `local_steps`, `targets`, `overview_settings`, `overview_classes`,
+//! `overview_grid`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
 //! every view in `sql/` (compiled into the binary; errors name the file). Nothing here knows
 //! about HTTP or the command line.
 //!
@@ -30,7 +31,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 14] = [
+pub const VIEWS: [(&str, &str); 15] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -54,6 +55,7 @@ pub const VIEWS: [(&str, &str); 14] = [
     ("gender_gap", include_str!("../../sql/gender_gap.sql")),
     ("escalation", include_str!("../../sql/escalation.sql")),
     ("change", include_str!("../../sql/change.sql")),
+    ("overview", include_str!("../../sql/overview.sql")),
     ("attainment", include_str!("../../sql/attainment.sql")),
     (
         "target_progress",
@@ -396,6 +398,68 @@ fn register_policies(ctx: &SessionContext, p: &Policies, data_version: u64) -> R
                 ints(levels.iter().map(|l| Some(l.percent as i64))),
             ),
             ("level_order", ints((1..=levels.len() as i64).map(Some))),
+        ])?),
+    )?;
+    // The overview's classes (`policies/shared.toml` [overview]): empty tables without one.
+    let o = d.policy.overview.as_ref();
+    ctx.register_table(
+        "overview_settings",
+        Arc::new(mem_table(vec![
+            ("level_id", strings(o.map(|o| Some(o.level.as_str())))),
+            ("min_students", ints(o.map(|o| Some(o.min_students)))),
+        ])?),
+    )?;
+    // One row per class: its order (1 first), name and range [from_value, below).
+    type ClassRow<'a> = (&'a str, i64, &'a str, Option<f64>, Option<f64>);
+    let mut classes: Vec<ClassRow> = Vec::new();
+    for (dimension, list) in o
+        .iter()
+        .flat_map(|o| [("status", &o.status), ("change", &o.change)])
+    {
+        let mut from = None;
+        for (i, c) in list.iter().enumerate() {
+            classes.push((dimension, i as i64 + 1, c.name.as_str(), from, c.below));
+            from = c.below;
+        }
+    }
+    ctx.register_table(
+        "overview_classes",
+        Arc::new(mem_table(vec![
+            ("dimension", strings(classes.iter().map(|c| Some(c.0)))),
+            ("class_order", ints(classes.iter().map(|c| Some(c.1)))),
+            ("class_name", strings(classes.iter().map(|c| Some(c.2)))),
+            (
+                "from_value",
+                Arc::new(Float64Array::from_iter(classes.iter().map(|c| c.3))),
+            ),
+            (
+                "below",
+                Arc::new(Float64Array::from_iter(classes.iter().map(|c| c.4))),
+            ),
+        ])?),
+    )?;
+    let grid: Vec<(i64, i64, i64, &str)> = o
+        .iter()
+        .flat_map(|o| {
+            o.grid.iter().enumerate().flat_map(move |(s, row)| {
+                row.iter().enumerate().map(move |(c, &k)| {
+                    (
+                        s as i64 + 1,
+                        c as i64 + 1,
+                        k as i64,
+                        o.overall[k - 1].as_str(),
+                    )
+                })
+            })
+        })
+        .collect();
+    ctx.register_table(
+        "overview_grid",
+        Arc::new(mem_table(vec![
+            ("status_order", ints(grid.iter().map(|g| Some(g.0)))),
+            ("change_order", ints(grid.iter().map(|g| Some(g.1)))),
+            ("overall_order", ints(grid.iter().map(|g| Some(g.2)))),
+            ("overall_name", strings(grid.iter().map(|g| Some(g.3)))),
         ])?),
     )?;
     let windows = &d.policy.windows;

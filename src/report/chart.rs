@@ -16,7 +16,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::spec::ChartKind;
-use super::{Block, Cell, sv};
+use super::{Block, Cell, Grid, sv};
 
 /// Okabe–Ito blue, vermillion, bluish green, and a dark grey: each at least 3:1 against white.
 const PALETTE: [RGBColor; 4] = [
@@ -107,9 +107,142 @@ pub fn svg(block: &Block, id: &str) -> Option<String> {
                 x_axis,
             )
         }
+        ChartKind::Grid => grid(&mut out, &labels, &series, block.grid.as_ref()?, &spec.axis),
     };
     drawn.ok()?;
     Some(accessible(&out, id, &block.title, &block.summary))
+}
+
+/// Light tints for the overall classes, best first (blue to red): dark text stays readable
+/// on each, and each cell also names its class.
+const GRID_TINTS: [RGBColor; 5] = [
+    RGBColor(0xC6, 0xDB, 0xEF),
+    RGBColor(0xD4, 0xEB, 0xD0),
+    RGBColor(0xFF, 0xF1, 0xC1),
+    RGBColor(0xFD, 0xD9, 0xB5),
+    RGBColor(0xF6, 0xC6, 0xC3),
+];
+
+/// The status × change grid: status classes as rows (highest at the top), change classes as
+/// columns, each cell tinted and named by its overall class and listing the rows placed in it
+/// (a row whose classes are hidden or missing is not placed).
+fn grid(
+    out: &mut String,
+    labels: &[String],
+    series: &[Series],
+    classes: &Grid,
+    axis: &str,
+) -> Result<(), Err> {
+    let (rows, cols) = (classes.status.len(), classes.change.len());
+    if rows == 0 || cols == 0 || series.len() != 3 {
+        return Err("grid without classes".into());
+    }
+    let class = |s: &Series, i: usize| s.values[i].map(|v| v.round() as usize).filter(|v| *v >= 1);
+    let mut placed: Vec<Vec<Vec<&str>>> = vec![vec![Vec::new(); cols]; rows];
+    for (i, label) in labels.iter().enumerate() {
+        if let (Some(s), Some(c)) = (class(&series[0], i), class(&series[1], i))
+            && s <= rows
+            && c <= cols
+        {
+            placed[s - 1][c - 1].push(label);
+        }
+    }
+    let line_px = 16;
+    let cell_w = (WIDTH - 170) / cols as u32;
+    // The tints spread over the overall classes there are, best blue, worst red.
+    let worst = classes
+        .overall
+        .iter()
+        .flatten()
+        .map(|(k, _)| *k)
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let tint = |overall: i64| {
+        let k = (overall.clamp(1, worst) - 1) as usize * (GRID_TINTS.len() - 1);
+        GRID_TINTS[k / (worst as usize - 1)]
+    };
+    let most = placed.iter().flatten().map(Vec::len).max().unwrap_or(0) as u32;
+    let cell_h = (34 + most * line_px).max(64);
+    let (left, top) = (150u32, 56u32);
+    let height = top + rows as u32 * cell_h + 56;
+    let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let at = |x: u32, y: u32| (x as i32, y as i32);
+    let centred = |size: u32| text_style(size).pos(Pos::new(HPos::Center, VPos::Center));
+    root.draw(&Text::new(
+        "Förändring sedan samma termin i fjol",
+        at(left + cols as u32 * cell_w / 2, 14),
+        centred(14),
+    ))?;
+    for (c, name) in classes.change.iter().enumerate() {
+        root.draw(&Text::new(
+            name.clone(),
+            at(left + c as u32 * cell_w + cell_w / 2, 40),
+            centred(13),
+        ))?;
+    }
+    root.draw(&Text::new(
+        axis.to_string(),
+        at(16, top + rows as u32 * cell_h / 2),
+        text_style(14)
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
+    for (s, (status, in_row)) in classes.status.iter().zip(&placed).enumerate() {
+        // The highest status at the top.
+        let y = top + (rows - 1 - s) as u32 * cell_h;
+        root.draw(&Text::new(
+            status.clone(),
+            at(left - 10, y + cell_h / 2),
+            text_style(13).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+        for (c, in_cell) in in_row.iter().enumerate() {
+            let x = left + c as u32 * cell_w;
+            let (overall, name) = classes
+                .overall
+                .get(s)
+                .and_then(|r| r.get(c))
+                .cloned()
+                .unwrap_or((0, String::new()));
+            root.draw(&Rectangle::new(
+                [at(x, y), at(x + cell_w, y + cell_h)],
+                tint(overall).filled(),
+            ))?;
+            root.draw(&Rectangle::new(
+                [at(x, y), at(x + cell_w, y + cell_h)],
+                WHITE.stroke_width(2),
+            ))?;
+            root.draw(&Text::new(
+                name,
+                at(x + 6, y + 6),
+                (FONT, 11).into_font().style(FontStyle::Italic).color(&INK),
+            ))?;
+            for (k, label) in in_cell.iter().enumerate() {
+                let short = wrap_label(label, (cell_w / 8) as usize)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                root.draw(&Text::new(
+                    short,
+                    at(x + 6, y + 24 + k as u32 * line_px),
+                    (FONT, 13).into_font().style(FontStyle::Bold).color(&INK),
+                ))?;
+            }
+        }
+    }
+    let unplaced = labels.len() - placed.iter().flatten().map(Vec::len).sum::<usize>();
+    if unplaced > 0 {
+        root.draw(&Text::new(
+            format!(
+                "{unplaced} utan klass (för få elever, ingen jämförelse eller dolt): se tabellen"
+            ),
+            at(left, top + rows as u32 * cell_h + 24),
+            text_style(13),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
 }
 
 /// Adds `role="img"`, a `<title>` and a `<desc>` to plotters' SVG.
@@ -685,6 +818,95 @@ fn funnel(
 #[cfg(test)]
 mod tests {
     use super::wrap_label;
+    use crate::report::spec::{ChartKind, ChartSpec, Format};
+    use crate::report::{Block, Cell, Column, Grid};
+
+    #[test]
+    fn the_grid_places_each_shown_row_in_its_cell_and_names_every_class() {
+        let column = |name: &str, format| Column {
+            name: name.into(),
+            label: name.into(),
+            format,
+            hidden: false,
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let grid = Grid {
+            status: names(&["Låg", "Hög"]),
+            change: names(&["Minskat", "Ökat"]),
+            overall: vec![
+                vec![(1, "Gott läge".into()), (2, "Medelläge".into())],
+                vec![(2, "Medelläge".into()), (3, "Allvarligt läge".into())],
+            ],
+        };
+        let row = |name: &str, s: Option<i64>, c: Option<i64>| {
+            let class = |v: Option<i64>| v.map_or(Cell::Null, Cell::Int);
+            let overall = match (s, c) {
+                (Some(s), Some(c)) => Cell::Int(grid.overall[s as usize - 1][c as usize - 1].0),
+                _ => Cell::Null,
+            };
+            vec![Cell::Text(name.into()), class(s), class(c), overall]
+        };
+        let block = Block {
+            id: "overview".into(),
+            short: "Läge och förändring".into(),
+            title: "Kommunernas läge".into(),
+            summary: String::new(),
+            columns: vec![
+                column("name", Format::Text),
+                column("status_order", Format::Int),
+                column("change_order", Format::Int),
+                column("overall_order", Format::Int),
+            ],
+            rows: vec![
+                row("Askersund", Some(2), Some(2)),
+                row("Laxå", Some(1), Some(2)),
+                row("Nora", Some(2), Some(2)),
+                row("Hällefors", None, None),
+            ],
+            marks: vec![vec![String::new(); 4]; 4],
+            footnotes: Vec::new(),
+            chart: Some(ChartSpec {
+                kind: ChartKind::Grid,
+                category: "name".into(),
+                series: names(&["status_order", "change_order", "overall_order"]),
+                axis: "Läge".into(),
+                focus: None,
+                reference: None,
+                size: None,
+            }),
+            grid: Some(grid.clone()),
+        };
+        let svg = super::svg(&block, "c").unwrap();
+        for text in [
+            "Låg",
+            "Hög",
+            "Minskat",
+            "Ökat",
+            "Gott läge",
+            "Allvarligt läge",
+            "Askersund",
+            "Laxå",
+            "Nora",
+        ] {
+            assert!(
+                svg.contains(&format!(">{text}<")) || svg.contains(&format!(">\n{text}\n<")),
+                "{text} missing"
+            );
+        }
+        // Medelläge names two cells; the row without classes is told about, not placed.
+        assert_eq!(svg.matches("Medelläge").count(), 2);
+        assert!(!svg.contains("Hällefors"));
+        assert!(svg.contains("1 utan klass"));
+        // High status and an increase: the bottom-right of the drawing is the top-right cell,
+        // so Askersund and Nora are drawn above Laxå (low status).
+        let y = |name: &str| {
+            let at = svg.find(name).unwrap();
+            let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+            let y = tag.split("y=\"").nth(1).unwrap().split('"').next().unwrap();
+            y.parse::<f64>().unwrap()
+        };
+        assert!(y("Askersund") < y("Laxå") && y("Nora") < y("Laxå"));
+    }
 
     #[test]
     fn long_labels_wrap_onto_two_lines_and_then_end_in_an_ellipsis() {

@@ -107,6 +107,20 @@ pub struct Block {
     pub marks: Vec<Vec<String>>,
     pub footnotes: Vec<String>,
     pub chart: Option<ChartSpec>,
+    /// A grid chart's classes, from the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<Grid>,
+}
+
+/// The classes of a status × change grid (`policies/shared.toml` [overview]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    /// The status classes' names, lowest first (the grid's rows).
+    pub status: Vec<String>,
+    /// The change classes' names, largest decrease first (the grid's columns).
+    pub change: Vec<String>,
+    /// Per status and change class: the overall class (1 = best) and its name.
+    pub overall: Vec<Vec<(i64, String)>>,
 }
 
 impl Block {
@@ -359,6 +373,15 @@ pub async fn build_views(
         .into_iter()
         .collect();
     let (definition_id, definition_hash) = definition(engine).await?;
+    let is_grid = |b: &spec::BlockSpec| {
+        b.chart
+            .as_ref()
+            .is_some_and(|c| c.kind == spec::ChartKind::Grid)
+    };
+    let grid = match block_specs.iter().any(|b| is_grid(b)) {
+        true => Some(grid(engine).await?),
+        false => None,
+    };
     let assemble = |own_school: Option<&str>| -> Result<Report> {
         let disclose = Disclose {
             releases: &releases,
@@ -413,7 +436,13 @@ pub async fn build_views(
         let mut built = block_specs
             .iter()
             .zip(&block_batches)
-            .map(|(b, batches)| block(&file, b, batches, disclose))
+            .map(|(b, batches)| {
+                let mut built = block(&file, b, batches, disclose)?;
+                if is_grid(b) {
+                    built.grid = grid.clone();
+                }
+                Ok(built)
+            })
             .collect::<Result<Vec<Block>>>()?
             .into_iter();
 
@@ -489,6 +518,53 @@ async fn definition(engine: &Engine) -> Result<(String, String)> {
         _ => String::new(),
     };
     Ok((text(0), text(1)))
+}
+
+/// The overview grid's classes, from the policy tables.
+async fn grid(engine: &Engine) -> Result<Grid> {
+    let number = |b: &RecordBatch, r: usize, name: &str| {
+        let i = b.schema().index_of(name).ok()?;
+        cell(b.column(i), r, Format::Int).ok()?.as_f64()
+    };
+    let mut g = Grid {
+        status: Vec::new(),
+        change: Vec::new(),
+        overall: Vec::new(),
+    };
+    let classes = engine
+        .sql("SELECT dimension, class_name FROM overview_classes ORDER BY dimension, class_order")
+        .await?;
+    for b in &classes {
+        for r in 0..b.num_rows() {
+            let name = text_field(b, r, "class_name").unwrap_or_default();
+            match text_field(b, r, "dimension").as_deref() {
+                Some("status") => g.status.push(name),
+                Some("change") => g.change.push(name),
+                _ => {}
+            }
+        }
+    }
+    let cells = engine
+        .sql(
+            "SELECT status_order, overall_order, overall_name FROM overview_grid \
+             ORDER BY status_order, change_order",
+        )
+        .await?;
+    for b in &cells {
+        for r in 0..b.num_rows() {
+            let row = number(b, r, "status_order").unwrap_or(0.0) as usize;
+            if g.overall.len() < row {
+                g.overall.push(Vec::new());
+            }
+            if let Some(last) = g.overall.last_mut() {
+                last.push((
+                    number(b, r, "overall_order").unwrap_or(0.0) as i64,
+                    text_field(b, r, "overall_name").unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    Ok(g)
 }
 
 fn query_error(file: &str, what: &str, e: Error) -> Error {
@@ -858,6 +934,7 @@ fn block(
         marks,
         footnotes,
         chart: spec.chart.clone(),
+        grid: None,
     })
 }
 

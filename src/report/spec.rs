@@ -228,6 +228,11 @@ pub enum ChartKind {
     /// group size (`size`), with 95 % and 99.8 % binomial control limits around the reference
     /// (Spiegelhalter 2005), so only groups that really stand out fall outside.
     Funnel,
+    /// A status × change grid (the county's overview): each row placed in the cell of its
+    /// status class (rows of the grid) and change class (columns), the series being the
+    /// status, change and overall class numbers; every cell names its overall class, so
+    /// colour is never the only sign. The classes' names come from the policy.
+    Grid,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -287,6 +292,13 @@ pub fn parse(file: &str, text: &str) -> Result<ReportSpec> {
                 needed.push(&c.category);
                 needed.extend(c.series.iter().map(String::as_str));
                 needed.extend(c.size.as_deref());
+                if matches!(c.kind, ChartKind::Grid) && c.series.len() != 3 {
+                    return Err(Error::usage(format!(
+                        "{file}: block {}: ett rutnät behöver tre serier: statusklass, \
+                         förändringsklass och samlad klass",
+                        b.id
+                    )));
+                }
                 if matches!(c.kind, ChartKind::Funnel)
                     && (c.size.is_none() || c.series.len() != 1 || c.reference.is_none())
                 {

@@ -218,6 +218,7 @@ mod tests {
             marks: Vec::new(),
             footnotes: Vec::new(),
             chart: None,
+            grid: None,
         };
         let g = Globals {
             area: "Örebro",
@@ -276,6 +277,7 @@ mod tests {
             marks: Vec::new(),
             footnotes: Vec::new(),
             chart: Some(spec.clone()),
+            grid: None,
         };
         let g = Globals {
             area: "Örebro",

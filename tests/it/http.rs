@@ -324,9 +324,9 @@ async fn errors_are_clear_swedish_pages_with_the_right_status() {
             "visas bara med en token",
         ),
         (
-            "/reports/committee/1880/VT2026.pdf",
+            "/reports/committee/1880/VT2026.docx",
             404,
-            "formatet .pdf finns inte",
+            "formatet .docx finns inte; välj .csv, .xlsx, .json eller .pdf",
         ),
         (
             "/reports/budget/1880/VT2026",

@@ -171,6 +171,7 @@ async fn check_windows(t: &Truth, engine: &Engine, period: &str, term: &[&str], 
 
 async fn check_rest(t: &Truth, engine: &Engine, fixtures: &Path, period: &str, term: &[&str]) {
     check_change(t, engine, period, term).await;
+    check_overview(t, engine, period, term).await;
     check_escalation(t, engine, fixtures, period).await;
     check_benchmark(t, engine, period, term).await;
     check_attainment(t, engine, fixtures).await;
@@ -271,6 +272,79 @@ async fn check_change(t: &Truth, engine: &Engine, period: &str, term: &[&str]) {
         }
     }
     assert_eq!(checked, 12, "change: every municipality");
+}
+
+/// The county report's overview: each municipality's share at the policy's level and its change
+/// since the same term last year, classed by the policy's limits and grid, against the truth.
+async fn check_overview(t: &Truth, engine: &Engine, period: &str, term: &[&str]) {
+    let policies =
+        narvaro::policy::Policies::load(&narvaro::policy::Source::resolve(None)).unwrap();
+    let o = policies
+        .shared
+        .policy
+        .overview
+        .clone()
+        .expect("an overview policy");
+    let percent = policies
+        .shared
+        .policy
+        .levels
+        .iter()
+        .find(|l| l.id == o.level)
+        .unwrap()
+        .percent;
+    let (_, last_year) = earlier_terms(term);
+    let per_muni = |months: &[&str]| -> BTreeMap<String, (usize, f64)> {
+        group_by(&t.window(months), |p| Some(t.municipality_of(p)))
+            .into_iter()
+            .map(|(m, ps)| {
+                let at = ps.iter().filter(|p| p.pct() >= percent as i64).count();
+                (m, (ps.len(), 100.0 * at as f64 / ps.len() as f64))
+            })
+            .collect()
+    };
+    let (now, last) = (per_muni(term), per_muni(&strs(&last_year)));
+    // A class is 1 + the number of limits at or below the value.
+    let class = |classes: &[narvaro::policy::Class], v: f64| {
+        1 + classes
+            .iter()
+            .filter(|c| c.below.is_some_and(|b| b <= v))
+            .count()
+    };
+    let mut classed = 0;
+    for b in &query(engine, &format!(
+        "SELECT area_code, students, share_pct, change_pp, status_order, change_order, overall_order, overall
+         FROM overview WHERE area_type = 'municipality' AND period = '{period}'")).await {
+        let code = col_str(b, "area_code");
+        let [share, change] = ["share_pct", "change_pp"].map(|c| col_f64(b, c));
+        let [students, status, change_class, overall] =
+            ["students", "status_order", "change_order", "overall_order"].map(|c| col_int(b, c));
+        let names = col_str(b, "overall");
+        for i in 0..b.num_rows() {
+            let c = &code[i];
+            let what = format!("overview {c}");
+            let (n, want_share) = now[c];
+            close(share[i], want_share, &what);
+            close(change[i], want_share - last[c].1, &what);
+            assert_eq!(students[i], Some(n as i64), "{what}");
+            if (n as i64) < o.min_students {
+                assert_eq!(overall[i], None, "{what}: too few pupils for a class");
+                continue;
+            }
+            let s = class(&o.status, want_share);
+            let k = class(&o.change, want_share - last[c].1);
+            assert_eq!(status[i], Some(s as i64), "{what}: status");
+            assert_eq!(change_class[i], Some(k as i64), "{what}: change");
+            let g = o.grid[s - 1][k - 1];
+            assert_eq!(overall[i], Some(g as i64), "{what}: overall");
+            assert_eq!(names[i], o.overall[g - 1], "{what}");
+            classed += 1;
+        }
+    }
+    assert_eq!(
+        classed, 12,
+        "overview: every municipality of the county is classed"
+    );
 }
 
 /// Reads a fixture CSV (`,`-separated, header first) into rows.
