@@ -657,6 +657,29 @@ fn pdf_tool(program: &str, args: &[&str]) -> String {
     text
 }
 
+/// The PDF text string at the start of `s` (uncompressed, as `qpdf --qdf` writes it):
+/// `<FEFF…>` in UTF-16 or a literal `(…)` with its escapes.
+fn pdf_text_string(s: &str) -> String {
+    if let Some(hex) = s.strip_prefix("<feff").or_else(|| s.strip_prefix("<FEFF")) {
+        let hex = &hex[..hex.find('>').unwrap()];
+        let units: Vec<u16> = (0..hex.len() / 4)
+            .map(|i| u16::from_str_radix(&hex[4 * i..4 * i + 4], 16).unwrap())
+            .collect();
+        return String::from_utf16(&units).unwrap();
+    }
+    let literal = s.strip_prefix('(').expect("a text string");
+    let mut out = String::new();
+    let mut chars = literal.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            ')' => break,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn every_report_is_an_accessible_pdf() {
     let dir = tempfile::tempdir().unwrap();
@@ -716,6 +739,38 @@ async fn every_report_is_an_accessible_pdf() {
         let tree = pdf_tool("pdfinfo", &["-struct", file]);
         for element in ["H1", "H2", "H3", "Table", "TH", "TD", "Figure"] {
             assert!(tree.contains(element), "{name}: no {element} in\n{tree}");
+        }
+        // Every figure carries its chart's finding as alternative text (UTF-16 in the tree).
+        let expanded = dir.path().join(format!("{name}-qdf.pdf"));
+        let expanded_s = expanded.to_str().unwrap();
+        pdf_tool(
+            "qpdf",
+            &["--qdf", "--object-streams=disable", file, expanded_s],
+        );
+        let raw = String::from_utf8_lossy(&std::fs::read(&expanded).unwrap()).into_owned();
+        let alts: Vec<String> = raw.split("/Alt ").skip(1).map(pdf_text_string).collect();
+        let figures = tree.lines().filter(|l| l.trim() == "Figure:").count();
+        assert!(figures >= 3, "{name}: {figures} figures");
+        assert_eq!(
+            alts.len(),
+            figures,
+            "{name}: a figure without alternative text"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&get(&app, &format!("{path}.json")).await.body).unwrap();
+        let findings: Vec<&str> = json["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["blocks"].as_array().unwrap())
+            .filter(|b| !b["chart"].is_null())
+            .map(|b| b["title"].as_str().unwrap())
+            .collect();
+        for alt in &alts {
+            assert!(
+                findings.contains(&alt.as_str()),
+                "{name}: alt {alt:?} is no chart's finding"
+            );
         }
         let text = pdf_tool("pdftotext", &["-layout", file, "-"]);
         assert!(text.contains("Steg 1."), "{name}");
