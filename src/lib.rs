@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod http;
 pub mod ingest;
 pub mod lake;
+pub mod open;
 pub mod output;
 pub mod policy;
 pub mod publish;

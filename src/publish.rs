@@ -43,6 +43,9 @@ pub struct Publication {
     pub data_version: u64,
     /// Every data table's version it read.
     pub table_versions: String,
+    /// The digest of what it was computed from besides the data ([`inputs_digest`]; empty
+    /// for publications made before it was recorded).
+    pub inputs: String,
     pub published_at: DateTime<Utc>,
 }
 
@@ -80,6 +83,7 @@ impl Catalogue {
                             number: r.publication,
                             data_version: r.data_version,
                             table_versions: r.table_versions,
+                            inputs: r.digest,
                             published_at: r.published_at,
                         },
                     );
@@ -256,9 +260,10 @@ pub async fn publish(
     let _lock = PublisherLock::acquire(lake.root()).await?;
     let table_versions = lake.table_versions().await?;
     let catalogue = Catalogue::load(lake).await?;
+    let inputs = inputs_digest(policies);
     if catalogue
         .latest()
-        .is_some_and(|p| p.table_versions == table_versions)
+        .is_some_and(|p| p.table_versions == table_versions && p.inputs == inputs)
     {
         return Ok(None);
     }
@@ -323,7 +328,7 @@ pub async fn publish(
     let jobs = jobs(&index);
     let total = jobs.len();
     progress(0, total);
-    let specs: HashMap<&str, &report::ReportSpec> = ["committee", "county", "school"]
+    let specs: HashMap<&str, &report::ReportSpec> = ["committee", "county", "school", "data"]
         .into_iter()
         .map(|id| Ok((id, report::spec(id)?)))
         .collect::<Result<_>>()?;
@@ -430,7 +435,7 @@ pub async fn publish(
             "",
             "",
             false,
-            String::new(),
+            inputs,
             Some(serde_json::to_string(&index)?),
         ))
         .await?;
@@ -467,8 +472,27 @@ pub async fn publish(
     }))
 }
 
-/// Every report the index lists: each county's county report, each municipality's committee
-/// report, each school's report and (`true`) its principal's view, for every term with data.
+/// The digest of what a publication is computed from besides the data: the report
+/// definitions and indicator views compiled into this binary and every policy (the disclosure
+/// rules and the overview's classes included). A new release of narvaro or a changed policy
+/// publishes again even when no data changed; unchanged reports are still carried over.
+pub fn inputs_digest(policies: &Policies) -> String {
+    let mut h = Sha256::new();
+    for (name, text) in report::spec::REPORTS
+        .iter()
+        .chain(crate::engine::VIEWS.iter())
+    {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    h.update(format!("{policies:?}").as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Every report the index lists: each county's county report and open data (the tables the
+/// indicator APIs serve), each municipality's committee report, each school's report and (`true`) its principal's view, for every term with data.
 fn jobs(index: &Index) -> Vec<ReportKey> {
     let mut out = Vec::new();
     let mut add = |kind: &str, code: &str, terms: &[Term], own: bool| {
@@ -478,6 +502,7 @@ fn jobs(index: &Index) -> Vec<ReportKey> {
     };
     for c in &index.counties {
         add("county", &c.area.code, &c.area.terms, false);
+        add("data", &c.area.code, &c.area.terms, false);
         for m in &c.municipalities {
             add("committee", &m.area.code, &m.area.terms, false);
             for s in &m.schools {

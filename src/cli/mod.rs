@@ -148,13 +148,14 @@ pub enum Command {
         #[command(subcommand)]
         command: LakeCommand,
     },
-    /// Write a report (committee: a municipality, county: a county, school: a school unit) for
-    /// a term, in the format the file extension names: .html, .csv, .xlsx, .json or .pdf.
+    /// Write a report (committee: a municipality, county: a county, school: a school unit,
+    /// data: a county's indicators as open data) for a term, in the format the file extension
+    /// names: .html, .csv, .xlsx, .json or .pdf.
     Report {
         #[command(flatten)]
         lake: LakeArg,
-        /// committee, county or school.
-        #[arg(value_parser = ["committee", "county", "school"])]
+        /// committee, county, school or data.
+        #[arg(value_parser = ["committee", "county", "school", "data"])]
         report: String,
         /// Municipality code (1880), county code (18) or school unit code (8 digits).
         code: String,

@@ -36,10 +36,10 @@ const MULTIPART: &str = "multipart/form-data";
 #[openapi(
     info(
         title = "Närvarolagret API",
-        description = "Uploads of anonymised attendance aggregates (data contract v1) and their audit."
+        description = "Uploads of anonymised attendance aggregates (data contract v1) and their audit; the published indicators as open data."
     ),
-    paths(upload, list_uploads, get_upload),
-    components(schemas(Receipt, Audit, UploadView, UploadList, Problem, ApiError)),
+    paths(upload, list_uploads, get_upload, super::open::list, super::open::indicator),
+    components(schemas(Receipt, Audit, UploadView, UploadList, Problem, ApiError, crate::open::Indicator)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

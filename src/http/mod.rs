@@ -20,6 +20,7 @@ use chrono::Utc;
 
 pub mod api;
 mod error;
+mod open;
 mod pages;
 mod state;
 
@@ -40,6 +41,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/uploads", post(api::upload).get(api::list_uploads))
         .route("/api/v1/uploads/{id}", get(api::get_upload))
         .route("/api/v1/openapi.json", get(api::openapi_json))
+        .route("/api/v1/indicators", get(open::list))
+        .route("/api/v1/indicators/{name}", get(open::indicator))
         .fallback(pages::not_found)
         .layer(middleware::from_fn(log))
         .with_state(app)

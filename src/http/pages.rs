@@ -20,7 +20,7 @@ use crate::{Error, Result};
 /// Only a reader with a token (`who`) may ask for an older version: two consecutive versions
 /// differ by one upload, so comparing their protected figures can reveal a cell that each of
 /// them hides. Anonymous readers see the latest version (403 otherwise).
-fn as_of(q: &HashMap<String, String>, who: Option<&Principal>) -> Result<Option<AsOf>> {
+pub(super) fn as_of(q: &HashMap<String, String>, who: Option<&Principal>) -> Result<Option<AsOf>> {
     let Some(s) = q.get("as_of").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -41,7 +41,7 @@ fn as_of(q: &HashMap<String, String>, who: Option<&Principal>) -> Result<Option<
 /// The reader, when the request carries a token and it matters (`needed`: an older version,
 /// or a school's page its principal may read unsuppressed); a wrong or revoked token is then a
 /// 401. Other pages are public, so they skip the token check (argon2) altogether.
-async fn reader(
+pub(super) async fn reader(
     app: &App,
     headers: &axum::http::HeaderMap,
     client: Option<axum::Extension<ClientAddr>>,

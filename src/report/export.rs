@@ -63,7 +63,7 @@ pub fn render(r: &Report, out: Output, links: Option<html::Links>) -> Result<Vec
 }
 
 /// A cell as CSV text: numbers as Swedish Excel reads them, `..` for missing.
-fn csv_cell(format: Format, c: &Cell) -> String {
+pub(crate) fn csv_cell(format: Format, c: &Cell) -> String {
     match (c, format) {
         (Cell::Null, _) => "..".into(),
         (Cell::AtLeast { at_least }, Format::Int) => format!("≥{}", sv::plain(*at_least, 0)),

@@ -240,7 +240,7 @@ impl Report {
 pub fn spec(id: &str) -> Result<&'static ReportSpec> {
     let (_, parsed) = SPECS.iter().find(|(k, _)| *k == id).ok_or_else(|| {
         Error::NotFound(format!(
-            "rapporten '{id}' finns inte; välj committee, county eller school"
+            "rapporten '{id}' finns inte; välj committee, county, school eller data"
         ))
     })?;
     parsed.as_ref().map_err(|e| Error::usage(e.clone()))

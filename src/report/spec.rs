@@ -8,10 +8,11 @@ use serde::Deserialize;
 use crate::{Error, Result};
 
 /// The built-in report definitions, by id.
-pub const REPORTS: [(&str, &str); 3] = [
+pub const REPORTS: [(&str, &str); 4] = [
     ("committee", include_str!("../../reports/committee.toml")),
     ("county", include_str!("../../reports/county.toml")),
     ("school", include_str!("../../reports/school.toml")),
+    ("data", include_str!("../../reports/data.toml")),
 ];
 
 /// What kind of area a report is about; its code is the report's `$area`.

@@ -811,3 +811,199 @@ async fn every_report_is_an_accessible_pdf() {
         assert_eq!(rendered, count, "{name}: pages rendered");
     }
 }
+
+/// The open data API answers every indicator from the publication, and a value hidden in a
+/// report is `null` with status `..` there too (and shown values are the same numbers).
+#[tokio::test]
+async fn the_indicators_api_hides_exactly_what_the_reports_hide() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let mut policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    policies.shared.policy.disclosure.confidential_organisers =
+        serde_json::from_str(r#"["KOMMUN"]"#).unwrap();
+    let app = router(published(App::new(lake, policies, now)).await);
+    let json = |r: &Reply| -> serde_json::Value { serde_json::from_slice(&r.body).unwrap() };
+
+    let list = get(&app, "/api/v1/indicators").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let names: Vec<String> = json(&list)["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|i| {
+            assert!(i["description"].as_str().unwrap().len() > 40, "{i}");
+            assert!(!i["unit"].as_str().unwrap().is_empty(), "{i}");
+        })
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "absence_rate",
+            "at_or_above",
+            "gender_gap",
+            "reporting_rate",
+            "coverage"
+        ]
+    );
+    // Every indicator, every area type and window, in JSON and CSV alike.
+    for name in &names {
+        let r = get(&app, &format!("/api/v1/indicators/{name}?term=VT2026")).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}");
+        let v = json(&r);
+        assert_eq!(v["term"], "VT2026");
+        assert!(v["definition_hash"].as_str().unwrap().len() >= 12);
+        let rows = v["rows"].as_array().unwrap();
+        let types: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .map(|r| r["area_type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types.len(), 4, "{name}: {types:?}");
+        let hidden = rows
+            .iter()
+            .filter_map(|r| r["status"].as_object())
+            .map(|s| s.len())
+            .sum::<usize>();
+        let csv = get(&app, &format!("/api/v1/indicators/{name}.csv?term=VT2026")).await;
+        assert_eq!(csv.content_type, "text/csv; charset=utf-8");
+        let text = csv.text();
+        assert!(text.starts_with('\u{FEFF}'));
+        assert_eq!(text.lines().count(), rows.len() + 1, "{name}");
+        let dots = text
+            .lines()
+            .flat_map(|l| l.split(';'))
+            .filter(|c| *c == ".." || c.starts_with('≥'))
+            .count();
+        assert_eq!(dots, hidden, "{name}: CSV and JSON hide the same values");
+    }
+
+    let (hidden, shown) = report_against_api(&app).await;
+    assert!(hidden > 0, "hidden {hidden}, shown {shown}");
+    // Without disclosure control the same rows are shown, as the same numbers.
+    let open_dir = tempfile::tempdir().unwrap();
+    let open = router(published(app_state(slt_lake(open_dir.path()).await)).await);
+    let (hidden, shown) = report_against_api(&open).await;
+    assert!(hidden == 0 && shown > 0, "hidden {hidden}, shown {shown}");
+
+    // Clear errors, as JSON.
+    for (uri, status, says) in [
+        (
+            "/api/v1/indicators/frånvaro",
+            StatusCode::NOT_FOUND,
+            "absence_rate",
+        ),
+        (
+            "/api/v1/indicators/absence_rate?window=year",
+            StatusCode::BAD_REQUEST,
+            "window",
+        ),
+        (
+            "/api/v1/indicators/absence_rate?area_code=12",
+            StatusCode::NOT_FOUND,
+            "12",
+        ),
+        (
+            "/api/v1/indicators/absence_rate?area_code=1",
+            StatusCode::BAD_REQUEST,
+            "area_code",
+        ),
+        (
+            "/api/v1/indicators/absence_rate?period=2026-07",
+            StatusCode::BAD_REQUEST,
+            "period",
+        ),
+        (
+            "/api/v1/indicators/absence_rate?term=VT2020",
+            StatusCode::NOT_FOUND,
+            "VT2020",
+        ),
+        (
+            "/api/v1/indicators/absence_rate?format=xml",
+            StatusCode::BAD_REQUEST,
+            "format",
+        ),
+        (
+            "/api/v1/indicators/absence_rate?as_of=1",
+            StatusCode::FORBIDDEN,
+            "token",
+        ),
+    ] {
+        let r = get(&app, uri).await;
+        assert_eq!(r.status, status, "{uri}: {}", r.text());
+        assert!(r.content_type.starts_with("application/json"), "{uri}");
+        assert!(r.text().contains(says), "{uri}: {}", r.text());
+    }
+    let doc = json(&get(&app, "/api/v1/openapi.json").await);
+    assert!(doc["paths"]["/api/v1/indicators/{name}"]["get"].is_object());
+}
+
+/// Compares the committee report's schools, months and levels with the indicators API's rows:
+/// (values hidden in both, values shown in both and equal).
+async fn report_against_api(app: &axum::Router) -> (usize, usize) {
+    let json = |r: &Reply| -> serde_json::Value { serde_json::from_slice(&r.body).unwrap() };
+    // The committee report's schools and months against the API's rows.
+    let committee = json(&get(app, "/reports/committee/1880/VT2026.json").await);
+    let block = |id: &str| -> serde_json::Value {
+        committee["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["blocks"].as_array().unwrap().clone())
+            .find(|b| b["id"] == id)
+            .unwrap()
+    };
+    let api = |q: &str| -> _ {
+        let app = app.clone();
+        let q = q.to_string();
+        async move {
+            let r = get(&app, &format!("/api/v1/indicators/{q}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text());
+            json(&r)["rows"].as_array().unwrap().clone()
+        }
+    };
+    let (mut hidden, mut shown) = (0, 0);
+    let mut same = |report: &serde_json::Value, api: &serde_json::Value, col: &str, what: &str| {
+        if report.is_null() {
+            assert!(api[col].is_null(), "{what}: hidden in the report, {api}");
+            assert_eq!(api["status"][col], "..", "{what}");
+            hidden += 1;
+        } else {
+            assert_eq!(report, &api[col], "{what}");
+            assert!(api["status"].get(col).is_none(), "{what}");
+            shown += 1;
+        }
+    };
+    let schools = block("absence_by_school");
+    for row in schools["rows"].as_array().unwrap() {
+        let code = row[1].as_str().unwrap();
+        let rows = api(&format!(
+            "absence_rate?term=VT2026&area_code={code}&window=term"
+        ))
+        .await;
+        assert_eq!(rows.len(), 1, "{code}");
+        same(&row[3], &rows[0], "absence_pct", code);
+        same(&row[2], &rows[0], "students", code);
+    }
+    let months = block("months");
+    for row in months["rows"].as_array().unwrap() {
+        let period = row[0].as_str().unwrap();
+        let rows = api(&format!(
+            "absence_rate?area_type=municipality&area_code=1880&window=month&period={period}"
+        ))
+        .await;
+        assert_eq!(rows.len(), 1, "{period}");
+        same(&row[1], &rows[0], "absence_pct", period);
+    }
+    let levels = block("levels");
+    for row in levels["rows"].as_array().unwrap() {
+        let rows = api("at_or_above?term=VT2026&area_code=1880&window=term").await;
+        let level = row[0].as_str().unwrap();
+        let api_row = rows
+            .iter()
+            .find(|r| level.contains(&format!("minst {} %", r["level_percent"])))
+            .unwrap();
+        same(&row[1], api_row, "share_pct", level);
+        same(&row[2], api_row, "pupils", level);
+    }
+    (hidden, shown)
+}

@@ -289,3 +289,32 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
     }
     assert!(kept > 20, "{kept}");
 }
+
+/// A publication records what it was computed from besides the data (the report definitions,
+/// views and policies): a changed policy publishes again though no data changed, and reports
+/// whose content it does not touch carry over.
+#[tokio::test]
+async fn a_changed_policy_publishes_again_without_new_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let first = App::new(lake, policies(), now)
+        .publish()
+        .await
+        .unwrap()
+        .expect("a first publication");
+    let reopen = || async { Lake::open(dir.path().join("lake")).await.unwrap() };
+    let same = App::new(reopen().await, policies(), now);
+    assert_eq!(same.publish().await.unwrap(), None, "nothing changed");
+
+    let mut changed = policies();
+    changed.shared.policy.disclosure.min_pupils += 5;
+    let again = App::new(reopen().await, changed, now)
+        .publish()
+        .await
+        .unwrap()
+        .expect("the rules changed: a new publication");
+    assert_eq!(again.publication, first.publication + 1);
+    assert_eq!(again.data_version, first.data_version);
+    assert_eq!(again.reports, first.reports);
+    assert!(again.written > 0, "{again:?}");
+}
