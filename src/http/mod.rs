@@ -20,6 +20,7 @@ use chrono::Utc;
 
 pub mod api;
 mod error;
+mod metrics;
 mod open;
 mod pages;
 mod state;
@@ -34,9 +35,11 @@ use crate::{Error, Result};
 
 /// All routes, with request logging.
 pub fn router(app: Arc<App>) -> Router {
+    metrics::install();
     Router::new()
         .route("/", get(pages::index))
         .route("/healthz", get(pages::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/reports/{kind}/{code}/{term}", get(pages::report_page))
         .route("/api/v1/uploads", post(api::upload).get(api::list_uploads))
         .route("/api/v1/uploads/{id}", get(api::get_upload))
@@ -171,8 +174,19 @@ pub async fn serve(
 
 async fn log(req: Request, next: Next) -> Response {
     let (method, uri) = (req.method().clone(), req.uri().clone());
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
     let start = Instant::now();
     let res = next.run(req).await;
+    metrics::request(
+        &route,
+        method.as_str(),
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     tracing::info!(
         target: "narvaro::http",
         %method,

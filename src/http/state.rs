@@ -198,8 +198,10 @@ impl App {
         );
         let cache_key = (p.number, key);
         if let Some(r) = self.reports.lock().expect("cache").get(&cache_key) {
+            super::metrics::cache("report", true);
             return Ok((p.number, r.clone()));
         }
+        super::metrics::cache("report", false);
         let r = Arc::new(publish::read_report(&self.lake, &catalogue, &cache_key.1, &p).await?);
         let mut cache = self.reports.lock().expect("cache");
         if cache.len() >= REPORT_CACHE {
@@ -217,8 +219,10 @@ impl App {
         render: impl FnOnce() -> Result<Vec<u8>> + Send + 'static,
     ) -> Result<axum::body::Bytes> {
         if let Some(b) = self.rendered.lock().expect("cache").get(&key) {
+            super::metrics::cache("rendered", true);
             return Ok(b.clone());
         }
+        super::metrics::cache("rendered", false);
         let body = {
             let _slot = self.render_slots.acquire().await.expect("never closed");
             tokio::task::spawn_blocking(render)
@@ -317,15 +321,18 @@ impl App {
 
     async fn publish_logged(&self) -> Result<()> {
         match self.publish().await? {
-            Some(p) => tracing::info!(
-                publication = p.publication,
-                data_version = p.data_version,
-                reports = p.reports,
-                written = p.written,
-                releases_solved = p.releases_solved,
-                seconds = p.seconds,
-                "published"
-            ),
+            Some(p) => {
+                super::metrics::publication(p.seconds);
+                tracing::info!(
+                    publication = p.publication,
+                    data_version = p.data_version,
+                    reports = p.reports,
+                    written = p.written,
+                    releases_solved = p.releases_solved,
+                    seconds = p.seconds,
+                    "published"
+                )
+            }
             None => tracing::debug!("nothing new to publish"),
         }
         Ok(())

@@ -1007,3 +1007,128 @@ async fn report_against_api(app: &axum::Router) -> (usize, usize) {
     }
     (hidden, shown)
 }
+
+/// The Python of the virtual environment `.ci/run` makes under `target/py`, with the real
+/// clients from PyPI the tests read the server with; missing, the test fails and says so.
+pub fn python() -> std::path::PathBuf {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: .ci/run makes it (python3 -m venv target/py and the PyPI clients)",
+        py.display()
+    );
+    py
+}
+
+/// Runs `script` with the test Python and returns what it printed; a failure fails the test.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `/metrics` is Prometheus text that `prometheus_client`'s own parser reads: requests and
+/// latency by route, the caches, and the publication served.
+#[tokio::test]
+async fn metrics_are_prometheus_text_a_real_parser_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(slt_lake(dir.path()).await).await;
+    for uri in [
+        "/",
+        "/reports/committee/1880/VT2026",
+        "/reports/committee/1880/VT2026",
+        "/api/v1/indicators/absence_rate",
+        "/finns-inte",
+    ] {
+        get(&app, uri).await;
+    }
+    let health: serde_json::Value =
+        serde_json::from_slice(&get(&app, "/healthz").await.body).unwrap();
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.content_type.starts_with("text/plain; version=0.0.4"));
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, &r.body).unwrap();
+    let parsed = run_python(
+        r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for f in text_string_to_metric_families(open(sys.argv[1], encoding="utf-8").read()):
+    out.append({"name": f.name, "type": f.type, "samples": [
+        {"name": s.name, "labels": s.labels, "value": s.value} for s in f.samples]})
+print(json.dumps(out))
+"#,
+        &[file.to_str().unwrap()],
+    );
+    let families: Vec<serde_json::Value> = serde_json::from_str(&parsed).unwrap();
+    let family = |name: &str| {
+        families
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {parsed}"))
+    };
+    let sample = |f: &serde_json::Value, name: &str, labels: &[(&str, &str)]| -> f64 {
+        f["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == name)
+            .filter(|s| labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+            .map(|s| s["value"].as_f64().unwrap())
+            .sum()
+    };
+    let requests = family("narvaro_http_requests");
+    assert_eq!(requests["type"], "counter");
+    let page = [
+        ("route", "/reports/{kind}/{code}/{term}"),
+        ("status", "200"),
+    ];
+    assert!(sample(requests, "narvaro_http_requests_total", &page) >= 2.0);
+    assert!(
+        sample(
+            requests,
+            "narvaro_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ) >= 1.0
+    );
+    let latency = family("narvaro_http_request_duration_seconds");
+    assert_eq!(latency["type"], "histogram");
+    let route = [("route", "/api/v1/indicators/{name}")];
+    assert!(
+        sample(
+            latency,
+            "narvaro_http_request_duration_seconds_count",
+            &route
+        ) >= 1.0
+    );
+    let cache = family("narvaro_cache_requests");
+    assert!(
+        sample(
+            cache,
+            "narvaro_cache_requests_total",
+            &[("cache", "rendered"), ("result", "hit")]
+        ) >= 1.0
+    );
+    let published = family("narvaro_published_data_version");
+    assert_eq!(published["type"], "gauge");
+    // Other tests' servers share the process's recorder: the gauge is the last one scraped.
+    assert!(sample(published, "narvaro_published_data_version", &[]) >= 1.0);
+    assert!(health["published"]["data_version"].as_u64().unwrap() >= 1);
+    assert!(
+        sample(
+            family("narvaro_publication_age_seconds"),
+            "narvaro_publication_age_seconds",
+            &[]
+        ) >= 0.0
+    );
+}
