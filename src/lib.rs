@@ -21,6 +21,7 @@ pub mod open;
 pub mod output;
 pub mod policy;
 pub mod publish;
+pub mod pxweb;
 pub mod reference;
 pub mod report;
 pub mod ss12000;

@@ -23,6 +23,7 @@ mod error;
 mod metrics;
 mod open;
 mod pages;
+mod pxweb;
 mod state;
 
 use error::AppError;
@@ -46,6 +47,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/openapi.json", get(api::openapi_json))
         .route("/api/v1/indicators", get(open::list))
         .route("/api/v1/indicators/{name}", get(open::indicator))
+        .route("/api/pxweb/v2/config", get(pxweb::config))
+        .route("/api/pxweb/v2/tables", get(pxweb::tables))
+        .route("/api/pxweb/v2/tables/{id}", get(pxweb::table))
+        .route("/api/pxweb/v2/tables/{id}/metadata", get(pxweb::metadata))
+        .route(
+            "/api/pxweb/v2/tables/{id}/data",
+            get(pxweb::data_get).post(pxweb::data_post),
+        )
         .fallback(pages::not_found)
         .layer(middleware::from_fn(log))
         .with_state(app)

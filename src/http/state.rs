@@ -47,6 +47,8 @@ pub struct App {
     /// Rendered answers by (publication served, report, format and links): rendering is
     /// pure, so a page is rendered once per publication.
     rendered: Mutex<HashMap<RenderedKey, axum::body::Bytes>>,
+    /// PxWeb tables by (publication, table id), built once per publication.
+    cubes: Mutex<HashMap<(u64, String), Arc<crate::pxweb::Cube>>>,
     /// Renders running on blocking threads (a PDF takes a processor for a while): one per
     /// processor, the rest wait their turn.
     render_slots: tokio::sync::Semaphore,
@@ -78,6 +80,7 @@ impl App {
             catalogue_read: tokio::sync::Mutex::new(()),
             reports: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
+            cubes: Mutex::new(HashMap::new()),
             render_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -236,6 +239,25 @@ impl App {
         }
         cache.insert(key, body.clone());
         Ok(body)
+    }
+
+    /// The PxWeb table `id` of publication `publication`, if built.
+    pub(super) fn cube(&self, publication: u64, id: &str) -> Option<Arc<crate::pxweb::Cube>> {
+        let hit = self
+            .cubes
+            .lock()
+            .expect("cache")
+            .get(&(publication, id.to_string()))
+            .cloned();
+        super::metrics::cache("pxweb", hit.is_some());
+        hit
+    }
+
+    /// Keeps a built PxWeb table; only the latest publication's are kept.
+    pub(super) fn keep_cube(&self, publication: u64, id: &str, cube: Arc<crate::pxweb::Cube>) {
+        let mut cubes = self.cubes.lock().expect("cache");
+        cubes.retain(|(p, _), _| *p >= publication);
+        cubes.insert((publication, id.to_string()), cube);
     }
 
     /// Whether uploads have landed that no publication shows yet.

@@ -1132,3 +1132,179 @@ print(json.dumps(out))
         ) >= 0.0
     );
 }
+
+/// The committee report's levels for Örebro against PxWeb's `at_or_above` table: hidden in
+/// both (`null` with status `..`) or shown in both as the same numbers; (hidden, shown).
+async fn levels_against_pxweb(app: &axum::Router) -> (usize, usize) {
+    let committee: serde_json::Value =
+        serde_json::from_slice(&get(app, "/reports/committee/1880/VT2026.json").await.body)
+            .unwrap();
+    let levels = committee["sections"][0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == "levels")
+        .unwrap()
+        .clone();
+    let px = get(
+        app,
+        "/api/pxweb/v2/tables/at_or_above/data?valuecodes[Region]=1880&valuecodes[Tid]=VT2026\
+         &valuecodes[ContentsCode]=share_pct,pupils",
+    )
+    .await;
+    assert_eq!(px.status, StatusCode::OK, "{}", px.text());
+    let px: serde_json::Value = serde_json::from_slice(&px.body).unwrap();
+    assert_eq!(
+        px["id"],
+        serde_json::json!(["Region", "Niva", "Tid", "ContentsCode"])
+    );
+    let values = px["value"].as_array().unwrap();
+    let rows = levels["rows"].as_array().unwrap();
+    assert_eq!(values.len(), rows.len() * 2);
+    let (mut hidden, mut shown) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        for (k, col) in [(0, 1), (1, 2)] {
+            let (v, r) = (&values[2 * i + k], &row[col]);
+            if r.is_null() {
+                assert!(v.is_null(), "level {i}: hidden in the report, {v} in PxWeb");
+                assert_eq!(px["status"][(2 * i + k).to_string()], "..");
+                hidden += 1;
+            } else {
+                assert_eq!(v, r, "level {i}");
+                shown += 1;
+            }
+        }
+    }
+    (hidden, shown)
+}
+
+/// PxWeb API v2 as analysts' clients read it: Python's `pxwebpy` lists the tables and fetches
+/// every one (the default selection and a selection it posts) into a pandas data frame,
+/// `jsonstat-validator` accepts every metadata and data answer, and a value hidden in a report
+/// is `null` with status `..` in PxWeb too.
+#[tokio::test]
+async fn pxweb_clients_read_every_table_and_hidden_values_stay_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let mut policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    policies.shared.policy.disclosure.confidential_organisers =
+        serde_json::from_str(r#"["KOMMUN"]"#).unwrap();
+    let app = router(published(App::new(lake, policies, now)).await);
+    let (hidden, _) = levels_against_pxweb(&app).await;
+    assert!(hidden > 0);
+    let open_dir = tempfile::tempdir().unwrap();
+    let open = router(published(app_state(slt_lake(open_dir.path()).await)).await);
+    let (hidden, shown) = levels_against_pxweb(&open).await;
+    assert!(hidden == 0 && shown > 0, "hidden {hidden}, shown {shown}");
+
+    // Errors in the specification's Problem shape.
+    for (uri, status) in [
+        (
+            "/api/pxweb/v2/tables/finns_inte/metadata",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/pxweb/v2/tables/absence_rate/data?valuecodes[Region]=9999",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/pxweb/v2/tables/absence_rate/data?valuecodes[Kön]=K",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/pxweb/v2/tables/absence_rate/data?outputFormat=sas",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/api/pxweb/v2/tables?lang=fi", StatusCode::BAD_REQUEST),
+    ] {
+        let r = get(&app, uri).await;
+        assert_eq!(r.status, status, "{uri}: {}", r.text());
+        assert_eq!(r.content_type, "application/problem+json", "{uri}");
+        let p: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(p["status"], status.as_u16());
+        assert!(!p["detail"].as_str().unwrap().is_empty());
+    }
+    // The other formats: Swedish CSV, XLSX and PX.
+    let csv = get(
+        &app,
+        "/api/pxweb/v2/tables/absence_rate/data?outputFormat=csv",
+    )
+    .await;
+    assert!(
+        csv.text().starts_with("\u{FEFF}region;tid;"),
+        "{}",
+        csv.text()
+    );
+    let xlsx = get(
+        &app,
+        "/api/pxweb/v2/tables/absence_rate/data?outputFormat=xlsx",
+    )
+    .await;
+    assert!(xlsx.body.starts_with(b"PK"));
+    let px = get(
+        &app,
+        "/api/pxweb/v2/tables/absence_rate/data?outputFormat=px",
+    )
+    .await
+    .text();
+    assert!(
+        px.contains("MATRIX=\"absence_rate\";") && px.contains("DATA=\n"),
+        "{px}"
+    );
+
+    // The real clients, over a socket.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/pxweb/v2", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let out = tokio::task::spawn_blocking(move || {
+        run_python(
+            r#"
+import json, sys, requests
+import pandas as pd
+from pxweb import PxApi
+from jsonstat_validator import validate_jsonstat
+base = sys.argv[1]
+api = PxApi(base, disable_cache=True)
+out = {"tables": []}
+for t in api.all_tables():
+    tid = t["id"]
+    validate_jsonstat(api.get_table_metadata(tid))
+    validate_jsonstat(requests.get(f"{base}/tables/{tid}/data").json())
+    default = pd.DataFrame(api.get_table_data(tid))
+    posted = pd.DataFrame(api.get_table_data(
+        tid, value_codes={"Region": ["18*"], "Tid": ["top(2)"], "ContentsCode": "*"}))
+    body = {"selection": [{"variableCode": "Region", "valueCodes": ["1880", "00"]},
+                          {"variableCode": "Tid", "valueCodes": ["*"]}]}
+    validate_jsonstat(requests.post(f"{base}/tables/{tid}/data", json=body).json())
+    out["tables"].append({"id": tid, "default": list(default.shape),
+                          "posted": list(posted.shape),
+                          "hidden": int(posted["value"].isna().sum()),
+                          "columns": list(posted.columns)})
+print(json.dumps(out))
+"#,
+            &[&base],
+        )
+    })
+    .await
+    .unwrap();
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tables = out["tables"].as_array().unwrap();
+    let ids: Vec<&str> = tables.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "absence_rate",
+            "at_or_above",
+            "gender_gap",
+            "reporting_rate",
+            "coverage"
+        ]
+    );
+    for t in tables {
+        assert!(t["default"][0].as_u64().unwrap() > 0, "{t}");
+        assert!(t["posted"][0].as_u64().unwrap() > 0, "{t}");
+        assert_eq!(t["columns"].as_array().unwrap().last().unwrap(), "value");
+    }
+    let levels = tables.iter().find(|t| t["id"] == "at_or_above").unwrap();
+    assert!(levels["hidden"].as_u64().unwrap() > 0, "{levels}");
+}

@@ -1,0 +1,672 @@
+//! PxWeb API v2 tables (`/api/pxweb/v2/`, PxTools' PxAPI-2 specification) over the open data:
+//! one table per indicator, its dimensions `Region` (school units, municipalities, counties
+//! and the whole lake), `Niva` (the shared levels, where the indicator has them), `Tid`
+//! (months `2026M03` and terms `VT2026`, the term up to its last month with data) and
+//! `ContentsCode` (the indicator's measures, with units and decimals).
+//!
+//! A [`Cube`] is built from the counties' published `data` reports ([`crate::open`]), so a
+//! value hidden in a report is `null` with status `..` here; a bound is `null` with status
+//! `≥` and the bound in the dataset's notes. This module is pure: selection, JSON-stat 2.0,
+//! CSV, XLSX and PX are computed from the cube; HTTP lives in `http/pxweb.rs`.
+
+use std::collections::HashMap;
+
+use crate::open::{self, Indicator};
+use crate::report::{Cell, Format, Report, Term, sv};
+use crate::{Error, Result};
+
+/// The most data cells one answer may hold.
+pub const MAX_DATA_CELLS: usize = 150_000;
+
+/// One value of a dimension: its code and its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    pub code: String,
+    pub label: String,
+}
+
+/// A dimension (a PxWeb variable).
+#[derive(Debug, Clone)]
+pub struct Dim {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub values: Vec<Value>,
+    /// Per content value: its unit and decimals (`ContentsCode` only).
+    pub units: Vec<(String, usize)>,
+}
+
+impl Dim {
+    fn position(&self, code: &str) -> Option<usize> {
+        self.values.iter().position(|v| v.code == code)
+    }
+}
+
+/// An indicator's published values as a table of dimensions.
+#[derive(Debug, Clone)]
+pub struct Cube {
+    pub indicator: Indicator,
+    /// In the order of the data's index: `Region`, (`Niva`), `Tid`, `ContentsCode`.
+    pub dims: Vec<Dim>,
+    /// By the position in every dimension.
+    pub cells: HashMap<Vec<usize>, Cell>,
+    pub footnotes: Vec<String>,
+    pub updated: chrono::DateTime<chrono::Utc>,
+    pub definition: String,
+}
+
+/// The time code of a row: `2026M03` for a month, `VT2026` for the term.
+fn time_code(period: &str, window: &str) -> Option<String> {
+    match window {
+        "month" => Some(period.replacen('-', "M", 1)),
+        "term" => Term::of_period(period).map(|t| t.to_string()),
+        _ => None,
+    }
+}
+
+fn time_label(code: &str) -> String {
+    match code.split_once('M') {
+        Some((y, m)) => sv::month(&format!("{y}-{m}")),
+        None => code.to_string(),
+    }
+}
+
+/// The sort key of a time code: months and terms in time order, a term after its months.
+fn time_order(code: &str) -> (String, u8) {
+    match code.split_once('M') {
+        Some((y, m)) => (format!("{y}-{m}"), 0),
+        None => {
+            let t: Option<Term> = code.parse().ok();
+            (t.map(|t| t.months().1).unwrap_or_default(), 1)
+        }
+    }
+}
+
+/// Builds indicator `name`'s cube from `reports` (the `data` reports of every county and term
+/// of one publication).
+pub fn cube(
+    name: &str,
+    reports: &[&Report],
+    updated: chrono::DateTime<chrono::Utc>,
+    definition: &str,
+) -> Result<Cube> {
+    let table = open::table(name, reports, &open::Filter::default())?;
+    let col = |n: &str| table.columns.iter().position(|c| c.name == n);
+    let (Some(area_type), Some(area_code), Some(area_name), Some(period), Some(window)) = (
+        col("area_type"),
+        col("area_code"),
+        col("area_name"),
+        col("period"),
+        col("window"),
+    ) else {
+        return Err(Error::usage(format!("{name}: saknar område eller period")));
+    };
+    let level = col("level_id");
+    let contents: Vec<usize> = table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.numeric() && c.name != "level_percent" && c.name != "min_reporting_rate")
+        .map(|(i, _)| i)
+        .collect();
+    let text = |row: &[Cell], i: usize| match &row[i] {
+        Cell::Text(t) => t.clone(),
+        _ => String::new(),
+    };
+    // Regions: the whole lake, counties, municipalities, schools, each by code.
+    let mut regions: Vec<(u8, String, String)> = Vec::new();
+    let mut levels: Vec<(i64, String, String)> = Vec::new();
+    let mut times: Vec<String> = Vec::new();
+    let mut rows: Vec<(String, Option<String>, String, &Vec<Cell>)> = Vec::new();
+    for row in &table.rows {
+        let Some(t) = time_code(&text(row, period), &text(row, window)) else {
+            continue;
+        };
+        let code = text(row, area_code);
+        let rank = match text(row, area_type).as_str() {
+            "country" => 0,
+            "county" => 1,
+            "municipality" => 2,
+            _ => 3,
+        };
+        if !regions.iter().any(|(_, c, _)| *c == code) {
+            let name = text(row, area_name);
+            regions.push((rank, code.clone(), name));
+        }
+        let lv = level.map(|l| text(row, l));
+        if let Some(l) = &lv
+            && !levels.iter().any(|(_, c, _)| c == l)
+        {
+            let percent = col("level_percent")
+                .and_then(|p| row[p].as_f64())
+                .unwrap_or_default() as i64;
+            levels.push((percent, l.clone(), format!("minst {percent} %")));
+        }
+        if !times.contains(&t) {
+            times.push(t.clone());
+        }
+        rows.push((code, lv, t, row));
+    }
+    regions.sort();
+    levels.sort();
+    times.sort_by_key(|t| time_order(t));
+    let mut dims = vec![Dim {
+        code: "Region",
+        label: "region",
+        values: regions
+            .into_iter()
+            .map(|(_, code, label)| Value { code, label })
+            .collect(),
+        units: Vec::new(),
+    }];
+    if level.is_some() {
+        dims.push(Dim {
+            code: "Niva",
+            label: "frånvaronivå",
+            values: levels
+                .into_iter()
+                .map(|(_, code, label)| Value { code, label })
+                .collect(),
+            units: Vec::new(),
+        });
+    }
+    dims.push(Dim {
+        code: "Tid",
+        label: "tid",
+        values: times
+            .iter()
+            .map(|t| Value {
+                code: t.clone(),
+                label: time_label(t),
+            })
+            .collect(),
+        units: Vec::new(),
+    });
+    dims.push(Dim {
+        code: "ContentsCode",
+        label: "tabellinnehåll",
+        values: contents
+            .iter()
+            .map(|&i| Value {
+                code: table.columns[i].name.clone(),
+                label: table.columns[i].label.clone(),
+            })
+            .collect(),
+        units: contents
+            .iter()
+            .map(|&i| {
+                let c = &table.columns[i];
+                let unit = match c.format {
+                    Format::Pct => "procent",
+                    Format::Pp => "procentenheter",
+                    Format::Int => "antal",
+                    _ => "värde",
+                };
+                (unit.to_string(), c.decimals())
+            })
+            .collect(),
+    });
+    let index: Vec<HashMap<&str, usize>> = dims
+        .iter()
+        .map(|d| {
+            d.values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.code.as_str(), i))
+                .collect()
+        })
+        .collect();
+    let mut cells = HashMap::new();
+    let last = dims.len() - 1;
+    for (code, lv, t, row) in &rows {
+        let mut key = vec![index[0][code.as_str()]];
+        if let Some(l) = lv {
+            key.push(index[1][l.as_str()]);
+        }
+        key.push(index[last - 1][t.as_str()]);
+        for (k, &c) in contents.iter().enumerate() {
+            let mut full = key.clone();
+            full.push(k);
+            cells.entry(full).or_insert_with(|| row[c].clone());
+        }
+    }
+    Ok(Cube {
+        indicator: table.indicator,
+        dims,
+        cells,
+        footnotes: table.footnotes,
+        updated,
+        definition: definition.to_string(),
+    })
+}
+
+/// Which values of each dimension an answer holds (positions, in the dimension's order).
+pub type Selection = Vec<Vec<usize>>;
+
+impl Cube {
+    /// The selection of `asked` (variable code → value codes or expressions: `*`, `18*`,
+    /// `*01`, `top(n)`, `bottom(n)`, `from(x)`, `to(x)`, `range(a,b)`); a variable not asked
+    /// for takes its default (the latest time, every region but school units, every level
+    /// and content).
+    pub fn select(&self, asked: &[(String, Vec<String>)]) -> Result<Selection> {
+        for (var, _) in asked {
+            if !self.dims.iter().any(|d| d.code.eq_ignore_ascii_case(var)) {
+                return Err(Error::usage(format!(
+                    "variabeln '{var}' finns inte i tabellen {}; den har {}",
+                    self.indicator.name,
+                    self.dims
+                        .iter()
+                        .map(|d| d.code)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let mut out = Vec::new();
+        for d in &self.dims {
+            let all: Vec<usize> = (0..d.values.len()).collect();
+            let chosen = match asked.iter().find(|(v, _)| d.code.eq_ignore_ascii_case(v)) {
+                Some((_, codes)) => {
+                    let mut picked: Vec<usize> = Vec::new();
+                    for expr in codes {
+                        for p in self.expression(d, expr)? {
+                            if !picked.contains(&p) {
+                                picked.push(p);
+                            }
+                        }
+                    }
+                    picked
+                }
+                None => match d.code {
+                    "Tid" => all.last().copied().into_iter().collect(),
+                    "Region" => all
+                        .into_iter()
+                        .filter(|&i| d.values[i].code.len() <= 4)
+                        .collect(),
+                    _ => all,
+                },
+            };
+            if chosen.is_empty() {
+                return Err(Error::usage(format!(
+                    "inga värden valda för variabeln {}",
+                    d.code
+                )));
+            }
+            out.push(chosen);
+        }
+        let cells: usize = out.iter().map(Vec::len).product();
+        if cells > MAX_DATA_CELLS {
+            return Err(Error::Forbidden(format!(
+                "urvalet ger {cells} dataceller; högst {MAX_DATA_CELLS} får hämtas per anrop \
+                 (maxDataCells), dela upp urvalet"
+            )));
+        }
+        Ok(out)
+    }
+
+    fn expression(&self, d: &Dim, expr: &str) -> Result<Vec<usize>> {
+        let expr = expr.trim();
+        let n = d.values.len();
+        let lower = expr.to_ascii_lowercase();
+        let arg = |prefix: &str| -> Option<&str> {
+            lower
+                .starts_with(prefix)
+                .then(|| &expr[prefix.len()..expr.len().saturating_sub(1)])
+                .filter(|_| expr.ends_with(')'))
+        };
+        let count = |a: &str| -> Result<usize> {
+            a.split(',')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| Error::usage(format!("{}: '{expr}' är inget antal", d.code)))
+        };
+        let at = |code: &str| -> Result<usize> {
+            d.position(code.trim()).ok_or_else(|| {
+                Error::usage(format!(
+                    "värdet '{}' finns inte för variabeln {}",
+                    code.trim(),
+                    d.code
+                ))
+            })
+        };
+        // Time counts from its latest value, everything else from its first.
+        let from_end = d.code == "Tid";
+        Ok(if expr == "*" {
+            (0..n).collect()
+        } else if let Some(a) = arg("top(") {
+            let k = count(a)?.min(n);
+            if from_end {
+                ((n - k)..n).rev().collect()
+            } else {
+                (0..k).collect()
+            }
+        } else if let Some(a) = arg("bottom(") {
+            let k = count(a)?.min(n);
+            if from_end {
+                (0..k).collect()
+            } else {
+                ((n - k)..n).collect()
+            }
+        } else if let Some(a) = arg("from(") {
+            (at(a)?..n).collect()
+        } else if let Some(a) = arg("to(") {
+            (0..=at(a)?).collect()
+        } else if let Some(a) = arg("range(") {
+            let (x, y) = a.split_once(',').ok_or_else(|| {
+                Error::usage(format!("{}: range behöver två värden: '{expr}'", d.code))
+            })?;
+            let (x, y) = (at(x)?, at(y)?);
+            (x.min(y)..=x.max(y)).collect()
+        } else if let Some(prefix) = expr.strip_suffix('*') {
+            let m: Vec<usize> = (0..n)
+                .filter(|&i| d.values[i].code.starts_with(prefix))
+                .collect();
+            m
+        } else if let Some(suffix) = expr.strip_prefix('*') {
+            (0..n)
+                .filter(|&i| d.values[i].code.ends_with(suffix))
+                .collect()
+        } else {
+            vec![at(expr)?]
+        })
+    }
+
+    /// Every combination of `sel`, the last dimension fastest (JSON-stat's row-major order).
+    fn combinations(sel: &Selection) -> Vec<Vec<usize>> {
+        let mut out: Vec<Vec<usize>> = vec![Vec::new()];
+        for positions in sel {
+            out = out
+                .into_iter()
+                .flat_map(|prefix| {
+                    positions.iter().map(move |&p| {
+                        let mut k = prefix.clone();
+                        k.push(p);
+                        k
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+
+    fn cell(&self, key: &[usize]) -> &Cell {
+        self.cells.get(key).unwrap_or(&Cell::Null)
+    }
+
+    /// JSON-stat 2.0: the dataset of `sel` (`None`: the metadata, every value listed and no
+    /// data, as PxWeb's `/metadata` answers).
+    pub fn json_stat(&self, sel: Option<&Selection>, lang_en: bool) -> serde_json::Value {
+        use serde_json::{Map, Value as J, json};
+        let all: Selection;
+        let chosen = match sel {
+            Some(s) => s,
+            None => {
+                all = self
+                    .dims
+                    .iter()
+                    .map(|d| (0..d.values.len()).collect())
+                    .collect();
+                &all
+            }
+        };
+        let mut dimension = Map::new();
+        for (d, positions) in self.dims.iter().zip(chosen) {
+            let (mut index, mut label) = (Map::new(), Map::new());
+            for (i, &p) in positions.iter().enumerate() {
+                index.insert(d.values[p].code.clone(), i.into());
+                label.insert(d.values[p].code.clone(), d.values[p].label.clone().into());
+            }
+            let mut category = json!({ "index": index, "label": label });
+            if d.code == "ContentsCode" {
+                let mut unit = Map::new();
+                for &p in positions {
+                    let (u, decimals) = &d.units[p];
+                    unit.insert(
+                        d.values[p].code.clone(),
+                        json!({ "label": u, "decimals": decimals }),
+                    );
+                }
+                category["unit"] = unit.into();
+            }
+            dimension.insert(
+                d.code.into(),
+                json!({
+                    "label": d.label,
+                    "category": category,
+                    "extension": {
+                        "elimination": false,
+                        "show": if d.code == "Region" { "code_value" } else { "value" },
+                        "codeLists": [],
+                    },
+                }),
+            );
+        }
+        let (values, status) = match sel {
+            None => (Vec::new(), Map::new()),
+            Some(s) => {
+                let mut status = Map::new();
+                let values: Vec<J> = Self::combinations(s)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| {
+                        let c = self.cell(key);
+                        if let Some(st) = open::status(c) {
+                            status.insert(i.to_string(), st.into());
+                        }
+                        open::json_value(c)
+                    })
+                    .collect();
+                (values, status)
+            }
+        };
+        let mut notes = vec![self.indicator.description.clone()];
+        notes.extend(self.footnotes.iter().cloned());
+        notes.push(format!("Definition: {}.", self.definition));
+        let mut out = json!({
+            "version": "2.0",
+            "class": "dataset",
+            "label": if lang_en { self.indicator.name.clone() } else { self.indicator.title.clone() },
+            "source": "Närvarolagret",
+            "updated": self.updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "id": self.dims.iter().map(|d| d.code).collect::<Vec<_>>(),
+            "size": chosen.iter().map(Vec::len).collect::<Vec<_>>(),
+            "role": { "geo": ["Region"], "time": ["Tid"], "metric": ["ContentsCode"] },
+            "dimension": dimension,
+            "value": values,
+            "note": notes,
+            "extension": {
+                "px": {
+                    "tableid": self.indicator.name,
+                    "decimals": 1,
+                    "official-statistics": false,
+                    "contents": self.indicator.title,
+                },
+                "definition": self.definition,
+                "unit": self.indicator.unit,
+                "policy": self.indicator.policy,
+            },
+        });
+        if !status.is_empty() {
+            out["status"] = status.into();
+        }
+        out
+    }
+
+    /// The answer as rows: each dimension but `ContentsCode` as a column, one column per
+    /// content, in `sel`'s order.
+    fn rows(&self, sel: &Selection) -> (Vec<String>, Vec<Vec<String>>, Vec<Vec<Cell>>) {
+        let last = self.dims.len() - 1;
+        let heads: Vec<String> = self.dims[..last]
+            .iter()
+            .map(|d| d.label.to_string())
+            .chain(
+                sel[last]
+                    .iter()
+                    .map(|&p| self.dims[last].values[p].label.clone()),
+            )
+            .collect();
+        let (mut labels, mut values) = (Vec::new(), Vec::new());
+        for key in Self::combinations(&sel[..last].to_vec()) {
+            labels.push(
+                key.iter()
+                    .enumerate()
+                    .map(|(d, &p)| self.dims[d].values[p].label.clone())
+                    .collect(),
+            );
+            values.push(
+                sel[last]
+                    .iter()
+                    .map(|&c| {
+                        let mut full = key.clone();
+                        full.push(c);
+                        self.cell(&full).clone()
+                    })
+                    .collect(),
+            );
+        }
+        (heads, labels, values)
+    }
+
+    /// CSV: Swedish (`;`, decimal comma, UTF-8 with BOM) for `sv`, else `,` and a point;
+    /// `..` for a hidden value, `≥N` for a bound.
+    pub fn csv(&self, sel: &Selection, swedish: bool) -> Result<String> {
+        let last = self.dims.len() - 1;
+        let formats: Vec<usize> = sel[last]
+            .iter()
+            .map(|&p| self.dims[last].units[p].1)
+            .collect();
+        let (heads, labels, values) = self.rows(sel);
+        let mut w = ::csv::WriterBuilder::new()
+            .delimiter(if swedish { b';' } else { b',' })
+            .from_writer(Vec::new());
+        let err = |e: ::csv::Error| Error::usage(format!("csv: {e}"));
+        w.write_record(&heads).map_err(err)?;
+        for (l, v) in labels.iter().zip(&values) {
+            let number = |f: f64, decimals: usize| match swedish {
+                true => sv::plain(f, decimals),
+                false => format!("{f:.decimals$}"),
+            };
+            let cells = v.iter().zip(&formats).map(|(c, &decimals)| match c {
+                Cell::AtLeast { at_least } => format!("≥{}", number(*at_least, decimals)),
+                c => c
+                    .as_f64()
+                    .map(|f| number(f, decimals))
+                    .unwrap_or_else(|| "..".into()),
+            });
+            w.write_record(l.iter().cloned().chain(cells))
+                .map_err(err)?;
+        }
+        let body = String::from_utf8(w.into_inner().map_err(|e| Error::usage(e.to_string()))?)
+            .map_err(|e| Error::usage(e.to_string()))?;
+        Ok(if swedish {
+            format!("\u{FEFF}{body}")
+        } else {
+            body
+        })
+    }
+
+    /// XLSX: one sheet, the table with numbers as numbers and `..` where hidden, then the notes.
+    pub fn xlsx(&self, sel: &Selection) -> Result<Vec<u8>> {
+        let err = |e: rust_xlsxwriter::XlsxError| Error::usage(format!("xlsx: {e}"));
+        let (heads, labels, values) = self.rows(sel);
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        let bold = rust_xlsxwriter::Format::new().set_bold();
+        ws.write_string_with_format(0, 0, &self.indicator.title, &bold)
+            .map_err(err)?;
+        for (c, h) in heads.iter().enumerate() {
+            ws.write_string_with_format(2, c as u16, h, &bold)
+                .map_err(err)?;
+        }
+        let mut r = 2u32;
+        for (l, v) in labels.iter().zip(&values) {
+            r += 1;
+            for (c, s) in l.iter().enumerate() {
+                ws.write_string(r, c as u16, s).map_err(err)?;
+            }
+            for (k, cell) in v.iter().enumerate() {
+                let c = (l.len() + k) as u16;
+                match cell.as_f64() {
+                    Some(f) => ws.write_number(r, c, f),
+                    None => ws.write_string(r, c, open::status(cell).unwrap_or("..")),
+                }
+                .map_err(err)?;
+            }
+        }
+        for n in self.footnotes.iter().chain([&self.indicator.description]) {
+            r += 2;
+            ws.write_string(r, 0, n).map_err(err)?;
+        }
+        wb.save_to_buffer().map_err(err)
+    }
+
+    /// PX, the PC-Axis file format: keywords, then the values in the stub/heading order with
+    /// `".."` for a hidden value.
+    pub fn px(&self, sel: &Selection) -> String {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "'"));
+        let list = |v: Vec<String>| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(",");
+        let last = self.dims.len() - 1;
+        let mut out = String::new();
+        out.push_str(
+            "CHARSET=\"ANSI\";\nAXIS-VERSION=\"2013\";\nCODEPAGE=\"utf-8\";\nLANGUAGE=\"sv\";\n",
+        );
+        out.push_str(&format!(
+            "DECIMALS=1;\nSHOWDECIMALS=1;\nMATRIX={};\nSUBJECT-CODE=\"NV\";\nSUBJECT-AREA=\"Skolfrånvaro\";\n",
+            q(&self.indicator.name)
+        ));
+        out.push_str(&format!(
+            "TITLE={};\nCONTENTS={};\nUNITS={};\n",
+            q(&self.indicator.title),
+            q(&self.indicator.title),
+            q(&self.indicator.unit)
+        ));
+        let stub: Vec<String> = self.dims[..last]
+            .iter()
+            .map(|d| d.label.to_string())
+            .collect();
+        out.push_str(&format!(
+            "STUB={};\nHEADING={};\n",
+            list(stub),
+            q(self.dims[last].label)
+        ));
+        for (d, positions) in self.dims.iter().zip(sel) {
+            out.push_str(&format!(
+                "VALUES({})={};\nCODES({})={};\n",
+                q(d.label),
+                list(
+                    positions
+                        .iter()
+                        .map(|&p| d.values[p].label.clone())
+                        .collect()
+                ),
+                q(d.label),
+                list(
+                    positions
+                        .iter()
+                        .map(|&p| d.values[p].code.clone())
+                        .collect()
+                )
+            ));
+        }
+        out.push_str(&format!(
+            "LAST-UPDATED={};\nSOURCE=\"Närvarolagret\";\nNOTE={};\nDATA=\n",
+            q(&self.updated.format("%Y%m%d %H:%M").to_string()),
+            q(&self.indicator.description)
+        ));
+        let (_, _, values) = self.rows(sel);
+        for v in values {
+            let line: Vec<String> = v
+                .iter()
+                .map(|c| match c.as_f64() {
+                    Some(f) => format!("{f:.3}"),
+                    None => "\"..\"".into(),
+                })
+                .collect();
+            out.push_str(&line.join(" "));
+            out.push('\n');
+        }
+        out.push_str(";\n");
+        out
+    }
+}
