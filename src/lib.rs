@@ -16,6 +16,7 @@ mod error;
 pub mod fixtures;
 pub mod http;
 pub mod ingest;
+pub mod kolada;
 pub mod lake;
 pub mod open;
 pub mod output;

@@ -158,7 +158,8 @@ pub fn table(name: &str, reports: &[&Report], filter: &Filter) -> Result<Table> 
     let mut columns: Vec<Column> = Vec::new();
     let mut rows = Vec::new();
     let mut footnotes: Vec<String> = Vec::new();
-    let mut country_seen = false;
+    // The whole lake's rows, which every county's report carries: once each.
+    let mut country_rows: std::collections::HashSet<Vec<String>> = Default::default();
     for r in reports {
         let Some(block) = r
             .sections
@@ -176,8 +177,17 @@ pub fn table(name: &str, reports: &[&Report], filter: &Filter) -> Result<Table> 
         let mut any = false;
         for row in &block.rows {
             let is_country = country.is_some_and(|i| row[i] == Cell::Text("country".into()));
-            if is_country && country_seen {
-                continue;
+            if is_country {
+                let key: Vec<String> = row
+                    .iter()
+                    .filter_map(|c| match c {
+                        Cell::Text(t) => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if !country_rows.insert(key) {
+                    continue;
+                }
             }
             let kept = block
                 .columns
@@ -189,7 +199,6 @@ pub fn table(name: &str, reports: &[&Report], filter: &Filter) -> Result<Table> 
                 any = true;
             }
         }
-        country_seen |= country.is_some();
         if any {
             for n in &block.footnotes {
                 if !footnotes.contains(n) {

@@ -20,6 +20,7 @@ use chrono::Utc;
 
 pub mod api;
 mod error;
+mod kolada;
 mod metrics;
 mod open;
 mod pages;
@@ -47,6 +48,27 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/openapi.json", get(api::openapi_json))
         .route("/api/v1/indicators", get(open::list))
         .route("/api/v1/indicators/{name}", get(open::indicator))
+        .route("/api/kolada/v3/kpi", get(kolada::kpi_list))
+        .route("/api/kolada/v3/kpi/{id}", get(kolada::kpi_one))
+        .route("/api/kolada/v3/municipality", get(kolada::municipalities))
+        .route("/api/kolada/v3/ou", get(kolada::ous))
+        .route("/api/kolada/v3/data", get(kolada::data_query))
+        .route(
+            "/api/kolada/v3/data/kpi/{kpi}/municipality/{municipality}",
+            get(kolada::data_path),
+        )
+        .route(
+            "/api/kolada/v3/data/kpi/{kpi}/municipality/{municipality}/year/{year}",
+            get(kolada::data_path),
+        )
+        .route(
+            "/api/kolada/v3/oudata/kpi/{kpi}/ou/{ou}",
+            get(kolada::data_path),
+        )
+        .route(
+            "/api/kolada/v3/oudata/kpi/{kpi}/ou/{ou}/year/{year}",
+            get(kolada::data_path),
+        )
         .route("/api/pxweb/v2/config", get(pxweb::config))
         .route("/api/pxweb/v2/tables", get(pxweb::tables))
         .route("/api/pxweb/v2/tables/{id}", get(pxweb::table))

@@ -226,7 +226,7 @@ fn indicator(id: &str) -> Result<open::Indicator> {
 }
 
 /// The cube of table `id` in the latest publication, built once per publication.
-async fn cube(app: &App, id: &str) -> Result<Arc<Cube>> {
+pub(super) async fn cube(app: &App, id: &str) -> Result<Arc<Cube>> {
     indicator(id)?;
     let (_, p) = app.publication(None).await?;
     if let Some(c) = app.cube(p.number, id) {

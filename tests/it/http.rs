@@ -1308,3 +1308,139 @@ print(json.dumps(out))
     let levels = tables.iter().find(|t| t["id"] == "at_or_above").unwrap();
     assert!(levels["hidden"].as_u64().unwrap() > 0, "{levels}");
 }
+
+/// Kolada-shaped series as a plain `requests` client reads them, following `next_url`: a
+/// municipality's and a school unit's series, each term's value the indicators API's (hidden
+/// in both, `null` with status `..`, or the same number).
+#[tokio::test]
+async fn kolada_series_page_by_next_url_and_agree_with_the_indicators_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let mut policies = Policies::load(&policy::Source::resolve(None)).unwrap();
+    policies.shared.policy.disclosure.confidential_organisers =
+        serde_json::from_str(r#"["KOMMUN"]"#).unwrap();
+    let app = router(published(App::new(lake, policies, now)).await);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/kolada/v3", listener.local_addr().unwrap());
+    let served = app.clone();
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    let out = tokio::task::spawn_blocking(move || {
+        run_python(
+            r#"
+import json, sys, requests
+base = sys.argv[1]
+def every(url):
+    rows, pages, count = [], 0, None
+    while url:
+        page = requests.get(url).json()
+        count = page["count"] if count is None else count
+        assert page["count"] == count, page
+        rows += page["values"]
+        url = page["next_url"]
+        pages += 1
+    return {"rows": rows, "pages": pages, "count": count}
+out = {
+    "kpis": every(f"{base}/kpi")["rows"],
+    "municipality": every(f"{base}/data?kpi=absence_pct,share_problematisk&municipality=1880,0018,0000&per_page=2"),
+    "path": every(f"{base}/data/kpi/absence_pct/municipality/1880/year/2026"),
+    "ou": every(f"{base}/oudata/kpi/absence_pct/ou/18800101"),
+    "ous": every(f"{base}/ou?municipality=1880")["rows"],
+}
+print(json.dumps(out))
+"#,
+            &[&base],
+        )
+    })
+    .await
+    .unwrap();
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kpis: Vec<&str> = out["kpis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        kpis.contains(&"absence_pct") && kpis.contains(&"share_problematisk"),
+        "{kpis:?}"
+    );
+    let m = &out["municipality"];
+    assert_eq!(
+        m["rows"].as_array().unwrap().len() as u64,
+        m["count"].as_u64().unwrap()
+    );
+    assert!(m["pages"].as_u64().unwrap() > 1, "paged by next_url: {m}");
+    assert!(
+        out["ous"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == "18800101")
+    );
+    let path = out["path"]["rows"].as_array().unwrap();
+    assert!(
+        !path.is_empty()
+            && path
+                .iter()
+                .all(|r| r["period"].as_str().unwrap().ends_with("2026"))
+    );
+
+    // Each series value against the indicators API's term row.
+    let rows: Vec<serde_json::Value> = m["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(out["ou"]["rows"].as_array().unwrap())
+        .cloned()
+        .collect();
+    let (hidden, _) = kolada_against_api(&app, &rows).await;
+    assert!(hidden > 0);
+    let open_dir = tempfile::tempdir().unwrap();
+    let open = router(published(app_state(slt_lake(open_dir.path()).await)).await);
+    let r = get(
+        &open,
+        "/api/kolada/v3/data?kpi=absence_pct&municipality=1880,0018,0000",
+    )
+    .await;
+    let page: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let (hidden, shown) = kolada_against_api(&open, page["values"].as_array().unwrap()).await;
+    assert!(hidden == 0 && shown > 0, "hidden {hidden}, shown {shown}");
+
+    // A wrong key figure is a clear 404.
+    let r = get(&app, "/api/kolada/v3/data/kpi/N15033/municipality/1880").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("absence_pct"), "{}", r.text());
+}
+
+/// Kolada rows of `absence_pct` against the indicators API's term rows: (hidden, shown).
+async fn kolada_against_api(app: &axum::Router, rows: &[serde_json::Value]) -> (usize, usize) {
+    let (mut hidden, mut shown) = (0, 0);
+    for row in rows.iter().filter(|r| r["kpi"] == "absence_pct") {
+        let area = row["municipality"].as_str().or(row["ou"].as_str()).unwrap();
+        let code = match area {
+            "0000" => "00",
+            "0018" => "18",
+            c => c,
+        };
+        let term = row["period"].as_str().unwrap();
+        let r = get(
+            app,
+            &format!("/api/v1/indicators/absence_rate?term={term}&area_code={code}&window=term"),
+        )
+        .await;
+        let api: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let api = &api["rows"][0];
+        let total = &row["values"][0];
+        assert_eq!(total["gender"], "T");
+        assert_eq!(total["value"], api["absence_pct"], "{area} {term}");
+        if total["value"].is_null() {
+            assert_eq!(total["status"], "..");
+            assert_eq!(api["status"]["absence_pct"], "..");
+            hidden += 1;
+        } else {
+            assert_eq!(total["status"], "");
+            shown += 1;
+        }
+    }
+    (hidden, shown)
+}
