@@ -38,7 +38,13 @@ const MULTIPART: &str = "multipart/form-data";
         title = "Närvarolagret API",
         description = "Uploads of anonymised attendance aggregates (data contract v1) and their audit; the published indicators as open data."
     ),
-    paths(upload, list_uploads, get_upload, super::open::list, super::open::indicator),
+    paths(
+        upload, list_uploads, get_upload, super::open::list, super::open::indicator,
+        super::pxweb::config, super::pxweb::tables, super::pxweb::table, super::pxweb::metadata,
+        super::pxweb::data_get, super::pxweb::data_post, super::kolada::kpi_list,
+        super::kolada::kpi_one, super::kolada::municipalities, super::kolada::ous,
+        super::kolada::data_query, super::kolada::data_path
+    ),
     components(schemas(Receipt, Audit, UploadView, UploadList, Problem, ApiError, crate::open::Indicator)),
     modifiers(&BearerAuth)
 )]

@@ -114,6 +114,11 @@ fn matches(text: &str, q: &HashMap<String, String>) -> bool {
         .is_none_or(|t| text.to_lowercase().contains(&t.to_lowercase()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/kolada/v3/kpi",
+    responses((status = 200, description = "The key figures. In the envelope count, values, next_url, previous_url (per_page, page)."), (status = 404, body = super::api::ApiError))
+)]
 pub(super) async fn kpi_list(
     State(app): State<Arc<App>>,
     Query(q): Query<HashMap<String, String>>,
@@ -129,6 +134,11 @@ pub(super) async fn kpi_list(
     envelope(values, &q, &headers, uri.path()).map_err(AppError::json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/kolada/v3/kpi/{id}",
+    responses((status = 200, description = "One or more key figures (comma-separated ids). In the envelope count, values, next_url, previous_url (per_page, page)."), (status = 404, body = super::api::ApiError))
+)]
 pub(super) async fn kpi_one(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -159,6 +169,11 @@ fn unknown_kpi(id: &str, all: &[Kpi]) -> Error {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/kolada/v3/municipality",
+    responses((status = 200, description = "Municipalities (K), counties (00CC, L) and the whole lake (0000). In the envelope count, values, next_url, previous_url (per_page, page)."), (status = 404, body = super::api::ApiError))
+)]
 pub(super) async fn municipalities(
     State(app): State<Arc<App>>,
     Query(q): Query<HashMap<String, String>>,
@@ -179,6 +194,11 @@ pub(super) async fn municipalities(
     envelope(values, &q, &headers, uri.path()).map_err(AppError::json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/kolada/v3/ou",
+    responses((status = 200, description = "School units (municipality=, title=). In the envelope count, values, next_url, previous_url (per_page, page)."), (status = 404, body = super::api::ApiError))
+)]
 pub(super) async fn ous(
     State(app): State<Arc<App>>,
     Query(q): Query<HashMap<String, String>>,
@@ -273,6 +293,11 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/kolada/v3/data/kpi/{kpi}/municipality/{municipality}",
+    responses((status = 200, description = "A municipality's (or county's) series per term, values per gender T/K/M with status apart from the value; /year/{year} and /api/kolada/v3/oudata/kpi/{kpi}/ou/{ou} alike. In the envelope count, values, next_url, previous_url (per_page, page)."), (status = 404, body = super::api::ApiError))
+)]
 pub(super) async fn data_path(
     State(app): State<Arc<App>>,
     Path(p): Path<HashMap<String, String>>,
@@ -300,6 +325,11 @@ pub(super) async fn data_path(
         .map_err(AppError::json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/kolada/v3/data",
+    responses((status = 200, description = "Series by kpi=, municipality= or ou=, year=. In the envelope count, values, next_url, previous_url (per_page, page)."), (status = 404, body = super::api::ApiError))
+)]
 pub(super) async fn data_query(
     State(app): State<Arc<App>>,
     Query(q): Query<HashMap<String, String>>,

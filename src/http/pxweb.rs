@@ -70,6 +70,11 @@ fn english(q: &HashMap<String, String>) -> Result<bool> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/pxweb/v2/config",
+    responses((status = 200, description = "PxWeb API configuration: apiVersion 2.0.0, languages, maxDataCells, dataFormats."), (status = 400, description = "A Problem object (application/problem+json)."))
+)]
 pub(super) async fn config() -> Response {
     axum::Json(json!({
         "apiName": "Närvarolagret PxWeb API",
@@ -149,6 +154,12 @@ async fn span(app: &App) -> Result<(String, String, String)> {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/pxweb/v2/tables",
+    params(("query" = Option<String>, Query, description = "Words every table found contains."), ("pageNumber" = Option<usize>, Query,), ("pageSize" = Option<usize>, Query,), ("lang" = Option<String>, Query, description = "sv (default) or en.")),
+    responses((status = 200, description = "The tables (one per open data indicator), searched and paged."), (status = 400, description = "A Problem object (application/problem+json)."))
+)]
 pub(super) async fn tables(
     State(app): State<Arc<App>>,
     Query(q): Query<HashMap<String, String>>,
@@ -205,6 +216,12 @@ pub(super) async fn tables(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/pxweb/v2/tables/{id}",
+    params(("id" = String, Path, description = "The table, e.g. absence_rate.")),
+    responses((status = 200, description = "One table."), (status = 400, description = "A Problem object (application/problem+json)."))
+)]
 pub(super) async fn table(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -249,6 +266,12 @@ pub(super) async fn cube(app: &App, id: &str) -> Result<Arc<Cube>> {
     Ok(built)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/pxweb/v2/tables/{id}/metadata",
+    params(("id" = String, Path,)),
+    responses((status = 200, description = "JSON-stat 2.0 metadata: every value of every variable, value: []."), (status = 400, description = "A Problem object (application/problem+json)."))
+)]
 pub(super) async fn metadata(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -309,6 +332,12 @@ struct VariableSelection {
     value_codes: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/pxweb/v2/tables/{id}/data",
+    params(("id" = String, Path,), ("outputFormat" = Option<String>, Query, description = "json-stat2 (default), csv, xlsx or px.")),
+    responses((status = 200, description = "The data of a selection (valuecodes[VAR]=a,b; *, prefix*, top(n), from(x), to(x), range(a,b)) as json-stat2, csv, xlsx or px; hidden values null with status '..'."), (status = 400, description = "A Problem object (application/problem+json)."))
+)]
 pub(super) async fn data_get(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -318,6 +347,12 @@ pub(super) async fn data_get(
     data(&app, &id, &q, sel).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/pxweb/v2/tables/{id}/data",
+    params(("id" = String, Path,), ("outputFormat" = Option<String>, Query,)),
+    responses((status = 200, description = "The data of a posted selection: selection, a list of variableCode and valueCodes."), (status = 400, description = "A Problem object (application/problem+json)."))
+)]
 pub(super) async fn data_post(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,

@@ -934,7 +934,23 @@ async fn the_indicators_api_hides_exactly_what_the_reports_hide() {
         assert!(r.text().contains(says), "{uri}: {}", r.text());
     }
     let doc = json(&get(&app, "/api/v1/openapi.json").await);
-    assert!(doc["paths"]["/api/v1/indicators/{name}"]["get"].is_object());
+    for (path, method) in [
+        ("/api/v1/indicators", "get"),
+        ("/api/v1/indicators/{name}", "get"),
+        ("/api/pxweb/v2/config", "get"),
+        ("/api/pxweb/v2/tables/{id}/metadata", "get"),
+        ("/api/pxweb/v2/tables/{id}/data", "post"),
+        ("/api/kolada/v3/kpi", "get"),
+        (
+            "/api/kolada/v3/data/kpi/{kpi}/municipality/{municipality}",
+            "get",
+        ),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "OpenAPI: {method} {path}"
+        );
+    }
 }
 
 /// Compares the committee report's schools, months and levels with the indicators API's rows:
