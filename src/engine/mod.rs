@@ -31,7 +31,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 15] = [
+pub const VIEWS: [(&str, &str); 16] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -43,6 +43,10 @@ pub const VIEWS: [(&str, &str); 15] = [
     (
         "base/school_periods",
         include_str!("../../sql/base/school_periods.sql"),
+    ),
+    (
+        "base/open_areas",
+        include_str!("../../sql/base/open_areas.sql"),
     ),
     ("absence_rate", include_str!("../../sql/absence_rate.sql")),
     ("at_or_above", include_str!("../../sql/at_or_above.sql")),

@@ -20,6 +20,16 @@ use crate::{Error, Result};
 
 const PREFIX: &str = "/api/pxweb/v2";
 
+/// The open data indicators that are PxWeb tables: every one whose rows are one per region,
+/// level and time. Targets are not (a municipality has several per term, each its own text);
+/// they are in `/api/v1/indicators/target_progress`.
+fn tables_list() -> Result<Vec<open::Indicator>> {
+    Ok(open::indicators()?
+        .into_iter()
+        .filter(|i| i.name != "target_progress")
+        .collect())
+}
+
 /// An error in the specification's Problem shape (`application/problem+json`).
 pub(super) struct Problem(Error);
 
@@ -186,7 +196,7 @@ pub(super) async fn tables(
         })
         .unwrap_or_default();
     let (first, last, updated) = span(&app).await?;
-    let found: Vec<serde_json::Value> = open::indicators()?
+    let found: Vec<serde_json::Value> = tables_list()?
         .iter()
         .filter(|i| {
             let text = format!("{} {} {}", i.name, i.title, i.description).to_lowercase();
@@ -236,7 +246,7 @@ pub(super) async fn table(
 }
 
 fn indicator(id: &str) -> Result<open::Indicator> {
-    open::indicators()?
+    tables_list()?
         .into_iter()
         .find(|i| i.name == id)
         .ok_or_else(|| Error::NotFound(format!("tabellen '{id}' finns inte; se {PREFIX}/tables")))
