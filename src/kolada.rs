@@ -114,13 +114,7 @@ fn value(gender: &str, cell: &Cell) -> serde_json::Value {
 
 /// The cell of `content` for area `code`, level `level` and term `term` in `cube` (`None`
 /// when the cube has no such row).
-fn cell<'c>(
-    cube: &'c Cube,
-    code: &str,
-    level: Option<&str>,
-    term: &str,
-    content: &str,
-) -> Option<&'c Cell> {
+fn cell(cube: &Cube, code: &str, level: Option<&str>, term: &str, content: &str) -> Option<Cell> {
     let mut key = Vec::new();
     for d in &cube.dims {
         let wanted = match d.code {
@@ -131,7 +125,7 @@ fn cell<'c>(
         };
         key.push(d.values.iter().position(|v| v.code == wanted)?);
     }
-    Some(cube.cells.get(&key).unwrap_or(&Cell::Null))
+    Some(cube.cell(&key))
 }
 
 /// The terms a cube has, oldest first.
@@ -165,11 +159,11 @@ pub fn rows(
             let Some(total) = cell(cube, code, kpi.level.as_deref(), term, kpi.content) else {
                 continue;
             };
-            let mut values = vec![value("T", total)];
+            let mut values = vec![value("T", &total)];
             if let (Some((_, k, m)), Some(g)) = (kpi.gender, genders) {
                 for (gender, content) in [("K", k), ("M", m)] {
                     if let Some(c) = cell(g, code, None, term, content) {
-                        values.push(value(gender, c));
+                        values.push(value(gender, &c));
                     }
                 }
             }

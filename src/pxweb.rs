@@ -47,12 +47,20 @@ pub struct Cube {
     pub indicator: Indicator,
     /// In the order of the data's index: `Region`, (`Niva`), `Tid`, `ContentsCode`.
     pub dims: Vec<Dim>,
-    /// By the position in every dimension.
-    pub cells: HashMap<Vec<usize>, Cell>,
+    /// Every combination's value, row-major over `dims` (the last dimension fastest): dense,
+    /// so a national table of millions of cells takes 9 bytes a cell.
+    values: Vec<f64>,
+    /// Per value: [`SHOWN`], [`HIDDEN`] (also: no such row) or [`BOUND`] (the value is the
+    /// lower bound).
+    status: Vec<u8>,
     pub footnotes: Vec<String>,
     pub updated: chrono::DateTime<chrono::Utc>,
     pub definition: String,
 }
+
+const SHOWN: u8 = 0;
+const HIDDEN: u8 = 1;
+const BOUND: u8 = 2;
 
 /// The time code of a row: `2026M03` for a month, `VT2026` for the term.
 fn time_code(period: &str, window: &str) -> Option<String> {
@@ -215,28 +223,51 @@ pub fn cube(
                 .collect()
         })
         .collect();
-    let mut cells = HashMap::new();
+    let size: usize = dims.iter().map(|d| d.values.len()).product();
+    let (mut values, mut status) = (vec![f64::NAN; size], vec![HIDDEN; size]);
+    let mut filled = vec![false; size];
     let last = dims.len() - 1;
+    let strides = strides(&dims);
     for (code, lv, t, row) in &rows {
-        let mut key = vec![index[0][code.as_str()]];
+        let mut at = index[0][code.as_str()] * strides[0];
         if let Some(l) = lv {
-            key.push(index[1][l.as_str()]);
+            at += index[1][l.as_str()] * strides[1];
         }
-        key.push(index[last - 1][t.as_str()]);
+        at += index[last - 1][t.as_str()] * strides[last - 1];
         for (k, &c) in contents.iter().enumerate() {
-            let mut full = key.clone();
-            full.push(k);
-            cells.entry(full).or_insert_with(|| row[c].clone());
+            // The first row of a combination stands (the whole lake's term, which every
+            // county's report carries, up to the county's own last month).
+            if filled[at + k] {
+                continue;
+            }
+            filled[at + k] = true;
+            (values[at + k], status[at + k]) = match &row[c] {
+                Cell::AtLeast { at_least } => (*at_least, BOUND),
+                c => match c.as_f64() {
+                    Some(v) => (v, SHOWN),
+                    None => (f64::NAN, HIDDEN),
+                },
+            };
         }
     }
     Ok(Cube {
         indicator: table.indicator,
         dims,
-        cells,
+        values,
+        status,
         footnotes: table.footnotes,
         updated,
         definition: definition.to_string(),
     })
+}
+
+/// How far apart consecutive values of each dimension lie in the dense value list.
+fn strides(dims: &[Dim]) -> Vec<usize> {
+    let mut out = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        out[i] = out[i + 1] * dims[i + 1].values.len();
+    }
+    out
 }
 
 /// Which values of each dimension an answer holds (positions, in the dimension's order).
@@ -244,7 +275,7 @@ pub type Selection = Vec<Vec<usize>>;
 
 impl Cube {
     /// The selection of `asked` (variable code → value codes or expressions: `*`, `18*`,
-    /// `*01`, `top(n)`, `bottom(n)`, `from(x)`, `to(x)`, `range(a,b)`); a variable not asked
+    /// `*01`, `*M*`, `top(n)`, `bottom(n)`, `from(x)`, `to(x)`, `range(a,b)`); a variable not asked
     /// for takes its default (the latest time, every region but school units, every level
     /// and content).
     pub fn select(&self, asked: &[(String, Vec<String>)]) -> Result<Selection> {
@@ -358,6 +389,10 @@ impl Cube {
             })?;
             let (x, y) = (at(x)?, at(y)?);
             (x.min(y)..=x.max(y)).collect()
+        } else if let Some(inner) = expr.strip_prefix('*').and_then(|e| e.strip_suffix('*')) {
+            (0..n)
+                .filter(|&i| d.values[i].code.contains(inner))
+                .collect()
         } else if let Some(prefix) = expr.strip_suffix('*') {
             let m: Vec<usize> = (0..n)
                 .filter(|&i| d.values[i].code.starts_with(prefix))
@@ -390,8 +425,25 @@ impl Cube {
         out
     }
 
-    fn cell(&self, key: &[usize]) -> &Cell {
-        self.cells.get(key).unwrap_or(&Cell::Null)
+    /// The value at a position in every dimension, as a report cell (a count of the
+    /// contents' integers as an integer).
+    pub fn cell(&self, key: &[usize]) -> Cell {
+        let at: usize = key
+            .iter()
+            .zip(strides(&self.dims))
+            .map(|(k, s)| k * s)
+            .sum();
+        let v = self.values[at];
+        let decimals = key
+            .last()
+            .and_then(|&c| self.dims.last()?.units.get(c))
+            .map_or(1, |(_, d)| *d);
+        match self.status[at] {
+            SHOWN if decimals == 0 && v.fract() == 0.0 => Cell::Int(v as i64),
+            SHOWN => Cell::Num(v),
+            BOUND => Cell::AtLeast { at_least: v },
+            _ => Cell::Null,
+        }
     }
 
     /// JSON-stat 2.0: the dataset of `sel` (`None`: the metadata, every value listed and no
@@ -451,10 +503,10 @@ impl Cube {
                     .enumerate()
                     .map(|(i, key)| {
                         let c = self.cell(key);
-                        if let Some(st) = open::status(c) {
+                        if let Some(st) = open::status(&c) {
                             status.insert(i.to_string(), st.into());
                         }
-                        open::json_value(c)
+                        open::json_value(&c)
                     })
                     .collect();
                 (values, status)
@@ -520,7 +572,7 @@ impl Cube {
                     .map(|&c| {
                         let mut full = key.clone();
                         full.push(c);
-                        self.cell(&full).clone()
+                        self.cell(&full)
                     })
                     .collect(),
             );
@@ -668,5 +720,118 @@ impl Cube {
         }
         out.push_str(";\n");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dim(code: &'static str, codes: &[&str]) -> Dim {
+        Dim {
+            code,
+            label: code,
+            values: codes
+                .iter()
+                .map(|c| Value {
+                    code: c.to_string(),
+                    label: c.to_string(),
+                })
+                .collect(),
+            units: Vec::new(),
+        }
+    }
+
+    fn cube(regions: Vec<String>) -> Cube {
+        let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
+        let mut contents = dim("ContentsCode", &["students", "absence_pct"]);
+        contents.units = vec![("antal".into(), 0), ("procent".into(), 1)];
+        let dims = vec![
+            dim("Region", &regions),
+            dim("Tid", &["2025M12", "HT2025", "2026M01", "VT2026"]),
+            contents,
+        ];
+        let size = dims.iter().map(|d| d.values.len()).product();
+        Cube {
+            indicator: Indicator {
+                name: "absence_rate".into(),
+                title: "Frånvaro".into(),
+                description: String::new(),
+                unit: String::new(),
+                policy: String::new(),
+            },
+            dims,
+            values: (0..size).map(|i| i as f64).collect(),
+            status: (0..size).map(|i| (i % 3) as u8).collect(),
+            footnotes: Vec::new(),
+            updated: chrono::DateTime::UNIX_EPOCH,
+            definition: String::new(),
+        }
+    }
+
+    fn codes(c: &Cube, sel: &Selection, d: usize) -> Vec<String> {
+        sel[d]
+            .iter()
+            .map(|&p| c.dims[d].values[p].code.clone())
+            .collect()
+    }
+
+    #[test]
+    fn selections_pick_what_pxweb_clients_ask_for() {
+        let c = cube(vec![
+            "00".into(),
+            "18".into(),
+            "1880".into(),
+            "18800101".into(),
+        ]);
+        let ask =
+            |v: &str, e: &[&str]| vec![(v.to_string(), e.iter().map(|s| s.to_string()).collect())];
+        let tid = |e: &[&str]| codes(&c, &c.select(&ask("Tid", e)).unwrap(), 1);
+        assert_eq!(
+            tid(&["top(2)"]),
+            ["VT2026", "2026M01"],
+            "time counts from the latest"
+        );
+        assert_eq!(tid(&["bottom(1)"]), ["2025M12"]);
+        assert_eq!(tid(&["from(HT2025)"]), ["HT2025", "2026M01", "VT2026"]);
+        assert_eq!(tid(&["to(HT2025)"]), ["2025M12", "HT2025"]);
+        assert_eq!(tid(&["range(2026M01,HT2025)"]), ["HT2025", "2026M01"]);
+        assert_eq!(tid(&["*M*"]), ["2025M12", "2026M01"]);
+        let region = |e: &[&str]| codes(&c, &c.select(&ask("region", e)).unwrap(), 0);
+        assert_eq!(region(&["18*"]), ["18", "1880", "18800101"]);
+        assert_eq!(region(&["*01"]), ["18800101"]);
+        assert_eq!(region(&["1880", "1880", "00"]), ["1880", "00"]);
+        // The default: the latest time, every region but school units, every content.
+        let d = c.select(&[]).unwrap();
+        assert_eq!(codes(&c, &d, 0), ["00", "18", "1880"]);
+        assert_eq!(codes(&c, &d, 1), ["VT2026"]);
+        assert_eq!(codes(&c, &d, 2), ["students", "absence_pct"]);
+        for (v, e, says) in [
+            ("Kön", "K", "Kön"),
+            ("Tid", "VT1999", "VT1999"),
+            ("Tid", "top(x)", "antal"),
+            ("Tid", "range(VT2026)", "range"),
+        ] {
+            let err = c.select(&ask(v, &[e])).unwrap_err().to_string();
+            assert!(err.contains(says), "{e}: {err}");
+        }
+        // Statuses: shown (an integer content as an integer), hidden, a bound.
+        assert_eq!(c.cell(&[0, 0, 0]), Cell::Int(0));
+        assert_eq!(c.cell(&[0, 0, 1]), Cell::Null);
+        assert_eq!(c.cell(&[0, 1, 0]), Cell::AtLeast { at_least: 2.0 });
+        assert_eq!(c.cell(&[0, 1, 1]), Cell::Num(3.0));
+    }
+
+    #[test]
+    fn more_cells_than_max_data_cells_are_refused() {
+        let c = cube((0..MAX_DATA_CELLS / 4).map(|i| format!("{i:08}")).collect());
+        let all = vec![
+            ("Region".to_string(), vec!["*".to_string()]),
+            ("Tid".to_string(), vec!["*".to_string()]),
+        ];
+        let e = c.select(&all).unwrap_err();
+        assert!(matches!(e, Error::Forbidden(_)), "{e}");
+        assert!(e.to_string().contains("maxDataCells"));
+        assert!(c.select(&all[..1]).is_ok(), "one time: within the limit");
     }
 }

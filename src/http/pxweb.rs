@@ -255,21 +255,25 @@ fn indicator(id: &str) -> Result<open::Indicator> {
 /// The cube of table `id` in the latest publication, built once per publication.
 pub(super) async fn cube(app: &App, id: &str) -> Result<Arc<Cube>> {
     indicator(id)?;
-    let (_, p) = app.publication(None).await?;
+    let (catalogue, p) = app.publication(None).await?;
     if let Some(c) = app.cube(p.number, id) {
         return Ok(c);
     }
-    let index = app.index(None).await?;
+    let index = crate::publish::read_index(&app.lake, &p).await?;
+    // Read past the report cache: every county's every term, needed once per publication.
     let mut reports = Vec::new();
     for c in &index.counties {
         for t in &c.area.terms {
-            let (_, r) = app
-                .report(DATA_REPORT, &c.area.code, *t, None, None)
-                .await?;
-            reports.push(r);
+            let key = (
+                DATA_REPORT.to_string(),
+                c.area.code.clone(),
+                t.to_string(),
+                false,
+            );
+            reports.push(crate::publish::read_report(&app.lake, &catalogue, &key, &p).await?);
         }
     }
-    let refs: Vec<&crate::report::Report> = reports.iter().map(|r| r.as_ref()).collect();
+    let refs: Vec<&crate::report::Report> = reports.iter().collect();
     let definition = format!("{} ({})", index.definition_id, index.definition_hash);
     let built = Arc::new(pxweb::cube(id, &refs, p.published_at, &definition)?);
     app.keep_cube(p.number, id, built.clone());
