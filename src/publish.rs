@@ -32,6 +32,23 @@ use crate::policy::Policies;
 use crate::report::{self, Index, Report, Term};
 use crate::{Error, Result};
 
+/// Which publication a reader asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pick {
+    /// The latest.
+    Latest,
+    /// The one current at a data version or time.
+    AsOf(AsOf),
+    /// One by its number: a permanent link shows its figures forever.
+    Number(u64),
+}
+
+impl From<Option<AsOf>> for Pick {
+    fn from(a: Option<AsOf>) -> Pick {
+        a.map_or(Pick::Latest, Pick::AsOf)
+    }
+}
+
 /// A report in a publication: (report id, area code, term, a school's own view).
 pub type ReportKey = (String, String, String, bool);
 
@@ -138,6 +155,27 @@ impl Catalogue {
                     .format("%Y-%m-%d %H:%M UTC")
             ))
         })
+    }
+
+    /// The publication a reader picks: the latest, the one current at `as_of`, or one by its
+    /// number (a permanent link).
+    pub fn pick(&self, pick: Pick) -> Result<&Publication> {
+        match pick {
+            Pick::Latest => self.at(None),
+            Pick::AsOf(a) => self.at(Some(a)),
+            Pick::Number(n) => {
+                self.at(None)?;
+                self.publications
+                    .iter()
+                    .find(|p| p.number == n)
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "publicering {n} finns inte; publiceringarna är 1–{}",
+                            self.publications.last().map_or(0, |p| p.number)
+                        ))
+                    })
+            }
+        }
     }
 
     /// The publication holding `key`'s content as of publication `at`, with its digest and

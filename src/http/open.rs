@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::pages::{as_of, reader};
+use super::pages::{pick, reader};
 use super::{App, AppError, ClientAddr};
 use crate::open::{self, DATA_REPORT, Filter};
 use crate::report::{Index, Term};
@@ -41,6 +41,7 @@ pub(super) async fn list() -> Result<Response, AppError> {
         ("window" = Option<String>, Query, description = "`month` or `term` (the term up to its last month with data)."),
         ("format" = Option<String>, Query, description = "`json` (default) or `csv` (`;`, decimal comma, UTF-8 with BOM)."),
         ("as_of" = Option<String>, Query, description = "The publication current at a data version or time (with a token only)."),
+        ("publication" = Option<u64>, Query, description = "A publication by its number: the answer's `permalink` names it, so it shows the same figures forever."),
     ),
     responses(
         (status = 200, description = "The rows; a hidden value is `null` with status `..`, a bound `null` with status `≥` and its `at_least`."),
@@ -88,9 +89,11 @@ pub(super) async fn indicator(
     let who = reader(&app, &headers, client, q.contains_key("as_of"))
         .await
         .map_err(AppError::json)?;
-    let as_of_value = as_of(&q, who.as_ref()).map_err(AppError::json)?;
-    let (_, publication) = app.publication(as_of_value).await.map_err(AppError::json)?;
-    let index = app.index(as_of_value).await.map_err(AppError::json)?;
+    let picked = pick(&q, who.as_ref()).map_err(AppError::json)?;
+    let (_, publication) = app.publication(picked).await.map_err(AppError::json)?;
+    // The rest of the answer from that publication, whatever is published meanwhile.
+    let picked = crate::publish::Pick::Number(publication.number);
+    let index = app.index(picked).await.map_err(AppError::json)?;
     let term = match (given("term"), &filter.period) {
         (Some(t), _) => t
             .parse::<Term>()
@@ -109,7 +112,7 @@ pub(super) async fn indicator(
     let mut reports = Vec::new();
     for c in &counties {
         let (_, r) = app
-            .report(DATA_REPORT, c, term, as_of_value, None)
+            .report(DATA_REPORT, c, term, picked, None)
             .await
             .map_err(AppError::json)?;
         reports.push(r);
@@ -139,6 +142,7 @@ pub(super) async fn indicator(
         "publication": publication.number,
         "data_version": publication.data_version,
         "published_at": publication.published_at,
+        "permalink": permalink(&name, &q, publication.number),
         "definition_id": index.definition_id,
         "definition_hash": index.definition_hash,
         "columns": columns,
@@ -146,6 +150,24 @@ pub(super) async fn indicator(
         "footnotes": table.footnotes,
     }))
     .into_response())
+}
+
+/// This answer's permanent link: its path and filters with the publication it read.
+fn permalink(name: &str, q: &HashMap<String, String>, publication: u64) -> String {
+    let mut params: Vec<(&String, &String)> = q
+        .iter()
+        .filter(|(k, _)| !["as_of", "publication"].contains(&k.as_str()))
+        .collect();
+    params.sort();
+    let mut out = format!("/api/v1/indicators/{name}?");
+    for (k, v) in params {
+        out.push_str(&format!(
+            "{k}={}&",
+            url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+        ));
+    }
+    out.push_str(&format!("publication={publication}"));
+    out
 }
 
 /// The counties whose `data` report of `term` holds `area_code` (every county with the term

@@ -11,6 +11,7 @@ use super::error::{AppError, page};
 use super::{App, ClientAddr};
 use crate::auth::Principal;
 use crate::engine::AsOf;
+use crate::publish::Pick;
 use crate::report::export::{self, Output};
 use crate::report::{Term, html};
 use crate::{Error, Result};
@@ -36,6 +37,26 @@ pub(super) fn as_of(q: &HashMap<String, String>, who: Option<&Principal>) -> Res
         ));
     }
     Ok(Some(as_of))
+}
+
+/// The publication a reader picks: `?publication=N`, a permanent link open to everyone (every
+/// publication is protected beside the earlier ones of the same periods, so no two can be
+/// differenced), `?as_of=` with a token, or the latest.
+pub(super) fn pick(q: &HashMap<String, String>, who: Option<&Principal>) -> Result<Pick> {
+    let number = q
+        .get("publication")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty());
+    match (number, as_of(q, who)?) {
+        (Some(_), Some(_)) => Err(Error::usage(
+            "ange antingen publication (en publicering) eller as_of (en tidpunkt), inte båda",
+        )),
+        (Some(n), None) => n
+            .parse::<u64>()
+            .map(Pick::Number)
+            .map_err(|_| Error::usage(format!("publication: '{n}' är inget publiceringsnummer"))),
+        (None, a) => Ok(a.into()),
+    }
 }
 
 /// The reader, when the request carries a token and it matters (`needed`: an older version,
@@ -72,8 +93,8 @@ pub(super) async fn index(
     let who = reader(&app, &headers, client, q.contains_key("as_of"))
         .await
         .map_err(page)?;
-    let as_of = as_of(&q, who.as_ref()).map_err(page)?;
-    let index = app.index(as_of).await.map_err(page)?;
+    let pick = pick(&q, who.as_ref()).map_err(page)?;
+    let index = app.index(pick).await.map_err(page)?;
     Ok((
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         html::index_page(&index),
@@ -139,7 +160,7 @@ pub(super) async fn report_page(
     let term: Term = term.parse().map_err(|e: String| fail(Error::usage(e)))?;
     let needed = kind == "school" || q.contains_key("as_of");
     let who = reader(&app, &headers, client, needed).await.map_err(fail)?;
-    let as_of_value = as_of(&q, who.as_ref()).map_err(fail)?;
+    let picked = pick(&q, who.as_ref()).map_err(fail)?;
     // A school's own principal (a token for that school) sees it without disclosure control;
     // everyone else, and every other area, sees the protected release.
     let own = who
@@ -147,14 +168,15 @@ pub(super) async fn report_page(
         .filter(|p| kind == "school" && p.owns_school(&code))
         .map(|_| code.as_str());
     let (publication, r) = app
-        .report(&kind, &code, term, as_of_value, own)
+        .report(&kind, &code, term, picked, own)
         .await
         .map_err(fail)?;
-    let query = match q.get("as_of") {
-        Some(_) => format!("?as_of={}", r.data_version),
-        None => String::new(),
+    let query = match picked {
+        Pick::AsOf(_) => format!("?as_of={}", r.data_version),
+        Pick::Number(n) => format!("?publication={n}"),
+        Pick::Latest => String::new(),
     };
-    let waiting = as_of_value.is_none() && app.waiting();
+    let waiting = picked == Pick::Latest && app.waiting();
     let key = (
         publication,
         (kind.clone(), code.clone(), term.to_string(), own.is_some()),
@@ -171,6 +193,7 @@ pub(super) async fn report_page(
                 Some(html::Links {
                     query: &query,
                     waiting,
+                    publication: Some(publication),
                 }),
             )
         })

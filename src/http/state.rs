@@ -16,10 +16,9 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 use crate::auth::Tokens;
 use crate::disclosure::release::Protections;
-use crate::engine::AsOf;
 use crate::lake::{Lake, PUBLICATIONS};
 use crate::policy::Policies;
-use crate::publish::{self, Catalogue, Publication, ReportKey};
+use crate::publish::{self, Catalogue, Pick, Publication, ReportKey};
 use crate::report::{Index, Report, Term};
 
 /// How many reports read from publications are kept in memory.
@@ -168,16 +167,16 @@ impl App {
     /// The publication a request reads (`as_of`, or the latest).
     pub(super) async fn publication(
         &self,
-        as_of: Option<AsOf>,
+        pick: impl Into<Pick>,
     ) -> Result<(Arc<Catalogue>, Publication)> {
         let catalogue = self.catalogue().await?;
-        let p = catalogue.at(as_of)?.clone();
+        let p = catalogue.pick(pick.into())?.clone();
         Ok((catalogue, p))
     }
 
     /// The index of the publication at `as_of`.
-    pub(super) async fn index(&self, as_of: Option<AsOf>) -> Result<Index> {
-        let (_, p) = self.publication(as_of).await?;
+    pub(super) async fn index(&self, pick: impl Into<Pick>) -> Result<Index> {
+        let (_, p) = self.publication(pick).await?;
         publish::read_index(&self.lake, &p).await
     }
 
@@ -188,11 +187,11 @@ impl App {
         kind: &str,
         code: &str,
         term: Term,
-        as_of: Option<AsOf>,
+        pick: impl Into<Pick>,
         own_school: Option<&str>,
     ) -> Result<(u64, Arc<Report>)> {
         crate::report::check_code(crate::report::spec(kind)?.area, code)?;
-        let (catalogue, p) = self.publication(as_of).await?;
+        let (catalogue, p) = self.publication(pick).await?;
         let key: ReportKey = (
             kind.to_string(),
             code.to_string(),

@@ -107,6 +107,8 @@ pub fn figure_change(f: &Figure) -> Option<String> {
 pub struct Links<'a> {
     pub query: &'a str,
     pub waiting: bool,
+    /// The publication the page shows, for its permanent link.
+    pub publication: Option<u64>,
 }
 
 pub fn report_page(r: &Report, links: Option<Links>) -> String {
@@ -147,6 +149,13 @@ pub fn report_page(r: &Report, links: Option<Links>) -> String {
              <a href=\"{base}.pdf{q}\">PDF för nämndhandlingar</a></p>",
             q = escape(l.query)
         );
+        if let Some(n) = l.publication {
+            let _ = write!(
+                o,
+                "<p class=\"alt\">Permanent länk till just de här siffrorna: \
+                 <a href=\"{base}?publication={n}\">{base}?publication={n}</a></p>"
+            );
+        }
     }
     o.push_str("<nav aria-label=\"Innehåll\"><ol>\n<li><a href=\"#sammanfattning\">Sammanfattning</a></li>\n");
     for s in &r.sections {

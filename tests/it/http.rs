@@ -331,7 +331,7 @@ async fn errors_are_clear_swedish_pages_with_the_right_status() {
         (
             "/reports/budget/1880/VT2026",
             404,
-            "finns inte; välj committee, county eller school",
+            "finns inte; välj committee, county, school eller data",
         ),
         ("/nothing/here", 404, "ingen sida med den adressen"),
     ] {

@@ -305,6 +305,9 @@ async fn a_changed_policy_publishes_again_without_new_data() {
     let reopen = || async { Lake::open(dir.path().join("lake")).await.unwrap() };
     let same = App::new(reopen().await, policies(), now);
     assert_eq!(same.publish().await.unwrap(), None, "nothing changed");
+    let reader = router(Arc::new(App::new(reopen().await, policies(), now)));
+    let page = "/reports/committee/1880/VT2026.json";
+    let (_, before) = get_json(&reader, page).await;
 
     let mut changed = policies();
     changed.shared.policy.disclosure.min_pupils += 5;
@@ -317,4 +320,47 @@ async fn a_changed_policy_publishes_again_without_new_data() {
     assert_eq!(again.data_version, first.data_version);
     assert_eq!(again.reports, first.reports);
     assert!(again.written > 0, "{again:?}");
+
+    // A permanent link names its publication and shows its figures forever, to anyone.
+    let (status, now_shown) = get_json(&reader, page).await;
+    assert_eq!(status, 200);
+    assert_ne!(now_shown, before, "the rules changed what the page shows");
+    let (status, first_again) = get_json(&reader, &format!("{page}?publication=1")).await;
+    assert_eq!(status, 200, "{first_again}");
+    assert_eq!(first_again, before);
+    let html = reader
+        .clone()
+        .oneshot(
+            Request::get("/reports/committee/1880/VT2026")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let html = axum::body::to_bytes(html.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let html = String::from_utf8(html.to_vec()).unwrap();
+    assert!(
+        html.contains("href=\"/reports/committee/1880/VT2026?publication=2\""),
+        "the page links its permanent link"
+    );
+    let (_, api) = get_json(
+        &reader,
+        "/api/v1/indicators/absence_rate?area_code=1880&publication=1",
+    )
+    .await;
+    assert_eq!(api["publication"], 1);
+    assert_eq!(
+        api["permalink"],
+        "/api/v1/indicators/absence_rate?area_code=1880&publication=1"
+    );
+    for (uri, status) in [
+        (format!("{page}?publication=9"), 404),
+        (format!("{page}?publication=första"), 400),
+    ] {
+        let (s, body) = get_json(&reader, &uri).await;
+        assert_eq!(s, status, "{uri}: {body}");
+        assert!(!body["error"].as_str().unwrap().is_empty());
+    }
 }
