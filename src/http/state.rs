@@ -46,6 +46,8 @@ pub struct App {
     /// Rendered answers by (publication served, report, format and links): rendering is
     /// pure, so a page is rendered once per publication.
     rendered: Mutex<HashMap<RenderedKey, axum::body::Bytes>>,
+    /// The index of the publication last asked for (every API answer reads it).
+    index: Mutex<Option<(u64, Arc<Index>)>>,
     /// PxWeb tables by (publication, table id), built once per publication.
     cubes: Mutex<HashMap<(u64, String), Arc<crate::pxweb::Cube>>>,
     /// Renders running on blocking threads (a PDF takes a processor for a while): one per
@@ -80,6 +82,7 @@ impl App {
             reports: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
             cubes: Mutex::new(HashMap::new()),
+            index: Mutex::new(None),
             render_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -175,9 +178,16 @@ impl App {
     }
 
     /// The index of the publication at `as_of`.
-    pub(super) async fn index(&self, pick: impl Into<Pick>) -> Result<Index> {
+    pub(super) async fn index(&self, pick: impl Into<Pick>) -> Result<Arc<Index>> {
         let (_, p) = self.publication(pick).await?;
-        publish::read_index(&self.lake, &p).await
+        if let Some((n, i)) = self.index.lock().expect("cache").as_ref()
+            && *n == p.number
+        {
+            return Ok(i.clone());
+        }
+        let i = Arc::new(publish::read_index(&self.lake, &p).await?);
+        *self.index.lock().expect("cache") = Some((p.number, i.clone()));
+        Ok(i)
     }
 
     /// A report as the publication at `as_of` publishes it (a school's own view when
