@@ -25,16 +25,7 @@ fn envelope(
     headers: &HeaderMap,
     path: &str,
 ) -> Result<Response> {
-    let number = |k: &str, default: usize| -> Result<usize> {
-        match q.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| Error::usage(format!("{k}: '{v}' är inget positivt heltal"))),
-        }
-    };
+    let number = |k: &str, default: usize| super::positive(q, k, default);
     let per_page = number("per_page", PER_PAGE)?.min(PER_PAGE);
     let page = number("page", 1)?;
     let count = values.len();

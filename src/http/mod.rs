@@ -82,6 +82,23 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// A positive whole number from query parameter `k` (`default` when it is absent), for the
+/// open data APIs' paging; anything else is a clear 400.
+fn positive(
+    q: &std::collections::HashMap<String, String>,
+    k: &str,
+    default: usize,
+) -> Result<usize> {
+    match q.get(k) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| Error::usage(format!("{k}: '{v}' är inget positivt heltal"))),
+    }
+}
+
 /// The address a request came from (set by [`serve`]; absent in tests that call the router
 /// directly). Failed token checks are counted per address.
 #[derive(Debug, Clone, Copy)]

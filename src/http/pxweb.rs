@@ -175,16 +175,7 @@ pub(super) async fn tables(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let en = english(&q)?;
-    let number = |k: &str, default: usize| -> Result<usize> {
-        match q.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| Error::usage(format!("{k}: '{v}' är inget positivt heltal"))),
-        }
-    };
+    let number = |k: &str, default: usize| super::positive(&q, k, default);
     let (page, size) = (number("pageNumber", 1)?, number("pageSize", 20)?);
     let words: Vec<String> = q
         .get("query")
