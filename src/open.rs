@@ -103,10 +103,10 @@ impl Filter {
             )));
         }
         if let Some(w) = &self.window
-            && !["month", "term"].contains(&w.as_str())
+            && !["month", "term", "school_year"].contains(&w.as_str())
         {
             return Err(Error::usage(format!(
-                "window: '{w}' finns inte; välj month eller term"
+                "window: '{w}' finns inte; välj month, term eller school_year"
             )));
         }
         Ok(())

@@ -1,8 +1,9 @@
 //! PxWeb API v2 tables (`/api/pxweb/v2/`, PxTools' PxAPI-2 specification) over the open data:
 //! one table per indicator, its dimensions `Region` (school units, municipalities, counties
-//! and the whole lake), `Niva` (the shared levels, where the indicator has them), `Tid`
-//! (months `2026M03` and terms `VT2026`, the term up to its last month with data) and
-//! `ContentsCode` (the indicator's measures, with units and decimals).
+//! and the whole lake), `Niva` (the shared levels) or `Steg` (the staircases' steps) where the
+//! indicator has them, `Tid` (months `2026M03`, terms `VT2026`, the term up to its last month
+//! with data, and school years `2024/25`) and `ContentsCode` (the indicator's measures, with
+//! units and decimals).
 //!
 //! A [`Cube`] is built from the counties' published `data` reports ([`crate::open`]), so a
 //! value hidden in a report is `null` with status `..` here; a bound is `null` with status
@@ -45,7 +46,7 @@ impl Dim {
 #[derive(Debug, Clone)]
 pub struct Cube {
     pub indicator: Indicator,
-    /// In the order of the data's index: `Region`, (`Niva`), `Tid`, `ContentsCode`.
+    /// In the order of the data's index: `Region`, (`Niva` or `Steg`), `Tid`, `ContentsCode`.
     pub dims: Vec<Dim>,
     /// Every combination's value, row-major over `dims` (the last dimension fastest): dense,
     /// so a national table of millions of cells takes 9 bytes a cell.
@@ -62,24 +63,96 @@ const SHOWN: u8 = 0;
 const HIDDEN: u8 = 1;
 const BOUND: u8 = 2;
 
-/// The time code of a row: `2026M03` for a month, `VT2026` for the term.
+/// The time code of a row: `2026M03` for a month, `VT2026` for the term, `2025/26` for the
+/// school year (each up to the row's month).
 fn time_code(period: &str, window: &str) -> Option<String> {
     match window {
         "month" => Some(period.replacen('-', "M", 1)),
         "term" => Term::of_period(period).map(|t| t.to_string()),
+        "school_year" => Term::of_period(period).map(|t| t.school_year()),
         _ => None,
     }
 }
 
+/// A table's dimension between region and time, where its rows have one.
+pub struct Category {
+    /// The column holding a row's value code.
+    column: &'static str,
+    /// The column holding its label (none: `minst {order} %`).
+    label_column: Option<&'static str>,
+    /// The column whose number orders the values.
+    order: &'static str,
+    pub code: &'static str,
+    pub label: &'static str,
+}
+
+/// The shared levels and the staircases' steps.
+const CATEGORIES: [Category; 2] = [
+    Category {
+        column: "level_id",
+        label_column: None,
+        order: "level_percent",
+        code: "Niva",
+        label: "frånvaronivå",
+    },
+    Category {
+        column: "step_id",
+        label_column: Some("step_label"),
+        order: "step_order",
+        code: "Steg",
+        label: "åtgärdstrappans steg",
+    },
+];
+
+/// Numeric columns that describe a row rather than measure anything: not contents.
+const DESCRIPTIVE: [&str; 6] = [
+    "level_percent",
+    "min_reporting_rate",
+    "step",
+    "step_order",
+    "band",
+    "percent_band",
+];
+
+/// The category of a table whose columns `has` names, if it has one.
+pub fn category(has: impl Fn(&str) -> bool) -> Option<&'static Category> {
+    CATEGORIES.iter().find(|c| has(c.column))
+}
+
+/// The variables of indicator `name`'s table, in the order of its data.
+pub fn variables(name: &str) -> Result<Vec<&'static str>> {
+    let spec = crate::report::spec(open::DATA_REPORT)?;
+    let block = spec
+        .sections
+        .iter()
+        .flat_map(|s| &s.blocks)
+        .find(|b| b.id == name)
+        .ok_or_else(|| Error::NotFound(format!("tabellen '{name}' finns inte")))?;
+    let mut out = vec!["Region"];
+    out.extend(category(|n| block.columns.iter().any(|c| c.name == n)).map(|c| c.code));
+    out.extend(["Tid", "ContentsCode"]);
+    Ok(out)
+}
+
 fn time_label(code: &str) -> String {
+    if code.contains('/') {
+        return format!("läsår {code}");
+    }
     match code.split_once('M') {
         Some((y, m)) => sv::month(&format!("{y}-{m}")),
         None => code.to_string(),
     }
 }
 
-/// The sort key of a time code: months and terms in time order, a term after its months.
+/// The sort key of a time code: months, terms and school years in time order, a term after
+/// its months and a school year after its spring term.
 fn time_order(code: &str) -> (String, u8) {
+    if let Some((start, _)) = code.split_once('/') {
+        return (
+            format!("{}-06", start.parse::<i32>().unwrap_or_default() + 1),
+            2,
+        );
+    }
     match code.split_once('M') {
         Some((y, m)) => (format!("{y}-{m}"), 0),
         None => {
@@ -108,12 +181,13 @@ pub fn cube(
     ) else {
         return Err(Error::usage(format!("{name}: saknar område eller period")));
     };
-    let level = col("level_id");
+    let category = category(|n| col(n).is_some());
+    let level = category.and_then(|c| col(c.column));
     let contents: Vec<usize> = table
         .columns
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.numeric() && c.name != "level_percent" && c.name != "min_reporting_rate")
+        .filter(|(_, c)| c.numeric() && !DESCRIPTIVE.contains(&c.name.as_str()))
         .map(|(i, _)| i)
         .collect();
     let text = |row: &[Cell], i: usize| match &row[i] {
@@ -125,6 +199,11 @@ pub fn cube(
     let mut levels: Vec<(i64, String, String)> = Vec::new();
     let mut times: Vec<String> = Vec::new();
     let mut rows: Vec<(String, Option<String>, String, &Vec<Cell>)> = Vec::new();
+    let (mut seen_regions, mut seen_levels, mut seen_times) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
     for row in &table.rows {
         let Some(t) = time_code(&text(row, period), &text(row, window)) else {
             continue;
@@ -136,20 +215,24 @@ pub fn cube(
             "municipality" => 2,
             _ => 3,
         };
-        if !regions.iter().any(|(_, c, _)| *c == code) {
+        if seen_regions.insert(code.clone()) {
             let name = text(row, area_name);
             regions.push((rank, code.clone(), name));
         }
         let lv = level.map(|l| text(row, l));
-        if let Some(l) = &lv
-            && !levels.iter().any(|(_, c, _)| c == l)
+        if let (Some(l), Some(c)) = (&lv, category)
+            && seen_levels.insert(l.clone())
         {
-            let percent = col("level_percent")
+            let order = col(c.order)
                 .and_then(|p| row[p].as_f64())
                 .unwrap_or_default() as i64;
-            levels.push((percent, l.clone(), format!("minst {percent} %")));
+            let label = match c.label_column.and_then(&col) {
+                Some(k) => text(row, k),
+                None => format!("minst {order} %"),
+            };
+            levels.push((order, l.clone(), label));
         }
-        if !times.contains(&t) {
+        if seen_times.insert(t.clone()) {
             times.push(t.clone());
         }
         rows.push((code, lv, t, row));
@@ -166,10 +249,10 @@ pub fn cube(
             .collect(),
         units: Vec::new(),
     }];
-    if level.is_some() {
+    if let (Some(_), Some(c)) = (level, category) {
         dims.push(Dim {
-            code: "Niva",
-            label: "frånvaronivå",
+            code: c.code,
+            label: c.label,
             values: levels
                 .into_iter()
                 .map(|(_, code, label)| Value { code, label })
@@ -276,7 +359,8 @@ pub type Selection = Vec<Vec<usize>>;
 impl Cube {
     /// The selection of `asked` (variable code → value codes or expressions: `*`, `18*`,
     /// `*01`, `*M*`, `top(n)`, `bottom(n)`, `from(x)`, `to(x)`, `range(a,b)`); a variable not asked
-    /// for takes its default (the latest time, every region but school units, every level
+    /// for takes its default (the latest time, every region but school units (all of them in a
+    /// table of school units alone), every level
     /// and content).
     pub fn select(&self, asked: &[(String, Vec<String>)]) -> Result<Selection> {
         for (var, _) in asked {
@@ -309,7 +393,8 @@ impl Cube {
                 }
                 None => match d.code {
                     "Tid" => all.last().copied().into_iter().collect(),
-                    "Region" => all
+                    // Every area but school units; a table of school units alone, all.
+                    "Region" if d.values.iter().any(|v| v.code.len() <= 4) => all
                         .into_iter()
                         .filter(|&i| d.values[i].code.len() <= 4)
                         .collect(),

@@ -99,7 +99,12 @@ impl Disclose<'_> {
         }
         if rests.pupils.is_some() || rests.schools.is_some() {
             let own = self.own(rests.cells, &field);
-            st = st.max(self.base_status(rests.pupils, rests.schools, own));
+            // The rule of three schools guards areas: one school's figure is guarded by that
+            // school's own cells (a confidential school's are hidden there).
+            let schools = rests
+                .schools
+                .filter(|_| !self.one_school(rests.cells, &field));
+            st = st.max(self.base_status(rests.pupils, schools, own));
             if rests.pupil_share && !own {
                 st = st.max(self.share_status(value, rests.pupils.flatten()));
             }
@@ -156,6 +161,20 @@ impl Disclose<'_> {
                 Key::Skip => true,
                 Key::Missing => false,
             })
+    }
+
+    /// Whether `templates` rest on cells of one school unit only (and on at least one).
+    fn one_school(&self, templates: &[String], field: impl Fn(&str) -> Option<String>) -> bool {
+        let mut schools = templates.iter().map(|t| match self.key(t, &field) {
+            Key::Cell(k) => CellKey::parse(&k)
+                .filter(|c| c.level == key::Level::School)
+                .map(|c| c.code.to_string()),
+            Key::Skip | Key::Missing => None,
+        });
+        match schools.next() {
+            Some(Some(first)) => schools.all(|s| s.as_deref() == Some(first.as_str())),
+            _ => false,
+        }
     }
 
     /// Whether a cell key is the reading principal's own school's.
@@ -252,14 +271,16 @@ enum Key {
 }
 
 /// Secondary suppression within a table for counts outside the releases: a hidden count
-/// hides every other non-zero count of its row and its column (rows and columns may sum to
-/// one another: a staircase's cumulative steps, a month's actions), then a rate is hidden
-/// with the counts it is derived from. `counts` are the count columns, `rate_of[k]` the
-/// columns column `k` is derived from, `counted[r][k]` whether the count rule guards a value.
+/// hides every other non-zero count of its row and of its column within its group of rows
+/// (rows and columns may sum to one another: a staircase's cumulative steps, a month's
+/// actions), then a rate is hidden with the counts it is derived from. `counts` are the count
+/// columns, `rate_of[k]` the columns column `k` is derived from, `counted[r][k]` whether the
+/// count rule guards a value, `linked(r, r2)` whether two rows are of one group.
 pub fn link_counts(
     counts: &[usize],
     rate_of: &[Vec<usize>],
     nonzero: impl Fn(usize, usize) -> bool,
+    linked: impl Fn(usize, usize) -> bool,
     status: &mut [Vec<Status>],
     counted: &[Vec<bool>],
 ) {
@@ -272,7 +293,7 @@ pub fn link_counts(
         let linked = counts
             .iter()
             .map(|&k2| (r, k2))
-            .chain((0..rows).map(|r2| (r2, k)));
+            .chain((0..rows).filter(|&r2| linked(r, r2)).map(|r2| (r2, k)));
         for (r2, k2) in linked {
             if counted[r2][k2] && status[r2][k2].published() && nonzero(r2, k2) {
                 status[r2][k2] = Status::Secondary;
@@ -335,6 +356,7 @@ mod tests {
             &[0, 1],
             &[vec![], vec![], vec![0]],
             |r, k| values[r][k] != 0.0,
+            |_, _| true,
             &mut status,
             &counted,
         );
@@ -349,6 +371,23 @@ mod tests {
         assert_eq!(
             status[2],
             [Status::Secondary, Status::Published, Status::Secondary]
+        );
+
+        // Rows 0 and 1 one municipality's steps, row 2 another's: its column stays.
+        let mut status = vec![vec![Status::Published; 3]; 3];
+        status[0][0] = Status::SmallCount;
+        link_counts(
+            &[0, 1],
+            &[vec![], vec![], vec![0]],
+            |r, k| values[r][k] != 0.0,
+            |r, r2| (r < 2) == (r2 < 2),
+            &mut status,
+            &counted,
+        );
+        assert_eq!(status[1][0], Status::Secondary);
+        assert_eq!(
+            status[2],
+            [Status::Published, Status::Published, Status::Published]
         );
     }
 }

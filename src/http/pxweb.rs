@@ -113,11 +113,12 @@ fn table_entry(
     en: bool,
 ) -> serde_json::Value {
     let lang = if en { "en" } else { "sv" };
-    let mut variables = vec!["Region"];
-    if i.name == "at_or_above" {
-        variables.push("Niva");
-    }
-    variables.extend(["Tid", "ContentsCode"]);
+    let variables = crate::pxweb::variables(&i.name).unwrap_or_default();
+    let time_unit = if i.name == "attainment" {
+        "Annual"
+    } else {
+        "Monthly"
+    };
     json!({
         "type": "Table",
         "id": i.name,
@@ -130,7 +131,7 @@ fn table_entry(
         "variableNames": variables,
         "source": "Närvarolagret",
         "subjectCode": "NV",
-        "timeUnit": "Monthly",
+        "timeUnit": time_unit,
         "discontinued": false,
         "paths": [[{"id": "NV", "label": "Skolfrånvaro"}]],
         "links": [{"rel": "self", "hreflang": lang, "href": format!("{PREFIX}/tables/{}?lang={lang}", i.name)}],

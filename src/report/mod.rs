@@ -869,7 +869,13 @@ fn block(
         })
         .collect();
     let nonzero = |r: usize, k: usize| rows[r][k].as_f64().is_some_and(|v| v != 0.0);
-    link_counts(&counts, &rate_of, nonzero, &mut status, &counted);
+    let group: Vec<usize> = spec
+        .linked_by
+        .iter()
+        .filter_map(|n| spec.columns.iter().position(|c| &c.name == n))
+        .collect();
+    let linked = |r: usize, r2: usize| group.iter().all(|&k| rows[r][k] == rows[r2][k]);
+    link_counts(&counts, &rate_of, nonzero, linked, &mut status, &counted);
     // Suppressed values become `..` with their reason; the marks of a hidden value go too.
     let mut suppressed: Vec<String> = Vec::new();
     let mut any_null = false;
@@ -1204,23 +1210,36 @@ mod tests {
 
     /// A share of pupils with its base is a count: 6,90 % of 58 pupils is 4 pupils, hidden as
     /// a count of 1–4 would be; so is 94,83 % of 58 (all but 3). An area's share from two
-    /// schools is hidden by the three-school rule when schools' figures can be confidential. A
-    /// principal sees their own school's.
+    /// schools is hidden by the three-school rule when schools' figures can be confidential;
+    /// one school's figure is guarded by its own cells instead. A principal sees their own
+    /// school's.
     #[test]
     fn shares_of_pupils_are_counts_and_areas_need_three_schools() {
         use arrow::array::{Float64Array, Int64Array, StringArray};
         let spec = block_spec(
             r#"
   { name = "school_year", label = "Läsår", format = "text" },
-  { name = "share_pct", label = "Problematisk frånvaro %", format = "pct", cells = ["skolenhet:$area|T|totalt"], base = "students", schools = "schools", pupil_share = true },
+  { name = "cell", label = "Cell", format = "text", hidden = true },
+  { name = "share_pct", label = "Problematisk frånvaro %", format = "pct", cells = ["{cell}"], base = "students", schools = "schools", pupil_share = true },
   { name = "students", label = "Elever", format = "int", hidden = true },
   { name = "schools", label = "Skolenheter", format = "int", hidden = true },
 "#,
         );
+        let (school, municipality) = ("skolenhet:18800101|T|totalt", "kommun:1880|T|totalt");
         let batch = RecordBatch::try_from_iter([
             (
                 "school_year",
-                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])) as _,
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d", "e"])) as _,
+            ),
+            (
+                "cell",
+                Arc::new(StringArray::from(vec![
+                    municipality,
+                    municipality,
+                    municipality,
+                    municipality,
+                    school,
+                ])) as _,
             ),
             (
                 "share_pct",
@@ -1229,19 +1248,27 @@ mod tests {
                     94.827_586,
                     50.0,
                     50.0,
+                    50.0,
                 ])) as _,
             ),
             (
                 "students",
-                Arc::new(Int64Array::from(vec![58, 58, 58, 400])) as _,
+                Arc::new(Int64Array::from(vec![58, 58, 58, 400, 58])) as _,
             ),
-            ("schools", Arc::new(Int64Array::from(vec![3, 3, 3, 2])) as _),
+            (
+                "schools",
+                Arc::new(Int64Array::from(vec![3, 3, 3, 2, 1])) as _,
+            ),
         ])
         .unwrap();
         let own_release = Which::term("18", "2026-03");
         let protection = crate::disclosure::Protection {
             rules: Rules::default(),
-            status: [("skolenhet:18800101|T|totalt".to_string(), Status::Published)].into(),
+            status: [
+                (school.to_string(), Status::Published),
+                (municipality.to_string(), Status::Published),
+            ]
+            .into(),
             ..Default::default()
         };
         let releases = HashMap::from([(own_release.clone(), Arc::new(protection))]);
@@ -1260,13 +1287,38 @@ mod tests {
         assert_eq!(public[1], Cell::Null, "all but 3 pupils");
         assert_eq!(public[2], Cell::Num(50.0));
         assert_eq!(public[3], Cell::Null, "2 schools");
+        assert_eq!(public[4], Cell::Num(50.0), "one school, its cell published");
         assert_eq!(
             values(None, false)[3],
             Cell::Num(50.0),
             "no school confidential"
         );
-        let principal = values(Some("18800101"), true);
-        assert_eq!(principal[0], Cell::Num(6.896_551_7), "the school's own");
+        // The principal's own school: a share of 4 of its 58 pupils shown to them alone.
+        let cells = Arc::new(StringArray::from(vec![school; 5])) as _;
+        let own_rows = RecordBatch::try_new(
+            batch.schema(),
+            [
+                vec![batch.column(0).clone(), cells],
+                batch.columns()[2..].to_vec(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let share = |own_school: Option<&str>| -> Cell {
+            let disclose = guarded(disclosing(&releases, &own_release, &params, own_school));
+            let b = block("t", &spec, std::slice::from_ref(&own_rows), &disclose).unwrap();
+            b.rows[0][b.column("share_pct").unwrap()].clone()
+        };
+        assert_eq!(
+            share(Some("18800101")),
+            Cell::Num(6.896_551_7),
+            "the school's own"
+        );
+        assert_eq!(
+            share(None),
+            Cell::Null,
+            "4 of the school's pupils, to anyone else"
+        );
     }
 
     #[test]

@@ -131,6 +131,11 @@ pub struct BlockSpec {
     /// column.
     #[serde(default)]
     pub ranked_by: Option<String>,
+    /// The columns whose values group the rows that may sum to one another (a municipality's
+    /// staircase in one period): a hidden `count` hides the other counts of its column within
+    /// its group only. None: the whole table is one group.
+    #[serde(default)]
+    pub linked_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -317,6 +322,12 @@ pub fn parse(file: &str, text: &str) -> Result<ReportSpec> {
                         b.id, c.name
                     )));
                 }
+            }
+            if let Some(n) = b.linked_by.iter().find(|n| !has(n)) {
+                return Err(Error::usage(format!(
+                    "{file}: block {}: linked_by nämner {n}, som inte finns bland columns",
+                    b.id
+                )));
             }
             if let Some(n) = b.ranked_by.as_deref().filter(|n| !has(n)) {
                 return Err(Error::usage(format!(

@@ -847,15 +847,24 @@ async fn the_indicators_api_hides_exactly_what_the_reports_hide() {
             "change",
             "overview",
             "escalation",
-            "target_progress"
+            "target_progress",
+            "attainment",
+            "benchmark",
+            "harmonisation"
         ]
     );
     // Every indicator, every area type and window, in JSON and CSV alike.
     for name in &names {
-        let r = get(&app, &format!("/api/v1/indicators/{name}?term=VT2026")).await;
+        // Grade 9 results are had for 2024/25, which ends in VT2025.
+        let term = if name == "attainment" {
+            "VT2025"
+        } else {
+            "VT2026"
+        };
+        let r = get(&app, &format!("/api/v1/indicators/{name}?term={term}")).await;
         assert_eq!(r.status, StatusCode::OK, "{name}");
         let v = json(&r);
-        assert_eq!(v["term"], "VT2026");
+        assert_eq!(v["term"], term);
         assert!(v["definition_hash"].as_str().unwrap().len() >= 12);
         let rows = v["rows"].as_array().unwrap();
         let types: std::collections::BTreeSet<&str> = rows
@@ -864,7 +873,7 @@ async fn the_indicators_api_hides_exactly_what_the_reports_hide() {
             .collect();
         let expected = match name.as_str() {
             "escalation" => 2,
-            "target_progress" => 1,
+            "target_progress" | "benchmark" | "harmonisation" => 1,
             _ => 4,
         };
         assert_eq!(types.len(), expected, "{name}: {types:?}");
@@ -873,7 +882,7 @@ async fn the_indicators_api_hides_exactly_what_the_reports_hide() {
             .filter_map(|r| r["status"].as_object())
             .map(|s| s.len())
             .sum::<usize>();
-        let csv = get(&app, &format!("/api/v1/indicators/{name}.csv?term=VT2026")).await;
+        let csv = get(&app, &format!("/api/v1/indicators/{name}.csv?term={term}")).await;
         assert_eq!(csv.content_type, "text/csv; charset=utf-8");
         let text = csv.text();
         assert!(text.starts_with('\u{FEFF}'));
@@ -1029,6 +1038,98 @@ async fn report_against_api(app: &axum::Router) -> (usize, usize) {
             .unwrap();
         same(&row[1], api_row, "share_pct", level);
         same(&row[2], api_row, "pupils", level);
+    }
+    // Grade 9 results beside the school year's absence, in the committee report and the API.
+    let at = |block: &serde_json::Value, name: &str| -> usize {
+        block["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {}", block["id"]))
+    };
+    let attainment = block("attainment");
+    let years = attainment["rows"].as_array().unwrap();
+    assert!(!years.is_empty());
+    for row in years {
+        let year = row[at(&attainment, "school_year")].as_str().unwrap();
+        let rows = api("attainment?term=VT2025&area_code=1880").await;
+        let api_row = rows.iter().find(|r| r["school_year"] == year).unwrap();
+        for col in [
+            "passed_pct",
+            "absence_pct",
+            "problematic_share_pct",
+            "grade9_students",
+        ] {
+            same(&row[at(&attainment, col)], api_row, col, year);
+        }
+    }
+    // Every step of the municipality's staircases, counted on its pupils.
+    let staircase = block("staircase");
+    let steps = api("harmonisation?term=VT2026&area_code=1880").await;
+    let term_steps: Vec<&serde_json::Value> = steps
+        .iter()
+        .filter(|r| r["period"] == committee["period"])
+        .collect();
+    assert_eq!(
+        staircase["rows"].as_array().unwrap().len(),
+        term_steps.len(),
+        "{staircase}"
+    );
+    for row in staircase["rows"].as_array().unwrap() {
+        let policy = &row[at(&staircase, "policy_id")];
+        let label = row[at(&staircase, "step_label")].as_str().unwrap();
+        let api_row = term_steps
+            .iter()
+            .find(|r| {
+                let model = match r["model"].as_str().unwrap() {
+                    "kommunens" => "Kommunens",
+                    "länets" => "Länets",
+                    "gemensam" => "Gemensam",
+                    _ => "Referens",
+                };
+                let window = match r["window"].as_str().unwrap() {
+                    "month" => "månad",
+                    "term" => "termin",
+                    _ => "läsår",
+                };
+                let name = r["step_name"].as_str().unwrap();
+                &r["policy_id"] == policy
+                    && label == format!("{model} {}: {name} ({window})", r["step"])
+            })
+            .unwrap_or_else(|| panic!("{label} ({policy})"));
+        for col in ["pupils", "share_pct"] {
+            same(&row[at(&staircase, col)], api_row, col, label);
+        }
+    }
+    // A school against its municipality, its county and similar schools.
+    let school = json(&get(app, "/reports/school/18800101/VT2026.json").await);
+    let benchmark = school["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["blocks"].as_array().unwrap().clone())
+        .find(|b| b["id"] == "benchmark")
+        .unwrap();
+    let rows = api("benchmark?term=VT2026&area_code=18800101&window=term").await;
+    assert_eq!(rows.len(), 1);
+    let compared = benchmark["rows"].as_array().unwrap();
+    for (i, col) in [
+        "absence_pct",
+        "municipality_absence_pct",
+        "county_absence_pct",
+        "similar_absence_pct",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let value = &compared[i][at(&benchmark, "pct")];
+        if col == "similar_absence_pct" && rows[0]["similar_schools"] == 0 {
+            // No school of its kind and size elsewhere: nothing to compare with, in both.
+            assert!(value.is_null() && rows[0][col].is_null(), "{}", rows[0]);
+            continue;
+        }
+        same(value, &rows[0], col, col);
     }
     (hidden, shown)
 }
@@ -1293,12 +1394,17 @@ api = PxApi(base, disable_cache=True)
 out = {"tables": []}
 for t in api.all_tables():
     tid = t["id"]
-    validate_jsonstat(api.get_table_metadata(tid))
+    meta = api.get_table_metadata(tid)
+    validate_jsonstat(meta)
+    index = meta["dimension"]["Region"]["category"]["index"]
+    codes = list(index) if isinstance(index, list) else sorted(index, key=index.get)
     validate_jsonstat(requests.get(f"{base}/tables/{tid}/data").json())
     default = pd.DataFrame(api.get_table_data(tid))
     posted = pd.DataFrame(api.get_table_data(
         tid, value_codes={"Region": ["18*"], "Tid": ["top(2)"], "ContentsCode": "*"}))
-    body = {"selection": [{"variableCode": "Region", "valueCodes": ["1880", "18"]},
+    # Two of Örebro län's areas the table has: the municipality and the county, or schools.
+    two = [c for c in codes if c in ("1880", "18")] or [c for c in codes if c.startswith("18")][:2]
+    body = {"selection": [{"variableCode": "Region", "valueCodes": two},
                           {"variableCode": "Tid", "valueCodes": ["*"]}]}
     validate_jsonstat(requests.post(f"{base}/tables/{tid}/data", json=body).json())
     out["tables"].append({"id": tid, "default": list(default.shape),
@@ -1325,7 +1431,10 @@ print(json.dumps(out))
             "coverage",
             "change",
             "overview",
-            "escalation"
+            "escalation",
+            "attainment",
+            "benchmark",
+            "harmonisation"
         ]
     );
     for t in tables {
