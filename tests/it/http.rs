@@ -622,6 +622,26 @@ async fn every_view_hides_the_same_cells_and_a_principal_sees_their_own_school()
     let anon: serde_json::Value = serde_json::from_slice(&anonymous.body).unwrap();
     assert!(months(&anon).iter().all(|row| row[1].is_null()));
     assert!(mine["summary"][0]["value"].is_number());
+    // A confidential school's grade 9 results (15 of 22 passed) are its principal's alone,
+    // like its attendance: they rest on its school year's cells.
+    let passed = |v: &serde_json::Value| -> serde_json::Value {
+        let b = v["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["blocks"].as_array().unwrap())
+            .find(|b| b["id"] == "attainment")
+            .unwrap();
+        let k = b["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["name"] == "passed_pct")
+            .unwrap();
+        b["rows"][0][k].clone()
+    };
+    assert!((passed(&mine).as_f64().unwrap() - 100.0 * 15.0 / 22.0).abs() < 1e-9);
+    assert!(passed(&anon).is_null(), "{}", passed(&anon));
     // A staircase count of one pupil is the principal's to see, no one else's.
     let stairs = |v: &serde_json::Value| v["sections"][2]["blocks"][0]["rows"].to_string();
     assert!(stairs(&anon).contains("null"));
