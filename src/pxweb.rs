@@ -57,6 +57,8 @@ pub struct Cube {
     pub footnotes: Vec<String>,
     pub updated: chrono::DateTime<chrono::Utc>,
     pub definition: String,
+    /// The publication it shows (set by whoever read it; 0 when unknown).
+    pub publication: u64,
 }
 
 const SHOWN: u8 = 0;
@@ -341,6 +343,7 @@ pub fn cube(
         footnotes: table.footnotes,
         updated,
         definition: definition.to_string(),
+        publication: 0,
     })
 }
 
@@ -851,6 +854,7 @@ mod tests {
             footnotes: Vec::new(),
             updated: chrono::DateTime::UNIX_EPOCH,
             definition: String::new(),
+            publication: 0,
         }
     }
 

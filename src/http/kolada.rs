@@ -11,9 +11,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::pxweb::cube;
+use super::pxweb::{asked, cube};
 use super::{App, AppError};
 use crate::kolada::{self, Kpi, our_code};
+use crate::publish::Pick;
 use crate::{Error, Result};
 
 const PER_PAGE: usize = 5000;
@@ -71,7 +72,7 @@ fn envelope(
 
 /// Every key figure of the publication served.
 async fn kpis(app: &App) -> Result<Vec<Kpi>> {
-    let levels = cube(app, "at_or_above").await?;
+    let levels = cube(app, "at_or_above", Pick::Latest).await?;
     let levels: Vec<(String, String)> = levels
         .dims
         .iter()
@@ -234,16 +235,20 @@ async fn series(
     path: &str,
 ) -> Result<Response> {
     let all = kpis(app).await?;
+    // `publication=N`: the series as that publication showed them.
+    let pick = asked(q)?;
     let mut values = Vec::new();
+    let mut publication = None;
     let areas: Vec<String> = ask.areas.iter().map(|a| our_code(a)).collect();
     for id in &ask.kpis {
         let k = all
             .iter()
             .find(|k| &k.id == id)
             .ok_or_else(|| unknown_kpi(id, &all))?;
-        let c = cube(app, k.table).await?;
+        let c = cube(app, k.table, pick).await?;
+        publication = Some(c.publication);
         let genders = match k.gender {
-            Some((table, _, _)) => Some(cube(app, table).await?),
+            Some((table, _, _)) => Some(cube(app, table, pick).await?),
             None => None,
         };
         let terms: Vec<String> = kolada::terms(&c)
@@ -264,7 +269,12 @@ async fn series(
             ask.ou,
         ));
     }
-    envelope(values, q, headers, path)
+    // Every page of the answer from the same publication: next_url names it.
+    let mut q = q.clone();
+    if let Some(n) = publication {
+        q.insert("publication".into(), n.to_string());
+    }
+    envelope(values, &q, headers, path)
 }
 
 fn years(s: &str) -> Result<Vec<i32>> {

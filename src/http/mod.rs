@@ -245,3 +245,27 @@ async fn log(req: Request, next: Next) -> Response {
     );
     res
 }
+
+/// A permanent link: `path` with the query `params` (sorted; `as_of` and `publication`
+/// dropped, as the link names the publication itself) and `publication=N`, so it shows the
+/// same figures forever.
+pub(super) fn permalink<'a>(
+    path: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    publication: u64,
+) -> String {
+    let mut params: Vec<(&str, &str)> = params
+        .into_iter()
+        .filter(|(k, _)| !["as_of", "publication"].contains(k))
+        .collect();
+    params.sort();
+    let mut out = format!("{path}?");
+    for (k, v) in params {
+        out.push_str(k);
+        out.push('=');
+        out.extend(url::form_urlencoded::byte_serialize(v.as_bytes()));
+        out.push('&');
+    }
+    out.push_str(&format!("publication={publication}"));
+    out
+}

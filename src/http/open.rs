@@ -154,20 +154,11 @@ pub(super) async fn indicator(
 
 /// This answer's permanent link: its path and filters with the publication it read.
 fn permalink(name: &str, q: &HashMap<String, String>, publication: u64) -> String {
-    let mut params: Vec<(&String, &String)> = q
-        .iter()
-        .filter(|(k, _)| !["as_of", "publication"].contains(&k.as_str()))
-        .collect();
-    params.sort();
-    let mut out = format!("/api/v1/indicators/{name}?");
-    for (k, v) in params {
-        out.push_str(&format!(
-            "{k}={}&",
-            url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-        ));
-    }
-    out.push_str(&format!("publication={publication}"));
-    out
+    super::permalink(
+        &format!("/api/v1/indicators/{name}"),
+        q.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        publication,
+    )
 }
 
 /// The counties whose `data` report of `term` holds `area_code` (every county with the term

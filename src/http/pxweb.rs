@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::App;
 use crate::open::{self, DATA_REPORT};
+use crate::publish::Pick;
 use crate::pxweb::{self, Cube, MAX_DATA_CELLS};
 use crate::report::Term;
 use crate::{Error, Result};
@@ -244,10 +245,16 @@ fn indicator(id: &str) -> Result<open::Indicator> {
         .ok_or_else(|| Error::NotFound(format!("tabellen '{id}' finns inte; se {PREFIX}/tables")))
 }
 
-/// The cube of table `id` in the latest publication, built once per publication.
-pub(super) async fn cube(app: &App, id: &str) -> Result<Arc<Cube>> {
+/// The publication a request asks for: `publication=N` (a permanent link), else the latest.
+/// `as_of` needs a token, which the open data APIs do not take.
+pub(super) fn asked(q: &HashMap<String, String>) -> Result<Pick> {
+    super::pages::pick(q, None)
+}
+
+/// The cube of table `id` in the publication `pick`, built once per publication.
+pub(super) async fn cube(app: &App, id: &str, pick: Pick) -> Result<Arc<Cube>> {
     indicator(id)?;
-    let (catalogue, p) = app.publication(None).await?;
+    let (catalogue, p) = app.publication(pick).await?;
     if let Some(c) = app.cube(p.number, id) {
         return Ok(c);
     }
@@ -267,7 +274,9 @@ pub(super) async fn cube(app: &App, id: &str) -> Result<Arc<Cube>> {
     }
     let refs: Vec<&crate::report::Report> = reports.iter().collect();
     let definition = format!("{} ({})", index.definition_id, index.definition_hash);
-    let built = Arc::new(pxweb::cube(id, &refs, p.published_at, &definition)?);
+    let mut built = pxweb::cube(id, &refs, p.published_at, &definition)?;
+    built.publication = p.number;
+    let built = Arc::new(built);
     app.keep_cube(p.number, id, built.clone());
     Ok(built)
 }
@@ -284,8 +293,23 @@ pub(super) async fn metadata(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let en = english(&q)?;
-    let c = cube(&app, &id).await?;
-    Ok(axum::Json(c.json_stat(None, en)).into_response())
+    let c = cube(&app, &id, asked(&q)?).await?;
+    let link = super::permalink(
+        &format!("{PREFIX}/tables/{id}/metadata"),
+        q.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        c.publication,
+    );
+    let mut answer = c.json_stat(None, en);
+    answer["extension"]["permalink"] = link.clone().into();
+    Ok(canonical(axum::Json(answer).into_response(), &link))
+}
+
+/// An answer with its permanent link as `Link: <…>; rel="canonical"`.
+fn canonical(mut r: Response, link: &str) -> Response {
+    if let Ok(v) = header::HeaderValue::from_str(&format!("<{link}>; rel=\"canonical\"")) {
+        r.headers_mut().insert(header::LINK, v);
+    }
+    r
 }
 
 /// `valuecodes[VAR]=a,b` of a GET.
@@ -396,10 +420,23 @@ async fn data(
         ))
         .into());
     }
-    let c = cube(app, id).await?;
+    let c = cube(app, id, asked(q)?).await?;
     let chosen = c.select(&sel)?;
+    // The selection asked for, GET or POST, as a GET at this publication.
+    let codes: Vec<(String, String)> = sel
+        .iter()
+        .map(|(var, codes)| (format!("valuecodes[{var}]"), codes.join(",")))
+        .collect();
+    let link = super::permalink(
+        &format!("{PREFIX}/tables/{id}/data"),
+        q.iter()
+            .filter(|(k, _)| !k.to_lowercase().starts_with("valuecodes["))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(codes.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        c.publication,
+    );
     let attachment = |ext: &str| format!("attachment; filename=\"narvaro-{id}.{ext}\"");
-    Ok(match format {
+    let answer = match format {
         "csv" => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -430,6 +467,11 @@ async fn data(
             c.px(&chosen),
         )
             .into_response(),
-        _ => axum::Json(c.json_stat(Some(&chosen), en)).into_response(),
-    })
+        _ => {
+            let mut answer = c.json_stat(Some(&chosen), en);
+            answer["extension"]["permalink"] = link.clone().into();
+            axum::Json(answer).into_response()
+        }
+    };
+    Ok(canonical(answer, &link))
 }

@@ -27,6 +27,9 @@ const REPORT_CACHE: usize = 512;
 /// (publication, report, format extension, the links' query, uploads waiting).
 type RenderedKey = (u64, ReportKey, &'static str, String, bool);
 
+/// How many PxWeb tables of publications older than the newest a server keeps built.
+const OLDER_CUBES: usize = 16;
+
 /// The server's state: the lake, the policies, and what it serves from the publications.
 pub struct App {
     pub(super) lake: Lake,
@@ -50,6 +53,8 @@ pub struct App {
     index: Mutex<Option<(u64, Arc<Index>)>>,
     /// PxWeb tables by (publication, table id), built once per publication.
     cubes: Mutex<HashMap<(u64, String), Arc<crate::pxweb::Cube>>>,
+    /// The tables of older publications in `cubes`, the oldest built first.
+    older_cubes: Mutex<std::collections::VecDeque<(u64, String)>>,
     /// Renders running on blocking threads (a PDF takes a processor for a while): one per
     /// processor, the rest wait their turn.
     render_slots: tokio::sync::Semaphore,
@@ -82,6 +87,7 @@ impl App {
             reports: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
             cubes: Mutex::new(HashMap::new()),
+            older_cubes: Mutex::new(Default::default()),
             index: Mutex::new(None),
             render_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -262,11 +268,28 @@ impl App {
         hit
     }
 
-    /// Keeps a built PxWeb table; only the latest publication's are kept.
+    /// Keeps a built PxWeb table: every table of the newest publication, and of older ones
+    /// (permanent links) the [`OLDER_CUBES`] built last.
     pub(super) fn keep_cube(&self, publication: u64, id: &str, cube: Arc<crate::pxweb::Cube>) {
         let mut cubes = self.cubes.lock().expect("cache");
-        cubes.retain(|(p, _), _| *p >= publication);
+        let newest = cubes
+            .keys()
+            .map(|(p, _)| *p)
+            .max()
+            .unwrap_or(0)
+            .max(publication);
         cubes.insert((publication, id.to_string()), cube);
+        let mut older = self.older_cubes.lock().expect("cache");
+        if publication < newest {
+            older.push_back((publication, id.to_string()));
+        }
+        older.retain(|k| k.0 < newest && cubes.contains_key(k));
+        cubes.retain(|k, _| k.0 == newest || older.contains(k));
+        while older.len() > OLDER_CUBES {
+            if let Some(k) = older.pop_front() {
+                cubes.remove(&k);
+            }
+        }
     }
 
     /// Whether uploads have landed that no publication shows yet.

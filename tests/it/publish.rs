@@ -364,3 +364,111 @@ async fn a_changed_policy_publishes_again_without_new_data() {
         assert!(!body["error"].as_str().unwrap().is_empty());
     }
 }
+
+/// Every open data answer names its publication, and its permanent link shows that
+/// publication's figures after a newer one: PxWeb tables (`extension.permalink`, and the
+/// `Link` header), Kolada series (`?publication=N`, and every `next_url` names it).
+#[tokio::test]
+async fn permanent_links_show_a_publications_figures_in_pxweb_and_kolada() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    // No disclosure rules, so that the slt lake's small groups show and a changed level shows.
+    let open = || {
+        let mut p = policies();
+        p.shared.policy.disclosure = narvaro::disclosure::Rules {
+            min_pupils: 1,
+            max_hidden_count: 0,
+            dominance: 0,
+            min_schools: 0,
+            protection: 0,
+            confidential_organisers: Default::default(),
+        };
+        p
+    };
+    App::new(lake, open(), now)
+        .publish()
+        .await
+        .unwrap()
+        .unwrap();
+    let reopen = || async { Lake::open(dir.path().join("lake")).await.unwrap() };
+    let reader = router(Arc::new(App::new(reopen().await, open(), now)));
+
+    // Every PxWeb table and every Kolada series of a municipality, as they stand.
+    let (_, tables) = get_json(&reader, "/api/pxweb/v2/tables?pageSize=100").await;
+    let mut tables_before = Vec::new();
+    for t in tables["tables"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        let uri = format!("/api/pxweb/v2/tables/{id}/data?valuecodes[Region]=*&valuecodes[Tid]=*");
+        let res = reader
+            .clone()
+            .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let header = res.headers()["link"].to_str().unwrap().to_string();
+        let (_, answer) = get_json(&reader, &uri).await;
+        let link = answer["extension"]["permalink"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(header, format!("<{link}>; rel=\"canonical\""));
+        assert!(link.ends_with("&publication=1"), "{link}");
+        assert!(link.contains("valuecodes[Region]=*"), "{link}");
+        tables_before.push((uri, link, answer));
+    }
+    assert!(tables_before.len() >= 10);
+    let (_, kpis) = get_json(&reader, "/api/kolada/v3/kpi").await;
+    let mut series_before = Vec::new();
+    for k in kpis["values"].as_array().unwrap() {
+        let id = k["id"].as_str().unwrap();
+        let uri = format!("/api/kolada/v3/data/kpi/{id}/municipality/1880");
+        let (_, answer) = get_json(&reader, &format!("{uri}?per_page=1")).await;
+        if let Some(next) = answer["next_url"].as_str() {
+            assert!(next.contains("publication=1"), "{next}");
+        }
+        let (_, answer) = get_json(&reader, &uri).await;
+        series_before.push((uri, answer["values"].clone()));
+    }
+
+    // The first shared level moves from 10 to 12 %: a new definition, new figures.
+    let mut changed = open();
+    changed.shared.policy.levels[0].percent = 12;
+    App::new(reopen().await, changed, now)
+        .publish()
+        .await
+        .unwrap()
+        .expect("a new publication");
+
+    let figures = |v: &serde_json::Value| (v["value"].clone(), v["status"].clone());
+    let mut tables_changed = 0;
+    for (uri, link, before) in &tables_before {
+        let (_, now_shown) = get_json(&reader, uri).await;
+        let now_link = now_shown["extension"]["permalink"].as_str().unwrap();
+        assert!(now_link.ends_with("publication=2"), "{now_link}");
+        tables_changed += usize::from(figures(&now_shown) != figures(before));
+        let (status, again) = get_json(&reader, link).await;
+        assert_eq!(status, 200, "{link}");
+        assert!(figures(&again) == figures(before), "{link}");
+    }
+    assert!(
+        tables_changed > 0,
+        "the new level changes the levels' tables"
+    );
+    let mut series_changed = 0;
+    for (uri, before) in &series_before {
+        let (_, now_shown) = get_json(&reader, uri).await;
+        series_changed += usize::from(&now_shown["values"] != before);
+        let (_, again) = get_json(&reader, &format!("{uri}?publication=1")).await;
+        assert!(&again["values"] == before, "{uri}");
+    }
+    assert!(series_changed > 0, "the new level changes its share");
+    let (status, problem) = get_json(
+        &reader,
+        "/api/pxweb/v2/tables/absence_rate/data?publication=9",
+    )
+    .await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains('9'),
+        "{problem}"
+    );
+}
