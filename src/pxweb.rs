@@ -534,6 +534,78 @@ impl Cube {
         }
     }
 
+    /// A dimension's label in the answer's language.
+    fn dim_label(d: &Dim, en: bool) -> String {
+        if !en {
+            return d.label.to_string();
+        }
+        match d.code {
+            "Region" => "region",
+            "Niva" => "absence level",
+            "Steg" => "staircase step",
+            "Tid" => "time",
+            _ => "contents",
+        }
+        .to_string()
+    }
+
+    /// A value's label in the answer's language: in English the levels, times, contents and
+    /// the whole lake (names of places, schools and staircases stay as they are).
+    fn value_label(d: &Dim, p: usize, en: bool) -> String {
+        let v = &d.values[p];
+        if !en {
+            return v.label.clone();
+        }
+        match d.code {
+            "Region" if v.code == "00" => "All areas in the data".into(),
+            "Niva" => v.label.replace("minst", "at least"),
+            "Tid" => {
+                if v.code.contains('/') {
+                    format!("school year {}", v.code)
+                } else if let Some((y, m)) = v.code.split_once('M') {
+                    let months = [
+                        "January",
+                        "February",
+                        "March",
+                        "April",
+                        "May",
+                        "June",
+                        "July",
+                        "August",
+                        "September",
+                        "October",
+                        "November",
+                        "December",
+                    ];
+                    let m: usize = m.parse().unwrap_or(1);
+                    format!("{} {y}", months[m.clamp(1, 12) - 1])
+                } else if let Some(y) = v.code.strip_prefix("HT") {
+                    format!("autumn term {y}")
+                } else if let Some(y) = v.code.strip_prefix("VT") {
+                    format!("spring term {y}")
+                } else {
+                    v.code.clone()
+                }
+            }
+            "ContentsCode" => v.code.replace('_', " "),
+            _ => v.label.clone(),
+        }
+    }
+
+    /// A content's unit in the answer's language.
+    fn unit_label(unit: &str, en: bool) -> String {
+        if !en {
+            return unit.to_string();
+        }
+        match unit {
+            "procent" => "percent",
+            "procentenheter" => "percentage points",
+            "antal" => "number",
+            _ => "value",
+        }
+        .to_string()
+    }
+
     /// JSON-stat 2.0: the dataset of `sel` (`None`: the metadata, every value listed and no
     /// data, as PxWeb's `/metadata` answers).
     pub fn json_stat(&self, sel: Option<&Selection>, lang_en: bool) -> serde_json::Value {
@@ -555,7 +627,10 @@ impl Cube {
             let (mut index, mut label) = (Map::new(), Map::new());
             for (i, &p) in positions.iter().enumerate() {
                 index.insert(d.values[p].code.clone(), i.into());
-                label.insert(d.values[p].code.clone(), d.values[p].label.clone().into());
+                label.insert(
+                    d.values[p].code.clone(),
+                    Self::value_label(d, p, lang_en).into(),
+                );
             }
             let mut category = json!({ "index": index, "label": label });
             if d.code == "ContentsCode" {
@@ -564,7 +639,7 @@ impl Cube {
                     let (u, decimals) = &d.units[p];
                     unit.insert(
                         d.values[p].code.clone(),
-                        json!({ "label": u, "decimals": decimals }),
+                        json!({ "label": Self::unit_label(u, lang_en), "decimals": decimals }),
                     );
                 }
                 category["unit"] = unit.into();
@@ -572,7 +647,7 @@ impl Cube {
             dimension.insert(
                 d.code.into(),
                 json!({
-                    "label": d.label,
+                    "label": Self::dim_label(d, lang_en),
                     "category": category,
                     "extension": {
                         "elimination": false,
@@ -635,15 +710,15 @@ impl Cube {
 
     /// The answer as rows: each dimension but `ContentsCode` as a column, one column per
     /// content, in `sel`'s order.
-    fn rows(&self, sel: &Selection) -> (Vec<String>, Vec<Vec<String>>, Vec<Vec<Cell>>) {
+    fn rows(&self, sel: &Selection, en: bool) -> (Vec<String>, Vec<Vec<String>>, Vec<Vec<Cell>>) {
         let last = self.dims.len() - 1;
         let heads: Vec<String> = self.dims[..last]
             .iter()
-            .map(|d| d.label.to_string())
+            .map(|d| Self::dim_label(d, en))
             .chain(
                 sel[last]
                     .iter()
-                    .map(|&p| self.dims[last].values[p].label.clone()),
+                    .map(|&p| Self::value_label(&self.dims[last], p, en)),
             )
             .collect();
         let (mut labels, mut values) = (Vec::new(), Vec::new());
@@ -651,7 +726,7 @@ impl Cube {
             labels.push(
                 key.iter()
                     .enumerate()
-                    .map(|(d, &p)| self.dims[d].values[p].label.clone())
+                    .map(|(d, &p)| Self::value_label(&self.dims[d], p, en))
                     .collect(),
             );
             values.push(
@@ -676,7 +751,7 @@ impl Cube {
             .iter()
             .map(|&p| self.dims[last].units[p].1)
             .collect();
-        let (heads, labels, values) = self.rows(sel);
+        let (heads, labels, values) = self.rows(sel, !swedish);
         let mut w = ::csv::WriterBuilder::new()
             .delimiter(if swedish { b';' } else { b',' })
             .from_writer(Vec::new());
@@ -707,9 +782,9 @@ impl Cube {
     }
 
     /// XLSX: one sheet, the table with numbers as numbers and `..` where hidden, then the notes.
-    pub fn xlsx(&self, sel: &Selection) -> Result<Vec<u8>> {
+    pub fn xlsx(&self, sel: &Selection, en: bool) -> Result<Vec<u8>> {
         let err = |e: rust_xlsxwriter::XlsxError| Error::usage(format!("xlsx: {e}"));
-        let (heads, labels, values) = self.rows(sel);
+        let (heads, labels, values) = self.rows(sel, en);
         let mut wb = rust_xlsxwriter::Workbook::new();
         let ws = wb.add_worksheet();
         let bold = rust_xlsxwriter::Format::new().set_bold();
@@ -794,7 +869,7 @@ impl Cube {
             q(&self.updated.format("%Y%m%d %H:%M").to_string()),
             q(&self.indicator.description)
         ));
-        let (_, _, values) = self.rows(sel);
+        let (_, _, values) = self.rows(sel, false);
         for v in values {
             let line: Vec<String> = v
                 .iter()
@@ -863,6 +938,36 @@ mod tests {
             .iter()
             .map(|&p| c.dims[d].values[p].code.clone())
             .collect()
+    }
+
+    #[test]
+    fn english_answers_label_times_contents_units_and_the_whole_lake_in_english() {
+        let c = cube(vec!["00".into(), "1880".into()]);
+        let en = c.json_stat(None, true);
+        let sv = c.json_stat(None, false);
+        let label = |j: &serde_json::Value, d: &str, v: &str| {
+            j["dimension"][d]["category"]["label"][v]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(label(&en, "Tid", "VT2026"), "spring term 2026");
+        assert_eq!(label(&en, "Tid", "HT2025"), "autumn term 2025");
+        assert_eq!(label(&en, "Tid", "2025M12"), "December 2025");
+        assert_eq!(label(&en, "Region", "00"), "All areas in the data");
+        assert_eq!(label(&en, "ContentsCode", "absence_pct"), "absence pct");
+        assert_eq!(en["dimension"]["Tid"]["label"], "time");
+        assert_eq!(
+            en["dimension"]["ContentsCode"]["category"]["unit"]["absence_pct"]["label"],
+            "percent"
+        );
+        assert_eq!(label(&sv, "Tid", "VT2026"), "VT2026");
+        assert_eq!(
+            sv["dimension"]["ContentsCode"]["category"]["unit"]["absence_pct"]["label"],
+            "procent"
+        );
+        let csv = c.csv(&c.select(&[]).unwrap(), false).unwrap();
+        assert!(csv.contains("spring term 2026"), "{csv}");
     }
 
     #[test]

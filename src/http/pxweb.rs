@@ -453,7 +453,7 @@ async fn data(
                 ),
                 (header::CONTENT_DISPOSITION, attachment("xlsx")),
             ],
-            c.xlsx(&chosen)?,
+            c.xlsx(&chosen, en)?,
         )
             .into_response(),
         "px" => (
