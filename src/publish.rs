@@ -16,7 +16,7 @@
 //! holds its content. [`read_report`] fetches one report's stored content and stamps it with
 //! the publication it is served from (data version and publication time).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -549,6 +549,31 @@ fn jobs(index: &Index) -> Vec<ReportKey> {
         }
     }
     out
+}
+
+/// Per data table, every version a publication of the lake was computed from: what
+/// `narvaro lake vacuum` keeps readable.
+pub async fn versions_in_use(lake: &Lake) -> Result<HashMap<String, Vec<u64>>> {
+    let catalogue = Catalogue::load(lake).await?;
+    let mut out: HashMap<String, BTreeSet<u64>> = HashMap::new();
+    for p in &catalogue.publications {
+        for part in p.table_versions.split(',').filter(|s| !s.is_empty()) {
+            let (table, v) = part
+                .split_once('=')
+                .and_then(|(t, v)| Some((t, v.parse::<u64>().ok()?)))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "publicering {}: '{part}' är ingen tabellversion",
+                        p.number
+                    ))
+                })?;
+            out.entry(table.to_string()).or_default().insert(v);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(t, v)| (t, v.into_iter().collect()))
+        .collect())
 }
 
 /// A report's content as stored (without the version and time it is served with) and its

@@ -284,6 +284,20 @@ pub enum LakeCommand {
         #[command(flatten)]
         lake: LakeArg,
     },
+    /// Delete the data files no table version worth keeping reads: those removed more than
+    /// `--retain-hours` ago, except what any publication was computed from (its permanent
+    /// link, `as_of` and the protection of later corrections read those versions).
+    Vacuum {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// Keep every file removed less than this many hours ago (older table versions stay
+        /// readable for `query --as-of` that long).
+        #[arg(long, default_value_t = 168)]
+        retain_hours: u32,
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the Parquet files of a table's current version, one path a line (for other
     /// readers, e.g. DuckDB with hive partitioning).
     Files {
@@ -412,6 +426,32 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 println!(
                     "{}: {} filer före, {} ihopslagna till {}, version {}",
                     m.table, m.files_before, m.files_removed, m.files_added, m.version
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lake {
+            command:
+                LakeCommand::Vacuum {
+                    lake,
+                    retain_hours,
+                    dry_run,
+                },
+        } => {
+            let lake = Lake::open(&lake.lake).await?;
+            let keep = crate::publish::versions_in_use(&lake).await?;
+            let retain = chrono::Duration::hours(i64::from(retain_hours));
+            for v in lake.vacuum(&keep, retain, dry_run).await? {
+                println!(
+                    "{}: {} filer {}, {} versioner som publiceringar läst behålls",
+                    v.table,
+                    v.files.len(),
+                    if v.dry_run {
+                        "skulle tas bort"
+                    } else {
+                        "borttagna"
+                    },
+                    v.kept_versions
                 );
             }
             Ok(ExitCode::SUCCESS)

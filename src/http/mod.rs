@@ -41,6 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/healthz", get(pages::healthz))
+        .route("/readyz", get(pages::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/reports/{kind}/{code}/{term}", get(pages::report_page))
         .route("/api/v1/uploads", post(api::upload).get(api::list_uploads))
@@ -149,11 +150,15 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     ready(local);
     tracing::info!(%local, max_connections = settings.max_connections, "serving");
+    // Ctrl-C, or SIGTERM as service managers and container runtimes stop a process.
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("SIGTERM", e))?;
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut ctrl_c => break,
+            _ = terminate.recv() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {

@@ -127,6 +127,38 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Result<Response, App
     .into_response())
 }
 
+/// Readiness for a load balancer: 200 when the lake answers and a publication is served (its
+/// number and age), else 503 saying which is missing.
+pub(super) async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let unready = |why: String| {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unready", "reason": why })),
+        )
+            .into_response()
+    };
+    if let Err(e) = app.lake.table("attendance").await {
+        return unready(format!("sjön svarar inte: {e}"));
+    }
+    let catalogue = match app.catalogue().await {
+        Ok(c) => c,
+        Err(e) => return unready(format!("publiceringarna kan inte läsas: {e}")),
+    };
+    let Some(p) = catalogue.latest() else {
+        return unready("inga siffror är publicerade ännu".into());
+    };
+    let age = ((app.clock)() - p.published_at).num_seconds().max(0);
+    axum::Json(serde_json::json!({
+        "status": "ready",
+        "publication": p.number,
+        "data_version": p.data_version,
+        "published_at": p.published_at,
+        "age_seconds": age,
+        "waiting": app.waiting(),
+    }))
+    .into_response()
+}
+
 pub(super) async fn not_found() -> AppError {
     page(Error::NotFound(
         "det finns ingen sida med den adressen".into(),

@@ -52,7 +52,7 @@ mod publications;
 pub(crate) use commit::conform;
 pub use commit::replace_predicate;
 use commit::{RECEIPT_KEY, unavailable};
-pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION};
+pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION, Vacuumed};
 pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, Stored, publications_schema};
 
 pub const UPLOADS: &str = "uploads";

@@ -1,4 +1,4 @@
-//! Compaction and checkpoints.
+//! Compaction, checkpoints and vacuum.
 
 use super::*;
 
@@ -33,6 +33,60 @@ impl Lake {
         }
         Ok(done)
     }
+}
+
+impl Lake {
+    /// Deletes the data files no version worth keeping reads: files a table stopped reading
+    /// (after a compaction, a correction or a replaced upload) more than `retain` ago, except
+    /// those any of `keep`'s versions of that table still reads (the versions publications
+    /// were computed from, which permanent links, `as_of` and the publisher's protection of a
+    /// correction read). Files never committed (a publisher stopped midway) are left alone.
+    /// With `dry_run` nothing is deleted; the answer lists what would be.
+    pub async fn vacuum(
+        &self,
+        keep: &HashMap<String, Vec<u64>>,
+        retain: chrono::Duration,
+        dry_run: bool,
+    ) -> Result<Vec<Vacuumed>> {
+        let mut done = Vec::new();
+        for name in TABLES {
+            let table = self.table(name).await?;
+            let versions: Vec<deltalake::kernel::Version> = keep
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(|&v| v as _)
+                .collect();
+            let mut vacuum = table
+                .vacuum()
+                .with_retention_period(retain)
+                .with_enforce_retention_duration(false)
+                .with_dry_run(dry_run);
+            if !versions.is_empty() {
+                vacuum = vacuum.with_keep_versions(&versions);
+            }
+            let (table, metrics) = vacuum.await?;
+            self.remember(name, &table).await;
+            done.push(Vacuumed {
+                table: name.to_string(),
+                files: metrics.files_deleted,
+                kept_versions: versions.len(),
+                dry_run,
+            });
+        }
+        Ok(done)
+    }
+}
+
+/// What `Lake::vacuum` did to one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vacuumed {
+    pub table: String,
+    /// The files deleted (with `dry_run`: that would be).
+    pub files: Vec<String>,
+    /// How many of its versions were kept readable.
+    pub kept_versions: usize,
+    pub dry_run: bool,
 }
 
 /// Files a partition may hold before `Lake::optimize` compacts the table on its own.

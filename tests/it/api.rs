@@ -698,6 +698,17 @@ async fn a_kill_during_an_upload_leaves_it_whole_or_absent() {
         landed = audits.len();
     }
     assert!(landed >= 2, "the register and the base upload at least");
+
+    // SIGTERM, as a service manager stops it: a graceful stop, exit code 0.
+    let mut server = serve(dir.path());
+    let pid = server.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM: {exit}");
 }
 
 /// A lake the server may not write gives 503 with a clear message; nothing is half-written,

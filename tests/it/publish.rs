@@ -49,6 +49,10 @@ async fn pages_read_only_the_stored_publication_and_a_new_one_carries_over_what_
             .unwrap()
             .contains("inga siffror är publicerade")
     );
+    // Not ready for a load balancer until a publication is served.
+    let (status, ready) = get_json(&unpublished, "/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(ready["reason"].as_str().unwrap().contains("publicerade"));
 
     let publisher = App::new(lake, policies(), now);
     let first = publisher
@@ -88,6 +92,11 @@ async fn pages_read_only_the_stored_publication_and_a_new_one_carries_over_what_
     assert_eq!(page["data_version"], uploaded);
     let (_, health) = get_json(&app, "/healthz").await;
     assert_eq!(health["data_version"], latest);
+    let (status, ready) = get_json(&app, "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["publication"], 1);
+    assert_eq!(ready["data_version"], uploaded);
+    assert!(ready["age_seconds"].as_i64().is_some_and(|a| a >= 0));
     assert_eq!(health["published"]["data_version"], uploaded);
 
     // The same figures uploaded again: a new publication whose reports all carry over, and
@@ -471,4 +480,103 @@ async fn permanent_links_show_a_publications_figures_in_pxweb_and_kolada() {
         problem["detail"].as_str().unwrap().contains('9'),
         "{problem}"
     );
+}
+
+/// `narvaro lake vacuum` deletes the files no publication needs and keeps every version a
+/// publication was computed from: after a correction, a compaction and a vacuum that keeps
+/// nothing else, the first publication's data still reads and its permanent link renders.
+#[tokio::test]
+async fn vacuum_keeps_every_version_a_publication_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = crate::common::small_lake(dir.path()).await;
+    let first = App::new(lake, policies(), now)
+        .publish()
+        .await
+        .unwrap()
+        .unwrap();
+    let reopen = || async { Lake::open(dir.path().join("lake")).await.unwrap() };
+    let rows_then = crate::common::sql(
+        &reopen().await,
+        Some(first.data_version),
+        "SELECT sum(reported_minutes) AS n FROM attendance",
+    )
+    .await;
+    // A correction, taken back before the next publication: its files are in no publication.
+    let writer = reopen().await;
+    for f in ["small/attendance_corrected.csv", "small/attendance.csv"] {
+        narvaro::ingest::ingest_path(&writer, &fixture(f), now())
+            .await
+            .unwrap();
+    }
+    writer.optimize(true).await.unwrap();
+    App::new(reopen().await, policies(), now)
+        .publish()
+        .await
+        .unwrap()
+        .expect("a second publication");
+
+    // What a vacuum keeping no version would delete, against what the command deletes.
+    let everything = reopen()
+        .await
+        .vacuum(&Default::default(), chrono::Duration::zero(), true)
+        .await
+        .unwrap();
+    let attendance = |v: &[narvaro::lake::Vacuumed]| {
+        v.iter()
+            .find(|t| t.table == "attendance")
+            .unwrap()
+            .files
+            .len()
+    };
+    let lake_dir = dir.path().join("lake");
+    let (code, out, err) = crate::common::narvaro(&[
+        "lake",
+        "vacuum",
+        "--lake",
+        lake_dir.to_str().unwrap(),
+        "--retain-hours",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let deleted: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("attendance: "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        deleted > 0,
+        "the correction's files before compaction: {out}"
+    );
+    assert!(
+        attendance(&everything) > deleted,
+        "the first publication's files are kept: {out}"
+    );
+
+    // The first publication's version still reads, and its permanent link renders.
+    let rows_now = crate::common::sql(
+        &reopen().await,
+        Some(first.data_version),
+        "SELECT sum(reported_minutes) AS n FROM attendance",
+    )
+    .await;
+    assert_eq!(
+        format!("{:?}", rows_now[0].column(0)),
+        format!("{:?}", rows_then[0].column(0))
+    );
+    let reader = router(Arc::new(App::new(reopen().await, policies(), now)));
+    let (status, page) =
+        get_json(&reader, "/reports/committee/1880/VT2026.json?publication=1").await;
+    assert_eq!(status, 200, "{page}");
+    // The files the first publication reads are on disk; the correction's are gone.
+    let table = dir.path().join("lake/attendance");
+    let on_disk = everything
+        .iter()
+        .find(|t| t.table == "attendance")
+        .unwrap()
+        .files
+        .iter()
+        .filter(|f| table.join(f).exists())
+        .count();
+    assert_eq!(on_disk, attendance(&everything) - deleted);
+    assert!(on_disk > 0);
 }
