@@ -557,16 +557,7 @@ pub async fn versions_in_use(lake: &Lake) -> Result<HashMap<String, Vec<u64>>> {
     let catalogue = Catalogue::load(lake).await?;
     let mut out: HashMap<String, BTreeSet<u64>> = HashMap::new();
     for p in &catalogue.publications {
-        for part in p.table_versions.split(',').filter(|s| !s.is_empty()) {
-            let (table, v) = part
-                .split_once('=')
-                .and_then(|(t, v)| Some((t, v.parse::<u64>().ok()?)))
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "publicering {}: '{part}' är ingen tabellversion",
-                        p.number
-                    ))
-                })?;
+        for (table, v) in Lake::parse_table_versions(&p.table_versions)? {
             out.entry(table.to_string()).or_default().insert(v);
         }
     }

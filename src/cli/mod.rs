@@ -446,7 +446,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     "{}: {} filer {}, {} versioner som publiceringar läst behålls",
                     v.table,
                     v.files.len(),
-                    if v.dry_run {
+                    if dry_run {
                         "skulle tas bort"
                     } else {
                         "borttagna"

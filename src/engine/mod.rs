@@ -233,14 +233,7 @@ impl Engine {
         versions: &str,
         policies: &Policies,
     ) -> Result<Engine> {
-        let mut at: HashMap<&str, u64> = HashMap::new();
-        for part in versions.split(',').filter(|p| !p.is_empty()) {
-            let (name, v) = part
-                .split_once('=')
-                .and_then(|(n, v)| Some((n, v.parse().ok()?)))
-                .ok_or_else(|| Error::usage(format!("not a table version: '{part}'")))?;
-            at.insert(name, v);
-        }
+        let at: HashMap<&str, u64> = Lake::parse_table_versions(versions)?.into_iter().collect();
         let mut tables = Vec::new();
         for name in TABLES {
             let table = match at.get(name) {

@@ -71,7 +71,6 @@ impl Lake {
                 table: name.to_string(),
                 files: metrics.files_deleted,
                 kept_versions: versions.len(),
-                dry_run,
             });
         }
         Ok(done)
@@ -86,7 +85,6 @@ pub struct Vacuumed {
     pub files: Vec<String>,
     /// How many of its versions were kept readable.
     pub kept_versions: usize,
-    pub dry_run: bool,
 }
 
 /// Files a partition may hold before `Lake::optimize` compacts the table on its own.

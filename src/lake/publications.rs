@@ -116,6 +116,19 @@ impl Lake {
         Ok(out.join(","))
     }
 
+    /// The table versions [`Lake::table_versions`] wrote (`register=3,attendance=264,…`).
+    pub fn parse_table_versions(versions: &str) -> Result<Vec<(&str, u64)>> {
+        versions
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|part| {
+                part.split_once('=')
+                    .and_then(|(n, v)| Some((n, v.parse().ok()?)))
+                    .ok_or_else(|| Error::usage(format!("not a table version: '{part}'")))
+            })
+            .collect()
+    }
+
     /// A writer for one publication's rows: they are written to data files as they come (so
     /// a publication is never held in memory whole) and made visible by one commit at the end
     /// ([`PublicationWriter::commit`]). Files of a publication that is never committed are

@@ -9,6 +9,21 @@ use chrono::{DateTime, TimeZone, Utc};
 use narvaro::engine::Engine;
 use narvaro::lake::Lake;
 
+/// The shared policies with no disclosure rules at all: every figure shown, for tests that
+/// compare figures rather than their protection.
+pub fn policies_without_disclosure() -> narvaro::policy::Policies {
+    let mut p = narvaro::policy::Policies::load(&narvaro::policy::Source::resolve(None)).unwrap();
+    p.shared.policy.disclosure = narvaro::disclosure::Rules {
+        min_pupils: 1,
+        max_hidden_count: 0,
+        dominance: 0,
+        min_schools: 0,
+        protection: 0,
+        confidential_organisers: Default::default(),
+    };
+    p
+}
+
 /// Runs the `narvaro` binary: (exit code, stdout, stderr).
 pub fn narvaro(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_narvaro"))

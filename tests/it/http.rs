@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use narvaro::disclosure::Rules;
 use narvaro::http::{App, router};
 use narvaro::lake::Lake;
 use narvaro::policy::{self, Policies};
@@ -29,16 +28,7 @@ async fn published(app: App) -> Arc<App> {
 }
 
 fn app_state(lake: Lake) -> App {
-    let mut policies = Policies::load(&policy::Source::resolve(None)).unwrap();
-    policies.shared.policy.disclosure = Rules {
-        min_pupils: 1,
-        max_hidden_count: 0,
-        dominance: 0,
-        min_schools: 0,
-        protection: 0,
-        confidential_organisers: Default::default(),
-    };
-    App::new(lake, policies, now)
+    App::new(lake, crate::common::policies_without_disclosure(), now)
 }
 
 /// `app` with one county analyst's token (written to `dir`), for what only readers with a

@@ -382,18 +382,7 @@ async fn permanent_links_show_a_publications_figures_in_pxweb_and_kolada() {
     let dir = tempfile::tempdir().unwrap();
     let lake = slt_lake(dir.path()).await;
     // No disclosure rules, so that the slt lake's small groups show and a changed level shows.
-    let open = || {
-        let mut p = policies();
-        p.shared.policy.disclosure = narvaro::disclosure::Rules {
-            min_pupils: 1,
-            max_hidden_count: 0,
-            dominance: 0,
-            min_schools: 0,
-            protection: 0,
-            confidential_organisers: Default::default(),
-        };
-        p
-    };
+    let open = crate::common::policies_without_disclosure;
     App::new(lake, open(), now)
         .publish()
         .await
