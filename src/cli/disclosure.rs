@@ -80,10 +80,14 @@ pub(super) async fn disclosure_audit(
     }
     for f in &report.failures {
         println!(
-            "FEL: {} kan ringas in till {} – {}",
+            "FEL: {} kan ringas in till {} – {}{}",
             f.key,
             f.min,
-            f.max.unwrap_or(0)
+            f.max.unwrap_or(0),
+            f.insider
+                .as_ref()
+                .map(|s| format!(" av den som känner skolenhet {s}s uppgifter"))
+                .unwrap_or_default()
         );
     }
     Ok(if report.passed() {

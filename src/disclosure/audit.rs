@@ -18,6 +18,7 @@
 //! A published cell over all of a cell's unknowns caps it: when the cap alone is too narrow,
 //! the cell fails at once.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
 use good_lp::{
@@ -34,6 +35,15 @@ const SIBLINGS: usize = 8;
 /// How many localities whose cell of the same measure is hidden join a cell's own, smallest
 /// first, in the scopes tried before the parent's whole (see [`System::scopes`]).
 const HIDDEN_SIBLINGS: [usize; 2] = [8, 48];
+
+/// How many pairs of a cell's locality and another whose cell is hidden too are tried
+/// against insiders before each insider's own search (see [`System::pairs`]).
+const PAIRS: usize = 4;
+
+/// How many local scopes after the one that proved a cell against an outsider are tried
+/// against one insider: a cell they cannot prove is repaired (a cheaper audit that hides more,
+/// never less).
+const INSIDER_SCOPES: usize = 4;
 
 /// Larger than any count; a hidden cell that can reach it is unbounded above.
 const UNBOUNDED: f64 = 1.0e7;
@@ -54,6 +64,13 @@ pub struct Interval {
     /// that is why it fails (hiding it is the repair).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capped_by: Option<usize>,
+    /// The school whose true figures this interval assumes the attacker knows (its own
+    /// principal, an insider), when it is that attacker's interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insider: Option<String>,
+    /// That school's locality (see [`Release::localities`]).
+    #[serde(skip)]
+    pub insider_locality: Option<u32>,
 }
 
 impl Interval {
@@ -82,6 +99,73 @@ type Witness<'a> = dyn FnMut(&[(usize, i64)]) + 'a;
 /// An interval found: its lower and upper end (`None`: unbounded), whether it is exact, and
 /// the published cell that caps it too narrowly, if one does.
 type Found = (i64, Option<i64>, bool, Option<usize>);
+
+/// How many tables moving a cell away from its true value are kept on each side, each for a
+/// different set of schools.
+const MOVES: usize = 8;
+
+/// Tables found that move one hidden cell away from its true value: the value each gives it
+/// and the schools whose unknowns it changed. An insider who knows one school's true figures
+/// rules out every table that changes that school, so what the cell can take for them is
+/// what the other tables give.
+#[derive(Debug, Clone, Default)]
+struct Moves {
+    low: Vec<Move>,
+    high: Vec<Move>,
+}
+
+/// A value a table gives a cell, and the schools (sorted) whose unknowns it changed.
+type Move = (i64, Vec<u32>);
+
+/// A cell's interval against an outsider, and its failure against an insider if it has one.
+type Solved = (Found, Option<Interval>);
+
+impl Moves {
+    fn add(&mut self, truth: i64, value: i64, schools: &[u32]) {
+        let low = value < truth;
+        if value == truth {
+            return;
+        }
+        let further = |a: i64, b: i64| if low { a < b } else { a > b };
+        let side = if low { &mut self.low } else { &mut self.high };
+        match side.iter_mut().find(|(_, s)| s == schools) {
+            Some(r) if further(value, r.0) => r.0 = value,
+            Some(_) => return,
+            None => side.push((value, schools.to_vec())),
+        }
+        // Furthest first; among as far, the fewest schools (ruled out by fewer insiders).
+        side.sort_by(|a, b| {
+            if further(a.0, b.0) {
+                std::cmp::Ordering::Less
+            } else if further(b.0, a.0) {
+                std::cmp::Ordering::Greater
+            } else {
+                a.1.len().cmp(&b.1.len())
+            }
+        });
+        side.truncate(MOVES);
+    }
+
+    /// The range the tables that leave the schools `known` alone give the cell.
+    fn without(&self, truth: i64, known: &[u32]) -> (i64, i64) {
+        let keep = |r: &&Move| known.iter().all(|k| r.1.binary_search(k).is_err());
+        let lo = self.low.iter().filter(keep).map(|r| r.0).min();
+        let hi = self.high.iter().filter(keep).map(|r| r.0).max();
+        (
+            lo.unwrap_or(truth).min(truth),
+            hi.unwrap_or(truth).max(truth),
+        )
+    }
+
+    /// Every school some kept table changed.
+    fn schools(&self) -> BTreeSet<u32> {
+        self.low
+            .iter()
+            .chain(&self.high)
+            .flat_map(|r| r.1.iter().copied())
+            .collect()
+    }
+}
 
 /// One published relation over the unknowns: their sum equals (or, for a bound, is at
 /// least) `rhs`.
@@ -296,9 +380,9 @@ impl System {
     /// [`HIDDEN_SIBLINGS`] smallest, in two steps (where an attacker's room lies: a pupil moved between
     /// two hidden cells of one published sum); then with each of the [`SIBLINGS`] smallest
     /// others, and all of those. `None` is the whole release.
-    fn scopes(&self, key: &str, free: &[usize]) -> Vec<Option<Vec<usize>>> {
+    fn scopes(&self, key: &str, free: &[usize], levels: usize) -> Vec<Option<Vec<usize>>> {
         let measure = CellKey::parse(key).map(|k| k.measure);
-        let levels = self.locality.len();
+        let levels = self.locality.len().min(levels);
         // Unknowns that share no published sum with the cell's (another component, such as
         // a month's actions beside its pupil counts) do not move it: a scope leaves them out.
         let comps: BTreeSet<usize> = free.iter().map(|&v| self.comp[v]).collect();
@@ -368,6 +452,130 @@ impl System {
             }
         }
         out.push(None);
+        out
+    }
+
+    /// Scopes of the cell's own locality with one other whose cell of the same measure is
+    /// hidden too, at the cell's own level (a school's: another school of its municipality;
+    /// a municipality's: another of its county), smallest first. A table found in one moves
+    /// those two localities only, so pairs with two different partners prove a cell against
+    /// every insider.
+    fn pairs(&self, key: &str, free: &[usize]) -> Vec<Vec<usize>> {
+        let Some(measure) = CellKey::parse(key).map(|k| k.measure) else {
+            return Vec::new();
+        };
+        let levels = self.locality.len();
+        let Some(level) = (0..levels).find(|&l| {
+            let first = free.first().map(|&v| self.locality[l][v]);
+            free.iter().all(|&v| Some(self.locality[l][v]) == first)
+        }) else {
+            return Vec::new();
+        };
+        let (Some(&first), Some(hidden)) = (free.first(), self.hidden[level].get(measure)) else {
+            return Vec::new();
+        };
+        let own = self.locality[level][first];
+        let parent = (level + 1 < levels).then(|| self.locality[level + 1][first]);
+        let comps: BTreeSet<usize> = free.iter().map(|&v| self.comp[v]).collect();
+        let linked = |v: &&usize| comps.contains(&self.comp[**v]);
+        let mut partners: Vec<(usize, u32)> = hidden
+            .iter()
+            .filter(|&&l| l != own)
+            .filter_map(|l| Some((l, self.members[level].get(l)?)))
+            .filter(|(_, vs)| {
+                parent.is_none_or(|p| {
+                    vs.first()
+                        .is_some_and(|&v| self.locality[level + 1][v] == p)
+                })
+            })
+            .map(|(l, vs)| (vs.iter().filter(linked).count(), *l))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        partners.sort_unstable();
+        let mine: Vec<usize> = self.members[level]
+            .get(&own)
+            .into_iter()
+            .flatten()
+            .filter(linked)
+            .copied()
+            .collect();
+        partners
+            .iter()
+            .take(PAIRS)
+            .map(|(_, l)| {
+                let mut scope = mine.clone();
+                scope.extend(self.members[level][l].iter().filter(linked));
+                scope.sort_unstable();
+                scope
+            })
+            .collect()
+    }
+
+    /// The school of a variable (its locality at the finest level), if the release has one.
+    fn school(&self, v: usize) -> Option<u32> {
+        self.locality.first().map(|l| l[v])
+    }
+
+    /// The schools whose unknowns a table found (by variable, sorted) sets to other than
+    /// their true values.
+    fn moved(&self, witness: &[(usize, i64)]) -> Vec<u32> {
+        let set: BTreeSet<u32> = witness
+            .iter()
+            .filter(|(v, x)| *x != self.value[*v])
+            .filter_map(|(v, _)| self.school(*v))
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// `scopes` with every unknown of `schools` (sorted) held at its true value; the whole
+    /// release becomes every unknown linked to the cell's (`free`) but those schools'. Each
+    /// with whether it stands for the whole release. The first `tried` scopes were solved
+    /// without holding them: those before the last found too little, and the last finds
+    /// nothing new if it holds none of their unknowns, so they are left out. Several
+    /// insiders at once are tried in that last scope alone (a set it cannot prove is halved),
+    /// one insider in it and the [`INSIDER_SCOPES`] after it, and then the whole release's
+    /// (when the depth asks for it).
+    fn scopes_without(
+        &self,
+        free: &[usize],
+        scopes: Vec<Option<Vec<usize>>>,
+        schools: &[u32],
+        tried: usize,
+    ) -> Vec<(Option<Vec<usize>>, bool)> {
+        let other = |v: &usize| {
+            self.school(*v)
+                .is_none_or(|s| schools.binary_search(&s).is_err())
+        };
+        let mut out: Vec<(Option<Vec<usize>>, bool)> = Vec::new();
+        for (n, scope) in scopes.into_iter().enumerate() {
+            let (vars, exact): (Vec<usize>, bool) = match scope {
+                // A scope before the one that proved the cell proved nothing: without
+                // the insiders' unknowns it finds less still.
+                Some(_) if n + 1 < tried => continue,
+                // Several insiders at once are tried in the scope that proved the cell only.
+                Some(_) if schools.len() > 1 && n + 1 > tried.max(1) => continue,
+                // One insider: the proving scope and the next few, larger ones.
+                Some(_) if n + 1 > tried.max(1) + INSIDER_SCOPES => continue,
+                Some(s) if n < tried && s.iter().all(other) => continue,
+                Some(s) => (s.into_iter().filter(other).collect(), false),
+                None => {
+                    let comps: BTreeSet<usize> = free.iter().map(|&v| self.comp[v]).collect();
+                    let all = (0..self.value.len())
+                        .filter(|&v| self.fixed[v].is_none() && comps.contains(&self.comp[v]))
+                        .filter(other)
+                        .collect();
+                    (all, true)
+                }
+            };
+            if out
+                .last()
+                .is_none_or(|(last, _)| last.as_ref() != Some(&vars))
+            {
+                out.push((Some(vars), exact));
+            } else if exact && let Some(last) = out.last_mut() {
+                last.1 = true;
+            }
+        }
         out
     }
 
@@ -519,6 +727,15 @@ impl System {
     ///
     /// `seen` is the range the cell already takes in tables found before (its true value at
     /// least); `witness` receives every table found (see [`System::bounds`]).
+    ///
+    /// With `without` (insiders' schools, sorted, and how many scopes the outsider's interval
+    /// tried), every unknown of those schools is held at its true value in every scope, the
+    /// whole release's too: an interval that holds for an attacker who knows any one of those
+    /// schools' figures (all of them: it lies inside each one's). A scope already tried that
+    /// holds none of their unknowns finds nothing new.
+    ///
+    /// Returns the interval and how many scopes it tried.
+    #[allow(clippy::too_many_arguments)]
     fn interval(
         &self,
         key: &str,
@@ -526,8 +743,9 @@ impl System {
         seen: (i64, Option<i64>),
         width: i64,
         depth: Depth,
+        without: Option<(&[u32], usize)>,
         witness: &mut Witness,
-    ) -> Found {
+    ) -> (Found, usize) {
         let (free, known) = split(&self.fixed, target);
         // A published cell holding every unknown of the cell caps their sum: when that alone
         // narrows the cell too far, no programme can widen it (a repair needs no more).
@@ -535,23 +753,34 @@ impl System {
             .cap(&free)
             .filter(|c| depth == Depth::Local && c.0 < width)
         {
-            return (known, Some(known + cap.0), false, Some(cap.1));
+            return ((known, Some(known + cap.0), false, Some(cap.1)), 0);
         }
         let (mut lo, mut hi) = seen;
         let scopes = match depth {
             Depth::Exact => vec![None],
-            _ if hi.is_none_or(|h| h - lo >= width) => return (lo, hi, false, None),
-            Depth::Whole => self.scopes(key, &free),
+            _ if hi.is_none_or(|h| h - lo >= width) => return ((lo, hi, false, None), 0),
+            Depth::Whole => self.scopes(key, &free, usize::MAX),
             Depth::Local => {
-                let mut s = self.scopes(key, &free);
+                let mut s = self.scopes(key, &free, usize::MAX);
                 if s.len() > 1 {
                     s.pop();
                 }
                 s
             }
         };
-        for scope in scopes {
-            let exact = scope.is_none();
+        // Each scope with whether it is the whole release (its interval exact).
+        let scopes: Vec<(Option<Vec<usize>>, bool)> = match without {
+            None => scopes
+                .into_iter()
+                .map(|s| {
+                    let exact = s.is_none();
+                    (s, exact)
+                })
+                .collect(),
+            Some((schools, tried)) => self.scopes_without(&free, scopes, schools, tried),
+        };
+        for (n, (scope, exact)) in scopes.into_iter().enumerate() {
+            let tried = n + 1;
             let started = std::time::Instant::now();
             let r = self.bounds(
                 target,
@@ -562,17 +791,18 @@ impl System {
             tracing::debug!(
                 cell = %key,
                 scope = scope.as_ref().map_or(self.value.len(), |s| s.len()),
+                insiders = ?without.map(|w| w.0),
                 ms = started.elapsed().as_millis() as u64,
                 found = ?r.as_ref().ok(),
                 "disclosure audit: programme"
             );
             match r {
-                Ok((a, b)) if exact => return (a, b, true, None),
+                Ok((a, b)) if exact => return ((a, b, true, None), tried),
                 Ok((a, b)) => {
                     lo = lo.min(a);
                     hi = hi.zip(b).map(|(h, b)| h.max(b));
                     if hi.is_none_or(|h| h - lo >= width) {
-                        return (lo, hi, false, None);
+                        return ((lo, hi, false, None), tried);
                     }
                 }
                 // The true values satisfy every constraint, so this is the solver giving up:
@@ -581,12 +811,12 @@ impl System {
                 Err(e) if exact => {
                     tracing::warn!(cell = %key, error = %e, "disclosure audit: programme not solved");
                     let value = known + free.iter().map(|&v| self.value[v]).sum::<i64>();
-                    return (value, Some(value), true, None);
+                    return ((value, Some(value), true, None), tried);
                 }
                 Err(_) => {}
             }
         }
-        (lo, hi, false, None)
+        ((lo, hi, false, None), usize::MAX)
     }
 }
 
@@ -596,6 +826,25 @@ impl System {
 /// names is solved once.
 pub fn audit(release: &Release, status: &[Status], rules: &Rules) -> Report {
     audit_cells(release, status, rules, Depth::Whole, None)
+}
+
+/// The code of the school a locality id stands for, from a school cell over it.
+fn school_code(release: &Release, system: &System, school: u32) -> String {
+    release
+        .cells
+        .iter()
+        .filter(|c| {
+            c.inner
+                .first()
+                .and_then(|&i| system.school(system.var_of[i]))
+                == Some(school)
+        })
+        .find_map(|c| {
+            CellKey::parse(&c.key)
+                .filter(|k| k.level == Level::School)
+                .map(|k| k.code.to_string())
+        })
+        .unwrap_or_else(|| format!("#{school}"))
 }
 
 /// How far the audit goes for a cell.
@@ -642,30 +891,126 @@ pub fn audit_cells(
         }
     }
     // The range each cell takes over the tables found so far: a programme solved for one cell
-    // widens the others it moves, often enough to prove them without one of their own.
-    let mut seen: Vec<(i64, Option<i64>)> = targets
+    // widens the others it moves, often enough to prove them without one of their own. With
+    // it, the tables that moved each cell and the schools they changed, for the insiders.
+    let seen: Vec<(i64, Option<i64>)> = targets
         .iter()
         .map(|(h, _, _)| (release.cells[*h].value, Some(release.cells[*h].value)))
         .collect();
-    let mut solved: HashMap<(&[usize], i64), Found> = HashMap::new();
+    let found = RefCell::new((seen, vec![Moves::default(); targets.len()]));
+    let insiders = rules.insiders && depth != Depth::Exact && !release.localities.is_empty();
+    let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
     for (t, (h, width, vars)) in targets.iter().enumerate() {
         let cell = &release.cells[*h];
-        let (min, max, exact, capped_by) = match solved.get(&(cell.inner.as_slice(), *width)) {
-            Some(found) => *found,
-            None => {
-                let first = seen[t];
-                let mut witness = |w: &[(usize, i64)]| {
-                    for ((_, _, vs), range) in targets.iter().zip(seen.iter_mut()) {
-                        let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
-                        range.0 = range.0.min(v);
-                        range.1 = range.1.map(|h| h.max(v));
+        let ((min, max, exact, capped_by), insider) =
+            match solved.get(&(cell.inner.as_slice(), *width)) {
+                Some(found) => found.clone(),
+                None => {
+                    let mut witness = |w: &[(usize, i64)]| {
+                        let schools = if insiders {
+                            system.moved(w)
+                        } else {
+                            Vec::new()
+                        };
+                        let (seen, moves) = &mut *found.borrow_mut();
+                        for (((h, _, vs), range), m) in
+                            targets.iter().zip(seen.iter_mut()).zip(moves.iter_mut())
+                        {
+                            let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
+                            range.0 = range.0.min(v);
+                            range.1 = range.1.map(|h| h.max(v));
+                            if insiders {
+                                m.add(release.cells[*h].value, v, &schools);
+                            }
+                        }
+                    };
+                    let first = found.borrow().0[t];
+                    let (outsider, tried) =
+                        system.interval(&cell.key, vars, first, *width, depth, None, &mut witness);
+                    let passed = outsider.1.is_none_or(|m| m - outsider.0 >= *width);
+                    // Proven against an outsider: now against each school's own principal
+                    // whose figures the tables that proved it changed.
+                    let mut insider = None;
+                    if insiders && passed && outsider.1.is_some() {
+                        let own: BTreeSet<u32> =
+                            vars.iter().filter_map(|&v| system.school(v)).collect();
+                        // The schools whose principal could narrow the cell with the tables
+                        // found so far: a principal knows their own school's figure.
+                        let exposed = |width: i64| -> Vec<u32> {
+                            let found = found.borrow();
+                            let moves = &found.1[t];
+                            moves
+                                .schools()
+                                .into_iter()
+                                .filter(|s| !(own.len() == 1 && own.contains(s)))
+                                .filter(|&s| {
+                                    let (lo, hi) = moves.without(cell.value, &[s]);
+                                    hi - lo < width
+                                })
+                                .collect()
+                        };
+                        let mut exposed_to = exposed(*width);
+                        exposed_to.sort_unstable();
+                        // Small programmes first: the cell's locality with one other.
+                        if !exposed_to.is_empty() {
+                            for pair in system.pairs(&cell.key, vars) {
+                                // The truth satisfies every constraint: an error is the
+                                // solver giving up, which proves nothing.
+                                let _ = system.bounds(vars, Some(&pair), i64::MAX, &mut witness);
+                                exposed_to = exposed(*width);
+                                if exposed_to.is_empty() {
+                                    break;
+                                }
+                            }
+                        }
+                        // Then an interval holding a whole set of them at their true values,
+                        // which holds against each one of them; a set it cannot prove is
+                        // halved, down to one insider's own interval.
+                        let mut sets = vec![exposed_to];
+                        while let Some(set) = sets.pop() {
+                            let set: Vec<u32> = {
+                                let now = exposed(*width);
+                                set.into_iter().filter(|s| now.contains(s)).collect()
+                            };
+                            if set.is_empty() {
+                                continue;
+                            }
+                            let (lo, hi) = found.borrow().1[t].without(cell.value, &set);
+                            let (f, _) = system.interval(
+                                &cell.key,
+                                vars,
+                                (lo, Some(hi)),
+                                *width,
+                                depth,
+                                Some((&set, tried)),
+                                &mut witness,
+                            );
+                            if f.1.is_none_or(|m| m - f.0 >= *width) {
+                                continue;
+                            }
+                            if let [school] = set[..] {
+                                insider = Some(Interval {
+                                    cell: *h,
+                                    key: cell.key.clone(),
+                                    value: cell.value,
+                                    min: f.0,
+                                    max: f.1,
+                                    exact: f.2,
+                                    capped_by: f.3,
+                                    insider: Some(school_code(release, &system, school)),
+                                    insider_locality: Some(school),
+                                });
+                                break;
+                            }
+                            let (a, b) = set.split_at(set.len() / 2);
+                            sets.push(b.to_vec());
+                            sets.push(a.to_vec());
+                        }
                     }
-                };
-                let found = system.interval(&cell.key, vars, first, *width, depth, &mut witness);
-                solved.insert((&cell.inner, *width), found);
-                found
-            }
-        };
+                    solved.insert((&cell.inner, *width), (outsider, insider.clone()));
+                    (outsider, insider)
+                }
+            };
         let interval = Interval {
             cell: *h,
             key: cell.key.clone(),
@@ -674,9 +1019,17 @@ pub fn audit_cells(
             max,
             exact,
             capped_by,
+            insider: None,
+            insider_locality: None,
         };
         if interval.width().is_some_and(|w| w < *width) {
             report.failures.push(interval.clone());
+        } else if let Some(insider) = insider {
+            report.failures.push(Interval {
+                cell: *h,
+                key: cell.key.clone(),
+                ..insider
+            });
         }
         report.intervals.push(interval);
     }

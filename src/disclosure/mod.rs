@@ -57,6 +57,11 @@ pub struct Rules {
     /// values (bounded within ± this many pupils).
     #[serde(default = "d_protection")]
     pub protection: i64,
+    /// Whether the protection also holds against an insider: an attacker who knows any one
+    /// school's true figures (its principal). Off by default for now: on the county fixtures
+    /// it hides a third more cells, some of them county figures (docs/disclosure.md).
+    #[serde(default)]
+    pub insiders: bool,
 }
 
 /// A set of organiser types ([`crate::contract::other::ORGANISER_TYPES`]), written in the
@@ -135,6 +140,7 @@ impl Default for Rules {
             min_schools: d_min_schools(),
             protection: d_protection(),
             confidential_organisers: Organisers::default(),
+            insiders: false,
         }
     }
 }
@@ -583,7 +589,7 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
     let release = &uniq;
     gauss(release, &mut status, &forced);
     let mut pending: Option<Vec<usize>> = None;
-    let mut repairs: HashMap<usize, u32> = HashMap::new();
+    let mut repairs: HashMap<(usize, Option<u32>), u32> = HashMap::new();
     loop {
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
@@ -606,8 +612,15 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
             let h = &release.cells[failure.cell];
             // A cell that still fails after its repair takes twice as many cells the next
             // round, so that a cell far from safe costs a few rounds rather than one a cell.
-            let tries = repairs.entry(failure.cell).or_insert(0u32);
-            let n = 1usize << (*tries).min(6);
+            // Counted apart against an outsider and against insiders: each is its own search
+            // for room. Against an insider one at a time: the candidates there are sums.
+            let tries = repairs
+                .entry((failure.cell, failure.insider_locality))
+                .or_insert(0u32);
+            let n = match failure.insider {
+                None => 1usize << (*tries).min(6),
+                Some(_) => 1,
+            };
             *tries += 1;
             // A published cell whose value alone caps the failing one too narrowly is the one
             // that bounds it: it gives way.
@@ -624,8 +637,45 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                                 || sibling(release, &release.cells[j], h)
                         })
                         .collect();
+                    // Against an insider, a sibling's figure (one more unknown beside the
+                    // cell's in the sums above them that the insider cannot subtract) first.
+                    // Against an insider, first room beside the cell that the insider cannot
+                    // subtract: a sibling school's figure of the same measure (in the
+                    // municipality's sum), else another municipality's (in the county's);
+                    // then the sum the insider subtracts their own figures from, the
+                    // municipality's before the county's.
+                    let tier = |c: &Cell| -> u8 {
+                        let (Some(school), Some(id)) = (&failure.insider, failure.insider_locality)
+                        else {
+                            return 0;
+                        };
+                        let (Some(kc), Some(kh)) =
+                            (key::CellKey::parse(&c.key), key::CellKey::parse(&h.key))
+                        else {
+                            return 3;
+                        };
+                        let theirs = release
+                            .localities
+                            .first()
+                            .is_some_and(|l| c.inner.iter().any(|&i| l[i] == id));
+                        let beside = kc.measure == kh.measure && !overlaps(&c.inner, &h.inner);
+                        match kc.level {
+                            _ if theirs && overlaps(&c.inner, &h.inner) => match kc.level {
+                                key::Level::County | key::Level::Country => 4,
+                                _ => 2,
+                            },
+                            key::Level::School
+                                if beside && kc.code != school && sibling(release, c, h) =>
+                            {
+                                0
+                            }
+                            key::Level::Municipality if beside && !theirs => 1,
+                            _ => 3,
+                        }
+                    };
                     candidates.sort_by_key(|&j| {
                         (
+                            tier(&release.cells[j]),
                             release.cells[j].kind == Kind::Total,
                             release.cells[j].inner.len(),
                             release.cells[j].value,
@@ -636,6 +686,14 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                     candidates
                 }
             };
+            tracing::trace!(
+                cell = %h.key,
+                insider = ?failure.insider,
+                min = failure.min,
+                max = ?failure.max,
+                hides = ?picks.iter().map(|&j| &release.cells[j].key).collect::<Vec<_>>(),
+                "disclosure: repair"
+            );
             for j in picks {
                 status[j] = Status::Secondary;
                 changed = true;

@@ -20,6 +20,7 @@ pub fn policies_without_disclosure() -> narvaro::policy::Policies {
         min_schools: 0,
         protection: 0,
         confidential_organisers: Default::default(),
+        insiders: false,
     };
     p
 }

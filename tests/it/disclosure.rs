@@ -80,6 +80,51 @@ fn check(release: &Release, status: &[Status], rules: &Rules) {
     assert!(report.passed(), "audit failed: {:?}", report.failures);
 }
 
+/// What a principal learns beside the published release: every hidden cell outside their own
+/// school solved exactly (its whole interval) with that school's true figures known, for every
+/// school in turn. Returns the cells narrowed below the rules, with the school whose principal
+/// narrows them.
+fn insider_attack(
+    release: &Release,
+    status: &[Status],
+    rules: &Rules,
+) -> Vec<(String, audit::Interval)> {
+    let schools = &release.localities[0];
+    let ids: std::collections::BTreeSet<u32> = schools.iter().copied().collect();
+    let mut found = Vec::new();
+    for id in ids {
+        let own: Vec<usize> = (0..release.inner()).filter(|&i| schools[i] == id).collect();
+        let code = release
+            .cells
+            .iter()
+            .find(|c| c.key.starts_with("skolenhet:") && c.inner.iter().all(|i| own.contains(i)))
+            .map_or(format!("#{id}"), |c| c.key.clone());
+        // The principal's knowledge: each of their school's inner cells, published.
+        let mut known = release.clone();
+        let mut with = status.to_vec();
+        for &i in &own {
+            known.cells.push(Cell {
+                key: format!("känd:{i}"),
+                kind: Kind::Band,
+                value: release.values[i],
+                base: release.values[i],
+                schools: 1,
+                confidential: 0,
+                area: false,
+                inner: vec![i],
+            });
+            with.push(Status::Published);
+        }
+        let targets: Vec<usize> = (0..release.cells.len())
+            .filter(|&k| !status[k].published())
+            .filter(|&k| !release.cells[k].inner.iter().all(|i| own.contains(i)))
+            .collect();
+        let report = audit::audit_cells(&known, &with, rules, audit::Depth::Exact, Some(&targets));
+        found.extend(report.failures.into_iter().map(|f| (code.clone(), f)));
+    }
+    found
+}
+
 fn arb_rows() -> impl Strategy<Value = Vec<Row>> {
     // 1–3 municipalities of 1–4 schools, each with one or two uploaded groups (K and M, or T),
     // band counts mostly small so that many cells are hidden.
@@ -148,6 +193,17 @@ proptest! {
         for (c, s) in shuffled.cells.iter().zip(&again) {
             prop_assert_eq!(*s, status_of(&release, &status, &c.key), "{}", c.key);
         }
+    }
+
+    /// A principal knows their own school's figures: with them beside everything published,
+    /// no hidden cell of another school or of an area can be narrowed below the rules either.
+    #[test]
+    fn no_principal_narrows_another_schools_hidden_figure(rows in arb_rows()) {
+        let rules = Rules { insiders: true, ..Rules::default() };
+        let release = build(&rows, "18", &EDGES);
+        let status = disclosure::protect(&release, &rules);
+        let leaks = insider_attack(&release, &status, &rules);
+        prop_assert!(leaks.is_empty(), "{:?}", leaks);
     }
 
     /// What the audit proves locally (in a school, a pair of schools, a municipality, or from
@@ -336,6 +392,45 @@ fn a_small_figure_that_caps_a_hidden_one_gives_way_first() {
 
 /// Municipality 1864 with two schools (the second confidential when `confidential`), 1860
 /// with three and 1880 with four, in county 18.
+/// Three schools of one municipality; C's 4 pupils at ≥ 20 % are hidden. Protected against
+/// an outsider only (the default rules), B's principal, who knows B's figures, computes them
+/// exactly from the municipality's. With `insiders` on, the protection assumes any one
+/// school's figures known, and no principal narrows another school's hidden figure.
+#[test]
+fn a_principal_cannot_narrow_another_schools_hidden_figure() {
+    let rules = Rules {
+        insiders: true,
+        ..Rules::default()
+    };
+    let rows: Vec<Row> = [
+        ("18800001", [67, 24, 13]),
+        ("18800002", [51, 25, 13]),
+        ("18800003", [45, 7, 4]),
+    ]
+    .iter()
+    .map(|(s, b)| row(s, "1880", "all", "T", *b))
+    .collect();
+    let release = build(&rows, "18", &EDGES);
+    let outsiders = disclosure::protect(&release, &Rules::default());
+    check(&release, &outsiders, &Rules::default());
+    let leaks = insider_attack(&release, &outsiders, &rules);
+    let c = "skolenhet:18800003|T|minst20";
+    assert!(
+        leaks
+            .iter()
+            .any(|(_, f)| f.key == c && f.min == 4 && f.max == Some(4)),
+        "{leaks:?}"
+    );
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    assert_eq!(status_of(&release, &status, c), Status::SmallCount);
+    assert_eq!(
+        insider_attack(&release, &status, &rules),
+        vec![],
+        "a principal narrows a hidden figure"
+    );
+}
+
 fn two_school_county(confidential: bool) -> Vec<Row> {
     let mut rows = Vec::new();
     for (m, n) in [("1864", 2), ("1860", 3), ("1880", 4)] {
