@@ -380,9 +380,9 @@ impl System {
     /// [`HIDDEN_SIBLINGS`] smallest, in two steps (where an attacker's room lies: a pupil moved between
     /// two hidden cells of one published sum); then with each of the [`SIBLINGS`] smallest
     /// others, and all of those. `None` is the whole release.
-    fn scopes(&self, key: &str, free: &[usize], levels: usize) -> Vec<Option<Vec<usize>>> {
+    fn scopes(&self, key: &str, free: &[usize]) -> Vec<Option<Vec<usize>>> {
         let measure = CellKey::parse(key).map(|k| k.measure);
-        let levels = self.locality.len().min(levels);
+        let levels = self.locality.len();
         // Unknowns that share no published sum with the cell's (another component, such as
         // a month's actions beside its pupil counts) do not move it: a scope leaves them out.
         let comps: BTreeSet<usize> = free.iter().map(|&v| self.comp[v]).collect();
@@ -759,9 +759,9 @@ impl System {
         let scopes = match depth {
             Depth::Exact => vec![None],
             _ if hi.is_none_or(|h| h - lo >= width) => return ((lo, hi, false, None), 0),
-            Depth::Whole => self.scopes(key, &free, usize::MAX),
+            Depth::Whole => self.scopes(key, &free),
             Depth::Local => {
-                let mut s = self.scopes(key, &free, usize::MAX);
+                let mut s = self.scopes(key, &free);
                 if s.len() > 1 {
                     s.pop();
                 }
@@ -949,8 +949,8 @@ pub fn audit_cells(
                                 })
                                 .collect()
                         };
+                        // Sorted: the schools come from a set.
                         let mut exposed_to = exposed(*width);
-                        exposed_to.sort_unstable();
                         // Small programmes first: the cell's locality with one other.
                         if !exposed_to.is_empty() {
                             for pair in system.pairs(&cell.key, vars) {
@@ -1025,11 +1025,7 @@ pub fn audit_cells(
         if interval.width().is_some_and(|w| w < *width) {
             report.failures.push(interval.clone());
         } else if let Some(insider) = insider {
-            report.failures.push(Interval {
-                cell: *h,
-                key: cell.key.clone(),
-                ..insider
-            });
+            report.failures.push(insider);
         }
         report.intervals.push(interval);
     }

@@ -617,7 +617,7 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
             let tries = repairs
                 .entry((failure.cell, failure.insider_locality))
                 .or_insert(0u32);
-            let n = match failure.insider {
+            let n = match failure.insider_locality {
                 None => 1usize << (*tries).min(6),
                 Some(_) => 1,
             };
@@ -637,16 +637,13 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                                 || sibling(release, &release.cells[j], h)
                         })
                         .collect();
-                    // Against an insider, a sibling's figure (one more unknown beside the
-                    // cell's in the sums above them that the insider cannot subtract) first.
                     // Against an insider, first room beside the cell that the insider cannot
                     // subtract: a sibling school's figure of the same measure (in the
                     // municipality's sum), else another municipality's (in the county's);
                     // then the sum the insider subtracts their own figures from, the
                     // municipality's before the county's.
                     let tier = |c: &Cell| -> u8 {
-                        let (Some(school), Some(id)) = (&failure.insider, failure.insider_locality)
-                        else {
+                        let Some(id) = failure.insider_locality else {
                             return 0;
                         };
                         let (Some(kc), Some(kh)) =
@@ -658,18 +655,14 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                             .localities
                             .first()
                             .is_some_and(|l| c.inner.iter().any(|&i| l[i] == id));
-                        let beside = kc.measure == kh.measure && !overlaps(&c.inner, &h.inner);
+                        let over = overlaps(&c.inner, &h.inner);
+                        // Beside the cell and not the insider's own: room they cannot subtract.
+                        let beside = kc.measure == kh.measure && !over && !theirs;
                         match kc.level {
-                            _ if theirs && overlaps(&c.inner, &h.inner) => match kc.level {
-                                key::Level::County | key::Level::Country => 4,
-                                _ => 2,
-                            },
-                            key::Level::School
-                                if beside && kc.code != school && sibling(release, c, h) =>
-                            {
-                                0
-                            }
-                            key::Level::Municipality if beside && !theirs => 1,
+                            key::Level::County | key::Level::Country if theirs && over => 4,
+                            _ if theirs && over => 2,
+                            key::Level::School if beside && sibling(release, c, h) => 0,
+                            key::Level::Municipality if beside => 1,
                             _ => 3,
                         }
                     };
