@@ -7,6 +7,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod aggregate;
+pub mod attack;
 pub mod auth;
 pub mod cli;
 pub mod contract;

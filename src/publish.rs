@@ -199,6 +199,13 @@ impl Catalogue {
         terms
     }
 
+    /// Every report publication `at` publishes, in order.
+    pub fn reports_held(&self, at: u64) -> Vec<ReportKey> {
+        let mut keys: Vec<ReportKey> = self.reports_at(at).into_keys().collect();
+        keys.sort();
+        keys
+    }
+
     /// Every report publication `at` publishes, with its content digest.
     fn reports_at(&self, at: u64) -> HashMap<ReportKey, String> {
         self.reports

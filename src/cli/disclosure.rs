@@ -96,3 +96,84 @@ pub(super) async fn disclosure_audit(
         ExitCode::from(1)
     })
 }
+
+/// `narvaro disclosure attack`.
+pub(super) async fn disclosure_attack(lake: &Path, scenarios: &[String]) -> Result<ExitCode> {
+    use crate::attack::{self, Scenario};
+    let scenarios: Vec<Scenario> = if scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        scenarios
+            .iter()
+            .map(|s| s.parse().map_err(Error::usage))
+            .collect::<Result<_>>()?
+    };
+    let policies =
+        Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
+    let lake = open_existing(lake).await?;
+    let started = std::time::Instant::now();
+    let found = attack::attack(&lake, &policies, &scenarios).await?;
+    let rules = policies.shared.policy.disclosure;
+    println!(
+        "angrepp på det publicerade: {} publiceringar, {} rapporter, {} tal, varav {} knutna till en cell ({:.1} s)",
+        found.publications,
+        found.reports,
+        found.numbers,
+        found.tied,
+        started.elapsed().as_secs_f64()
+    );
+    for (at, n) in &found.not_counts {
+        println!("  {at}: {n} tal som inte är cellens antal (används inte)");
+    }
+    for (p, which, what) in &found.leaks {
+        println!(
+            "FEL: publicering {p}, län {} {} ({}): {what}",
+            which.county, which.period, which.window
+        );
+    }
+    let width = |i: &crate::disclosure::audit::Interval| {
+        format!(
+            "{} – {}",
+            i.min,
+            i.max.map_or("obegränsat".to_string(), |m| m.to_string())
+        )
+    };
+    for o in &found.outcomes {
+        println!(
+            "{}: {} utgåvor, {} dolda celler, {} för smala intervall (minst ±{} krävs)",
+            o.scenario.label(),
+            o.releases,
+            o.hidden,
+            o.failures.len(),
+            rules.protection
+        );
+        if let Some((p, which, i)) = &o.narrowest {
+            println!(
+                "  snävast: {} i publicering {p}, {} ({}): {}{}",
+                i.key,
+                which.period,
+                which.window,
+                width(i),
+                if i.exact { "" } else { " eller vidare" }
+            );
+        }
+        for (p, which, f) in &o.failures {
+            println!(
+                "FEL: {} i publicering {p}, {} ({}) kan ringas in till {}{}",
+                f.key,
+                which.period,
+                which.window,
+                width(f),
+                f.insider
+                    .as_ref()
+                    .map(|s| format!(" av den som känner skolenhet {s}s uppgifter"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(if found.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -25,7 +25,7 @@ mod school;
 mod serve;
 
 use admin::{policy_check, token};
-use disclosure::disclosure_audit;
+use disclosure::{disclosure_attack, disclosure_audit};
 pub use files::{ingest_all, publish_lake};
 use school::{aggregate, send};
 use serve::{demo, serve};
@@ -254,6 +254,19 @@ pub enum DisclosureCommand {
         /// `kommun:1880|T|minst`) with its value and status: why a figure is hidden.
         #[arg(long)]
         cells: Option<String>,
+    },
+    /// Attack what the publications show: read every report of every publication as readers
+    /// get it, tie each number to the release cell it states, and solve every hidden cell's
+    /// interval, as an anonymous reader of each publication, as one holding every earlier
+    /// publication of the same period, and as a principal who knows their own school's
+    /// figures. Lists what it found; exit 1 if any hidden cell can be narrowed more than the
+    /// policy allows or a view shows what the rules hide.
+    Attack {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// The scenarios to run (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = ["anonymous", "versions", "principal"])]
+        scenario: Vec<String>,
     },
 }
 
@@ -545,6 +558,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     cells,
                 },
         } => disclosure_audit(&lake.lake, &area, term, &window, cells.as_deref()).await,
+        Command::Disclosure {
+            command: DisclosureCommand::Attack { lake, scenario },
+        } => disclosure_attack(&lake.lake, &scenario).await,
         Command::Aggregate {
             attendance,
             roster,

@@ -821,7 +821,8 @@ impl Protection {
         Protection::from_statuses(release, rules, status)
     }
 
-    fn from_statuses(release: &Release, rules: &Rules, status: Vec<Status>) -> Protection {
+    /// The protection that publishes `release` with `status`.
+    pub fn from_statuses(release: &Release, rules: &Rules, status: Vec<Status>) -> Protection {
         let bounds = release
             .cells
             .iter()

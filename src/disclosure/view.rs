@@ -234,35 +234,43 @@ impl Disclose<'_> {
         n >= 1.0 && n <= self.rules.max_hidden_count as f64
     }
 
-    /// A cell key from its template: `$name` parameters, then `{column}` fields (`{?column}`:
-    /// when the column is empty in the row, the template does not apply to it).
     fn key(&self, template: &str, field: impl Fn(&str) -> Option<String>) -> Key {
-        let mut s = template.to_string();
-        for (k, v) in self.params {
-            s = s.replace(k, v);
-        }
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s.as_str();
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let Some(close) = rest[open..].find('}').map(|c| c + open) else {
-                return Key::Missing;
-            };
-            let name = &rest[open + 1..close];
-            match (field(name.trim_start_matches('?')), name.starts_with('?')) {
-                (Some(v), _) => out.push_str(&v),
-                (None, true) => return Key::Skip,
-                (None, false) => return Key::Missing,
-            }
-            rest = &rest[close + 1..];
-        }
-        out.push_str(rest);
-        Key::Cell(key::resolve_area(out))
+        fill(template, self.params, field)
     }
 }
 
+/// A cell key from its template: `$name` parameters, then `{column}` fields (`{?column}`:
+/// when the column is empty in the row, the template does not apply to it).
+pub fn fill(
+    template: &str,
+    params: &[(&str, String)],
+    field: impl Fn(&str) -> Option<String>,
+) -> Key {
+    let mut s = template.to_string();
+    for (k, v) in params {
+        s = s.replace(k, v);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}').map(|c| c + open) else {
+            return Key::Missing;
+        };
+        let name = &rest[open + 1..close];
+        match (field(name.trim_start_matches('?')), name.starts_with('?')) {
+            (Some(v), _) => out.push_str(&v),
+            (None, true) => return Key::Skip,
+            (None, false) => return Key::Missing,
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Key::Cell(key::resolve_area(out))
+}
+
 /// A cell template filled from a row.
-enum Key {
+pub enum Key {
     Cell(String),
     /// An optional field (`{?name}`) is empty: the value rests on no cell of this template.
     Skip,

@@ -236,6 +236,32 @@ impl Report {
     }
 }
 
+/// A report's `$name` parameters, bound into its queries and cell templates.
+pub fn params(area: &Area, term: Term, period: &str) -> Vec<(&'static str, String)> {
+    let (term_start, term_end) = term.months();
+    let previous = Term {
+        year: if term.autumn {
+            term.year
+        } else {
+            term.year - 1
+        },
+        autumn: !term.autumn,
+    };
+    vec![
+        ("$area", area.code.clone()),
+        (
+            "$municipality",
+            area.municipality_code.clone().unwrap_or_default(),
+        ),
+        ("$county", area.county_code.clone()),
+        ("$period", period.to_string()),
+        ("$term_start", term_start),
+        ("$term_end", term_end),
+        ("$previous_term_end", previous.months().1),
+        ("$last_year_period", last_year(period)),
+    ]
+}
+
 /// The built-in definition of a report (`committee`, `county`, `school`).
 pub fn spec(id: &str) -> Result<&'static ReportSpec> {
     let (_, parsed) = SPECS.iter().find(|(k, _)| *k == id).ok_or_else(|| {
@@ -284,28 +310,7 @@ pub async fn build_views(
 ) -> Result<Vec<Report>> {
     let area = resolve_area(engine, spec.area, code).await?;
     let period = report_period(engine, &area, term).await?;
-    let (term_start, term_end) = term.months();
-    let previous = Term {
-        year: if term.autumn {
-            term.year
-        } else {
-            term.year - 1
-        },
-        autumn: !term.autumn,
-    };
-    let params: Vec<(&str, String)> = vec![
-        ("$area", area.code.clone()),
-        (
-            "$municipality",
-            area.municipality_code.clone().unwrap_or_default(),
-        ),
-        ("$county", area.county_code.clone()),
-        ("$period", period.clone()),
-        ("$term_start", term_start),
-        ("$term_end", term_end),
-        ("$previous_term_end", previous.months().1),
-        ("$last_year_period", last_year(&period)),
-    ];
+    let params = params(&area, term, &period);
     let bind = |sql: &str| {
         let mut s = sql.to_string();
         for (k, v) in &params {

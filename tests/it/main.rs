@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod api;
+mod attack;
 mod cli;
 mod common;
 mod contract;

@@ -297,6 +297,28 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
         }
     }
     assert!(kept > 20, "{kept}");
+
+    // The same attack on what the views show: every number of every report of both
+    // publications, each publication alone and the corrected releases beside the first.
+    use narvaro::attack::Scenario;
+    let found = narvaro::attack::attack(
+        &writer,
+        &policies,
+        &[Scenario::Anonymous, Scenario::Versions],
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.publications, 2);
+    assert!(found.leaks.is_empty(), "{:?}", found.leaks);
+    let versions = &found.outcomes[1];
+    assert_eq!(versions.scenario, Scenario::Versions);
+    assert!(
+        versions.releases > 0 && versions.hidden > 0,
+        "the corrected releases attacked beside the first: {versions:?}"
+    );
+    for o in &found.outcomes {
+        assert!(o.failures.is_empty(), "{:?}: {:?}", o.scenario, o.failures);
+    }
 }
 
 /// A publication records what it was computed from besides the data (the report definitions,
