@@ -82,7 +82,8 @@ pub struct Outcome {
     /// Hidden cells audited.
     pub hidden: usize,
     /// The narrowest interval found for a cell hidden by a rule: (publication, release, the
-    /// interval). Intervals of cells proved safe locally are lower bounds of their width.
+    /// interval), an exact one if any (a cell proved safe locally has an interval at least as
+    /// wide as the one found).
     pub narrowest: Option<(u64, Which, audit::Interval)>,
     /// Hidden cells narrowed more than the rules allow.
     pub failures: Vec<(u64, Which, audit::Interval)>,
@@ -238,10 +239,13 @@ pub async fn attack(lake: &Lake, policies: &Policies, scenarios: &[Scenario]) ->
         let add = |number: u64, which: &Which, r: audit::Report, o: &mut Outcome| {
             o.releases += 1;
             o.hidden += r.hidden;
+            // An exact interval before a wider one proved safe locally (whose width is only a
+            // lower bound), the narrowest first.
+            let rank = |i: &audit::Interval| (!i.exact, i.width());
             for i in r.intervals.iter().filter(|i| i.max.is_some()) {
                 if o.narrowest
                     .as_ref()
-                    .is_none_or(|(_, _, n)| i.width() < n.width())
+                    .is_none_or(|(_, _, n)| rank(i) < rank(n))
                 {
                     o.narrowest = Some((number, which.clone(), i.clone()));
                 }
@@ -308,7 +312,19 @@ pub async fn attack(lake: &Lake, policies: &Policies, scenarios: &[Scenario]) ->
                 }
             }
         }
-        outcome.failures.sort_by_key(|(_, _, f)| f.width());
+        // One line per cell, release and insider (the audit may find a cell twice).
+        outcome.failures.sort_by(|a, b| {
+            (a.2.width(), a.0, &a.1, &a.2.key, &a.2.insider).cmp(&(
+                b.2.width(),
+                b.0,
+                &b.1,
+                &b.2.key,
+                &b.2.insider,
+            ))
+        });
+        outcome.failures.dedup_by(|a, b| {
+            (a.0, &a.1, &a.2.key, &a.2.insider) == (b.0, &b.1, &b.2.key, &b.2.insider)
+        });
         attack.outcomes.push(outcome);
     }
     Ok(attack)
