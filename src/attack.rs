@@ -167,24 +167,7 @@ pub async fn attack(lake: &Lake, policies: &Policies, scenarios: &[Scenario]) ->
         };
         let mut statuses = Vec::new();
         for (which, cells) in shown.iter().filter(|(w, _)| w.county != COUNTRY) {
-            let memo = (p.table_versions.clone(), which.clone());
-            let release = match releases.get(&memo) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = Arc::new(
-                        county_release(
-                            &engine,
-                            &which.county,
-                            &which.period,
-                            &which.window,
-                            &engine.levels,
-                        )
-                        .await?,
-                    );
-                    releases.insert(memo, r.clone());
-                    r
-                }
-            };
+            let release = release_of(&engine, &p.table_versions, which, &mut releases).await?;
             let status = statuses_of(
                 &release,
                 cells,
@@ -212,9 +195,7 @@ pub async fn attack(lake: &Lake, policies: &Policies, scenarios: &[Scenario]) ->
             if statuses.iter().any(|(x, _, _)| *x == w) {
                 continue;
             }
-            let release = Arc::new(
-                county_release(&engine, &w.county, &w.period, &w.window, &engine.levels).await?,
-            );
+            let release = release_of(&engine, &p.table_versions, &w, &mut releases).await?;
             let status = statuses_of(
                 &release,
                 &HashMap::new(),
@@ -254,24 +235,19 @@ pub async fn attack(lake: &Lake, policies: &Policies, scenarios: &[Scenario]) ->
                 .extend(r.failures.into_iter().map(|f| (number, which.clone(), f)));
         };
         match scenario {
-            Scenario::Anonymous => {
+            Scenario::Anonymous | Scenario::Principal => {
+                // An outsider reads every publication; a principal is tried on the latest.
+                let principal = scenario == Scenario::Principal;
                 let rules = Rules {
-                    insiders: false,
+                    insiders: principal,
                     ..rules
                 };
-                for (p, statuses) in &seen {
-                    for (which, release, status) in statuses {
-                        let r = solve(release.clone(), status.clone(), rules, None).await?;
-                        add(p.number, which, r, &mut outcome);
-                    }
-                }
-            }
-            Scenario::Principal => {
-                let rules = Rules {
-                    insiders: true,
-                    ..rules
+                let from = if principal {
+                    seen.len().saturating_sub(1)
+                } else {
+                    0
                 };
-                if let Some((p, statuses)) = seen.last() {
+                for (p, statuses) in &seen[from..] {
                     for (which, release, status) in statuses {
                         let r = solve(release.clone(), status.clone(), rules, None).await?;
                         add(p.number, which, r, &mut outcome);
@@ -328,6 +304,31 @@ pub async fn attack(lake: &Lake, policies: &Policies, scenarios: &[Scenario]) ->
         attack.outcomes.push(outcome);
     }
     Ok(attack)
+}
+
+/// Release `which` at the data tables' `versions` (`engine`), built once per attack.
+async fn release_of(
+    engine: &Engine,
+    versions: &str,
+    which: &Which,
+    built: &mut HashMap<(String, Which), Arc<Release>>,
+) -> Result<Arc<Release>> {
+    let memo = (versions.to_string(), which.clone());
+    if let Some(r) = built.get(&memo) {
+        return Ok(r.clone());
+    }
+    let r = Arc::new(
+        county_release(
+            engine,
+            &which.county,
+            &which.period,
+            &which.window,
+            &engine.levels,
+        )
+        .await?,
+    );
+    built.insert(memo, r.clone());
+    Ok(r)
 }
 
 /// The audit of a release as its views show it (beside `earlier` publications of it), on a

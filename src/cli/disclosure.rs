@@ -71,23 +71,18 @@ pub(super) async fn disclosure_audit(
     println!("snävaste intervallen en angripare kan räkna fram:");
     for i in narrowest.iter().take(10) {
         println!(
-            "  {:<40} {} – {}{}",
+            "  {:<40} {}{}",
             i.key,
-            i.min,
-            i.max.map_or("obegränsat".to_string(), |m| m.to_string()),
+            range(i),
             if i.exact { "" } else { " eller vidare" }
         );
     }
     for f in &report.failures {
         println!(
-            "FEL: {} kan ringas in till {} – {}{}",
+            "FEL: {} kan ringas in till {}{}",
             f.key,
-            f.min,
-            f.max.unwrap_or(0),
-            f.insider
-                .as_ref()
-                .map(|s| format!(" av den som känner skolenhet {s}s uppgifter"))
-                .unwrap_or_default()
+            range(f),
+            by_insider(f)
         );
     }
     Ok(if report.passed() {
@@ -131,13 +126,6 @@ pub(super) async fn disclosure_attack(lake: &Path, scenarios: &[String]) -> Resu
             which.county, which.period, which.window
         );
     }
-    let width = |i: &crate::disclosure::audit::Interval| {
-        format!(
-            "{} – {}",
-            i.min,
-            i.max.map_or("obegränsat".to_string(), |m| m.to_string())
-        )
-    };
     for o in &found.outcomes {
         println!(
             "{}: {} utgåvor, {} dolda celler, {} för smala intervall (minst ±{} krävs)",
@@ -153,7 +141,7 @@ pub(super) async fn disclosure_attack(lake: &Path, scenarios: &[String]) -> Resu
                 i.key,
                 which.period,
                 which.window,
-                width(i),
+                range(i),
                 if i.exact { "" } else { " eller vidare" }
             );
         }
@@ -163,11 +151,8 @@ pub(super) async fn disclosure_attack(lake: &Path, scenarios: &[String]) -> Resu
                 f.key,
                 which.period,
                 which.window,
-                width(f),
-                f.insider
-                    .as_ref()
-                    .map(|s| format!(" av den som känner skolenhet {s}s uppgifter"))
-                    .unwrap_or_default()
+                range(f),
+                by_insider(f)
             );
         }
     }
@@ -176,4 +161,21 @@ pub(super) async fn disclosure_attack(lake: &Path, scenarios: &[String]) -> Resu
     } else {
         ExitCode::from(1)
     })
+}
+
+/// An attacker's interval as the commands write it: `3 – 12`, `3 – obegränsat`.
+fn range(i: &crate::disclosure::audit::Interval) -> String {
+    format!(
+        "{} – {}",
+        i.min,
+        i.max.map_or("obegränsat".to_string(), |m| m.to_string())
+    )
+}
+
+/// Who can narrow a failing cell, when it is an insider.
+fn by_insider(i: &crate::disclosure::audit::Interval) -> String {
+    i.insider
+        .as_ref()
+        .map(|s| format!(" av den som känner skolenhet {s}s uppgifter"))
+        .unwrap_or_default()
 }
