@@ -210,6 +210,9 @@ pub struct ServerConfig {
     /// The niceness the background publisher (a child process) runs at, so that pages keep
     /// the processor first while it runs; 0 runs it at the server's own priority.
     pub publisher_nice: u8,
+    /// The lake commands use when `--lake` is not given: a directory or s3://BUCKET/PREFIX.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lake: Option<String>,
 }
 
 impl ServerConfig {
@@ -230,6 +233,7 @@ impl Default for ServerConfig {
             publish_settle_secs: 10,
             publish_max_wait_secs: 300,
             publisher_nice: 10,
+            lake: None,
         }
     }
 }

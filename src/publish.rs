@@ -301,8 +301,20 @@ pub async fn publish(
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Option<Published>> {
+    let lock = PublisherLock::acquire(lake).await?;
+    let published = publish_locked(lake, policies, protected, now, progress).await;
+    lock.release().await;
+    published
+}
+
+async fn publish_locked(
+    lake: &Lake,
+    policies: &Policies,
+    protected: Arc<Protections>,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Option<Published>> {
     let started = Instant::now();
-    let _lock = PublisherLock::acquire(lake.root()).await?;
     let table_versions = lake.table_versions().await?;
     let catalogue = Catalogue::load(lake).await?;
     let inputs = inputs_digest(policies);
@@ -358,11 +370,7 @@ pub async fn publish(
             (which, e.into_iter().map(|(_, e)| e).collect())
         })
         .collect();
-    let history = Arc::new(History::new(
-        lake.root().to_path_buf(),
-        policies.clone(),
-        earlier,
-    ));
+    let history = Arc::new(History::new(lake.root().clone(), policies.clone(), earlier));
 
     let engine = Engine::open_with(lake, None, policies)
         .await?
@@ -404,7 +412,7 @@ pub async fn publish(
         .map(|p| catalogue.reports_at(p.number))
         .unwrap_or_default();
     // Rows go to the lake as they are built (only what changed), one commit at the end.
-    let mut writer = lake.publication_writer().await?;
+    let mut writer = lake.publication_writer(catalogue.version).await?;
     // Each report is its own task, so that the four being built use every processor.
     let mut stream = futures::stream::iter(jobs)
         .map(|(kind, code, term, own)| {
@@ -595,12 +603,31 @@ fn digest_bytes(hex: &str) -> Option<[u8; 32]> {
     hex::decode(hex).ok()?.try_into().ok()
 }
 
-/// The lake's publisher lock: an OS file lock on `ROOT/.publisher.lock`, released when the
-/// guard is dropped or the process ends.
-struct PublisherLock(std::fs::File);
+/// The lake's publisher lock. On a local lake an OS file lock on `ROOT/.publisher.lock`,
+/// released when the guard is dropped or the process ends. In object storage, where several
+/// servers share the lake, a lease: the object `_narvaro/publisher.lease` created only if
+/// absent (a conditional write), refreshed while the publisher runs and deleted when it ends;
+/// a lease not refreshed for [`LEASE`] (its holder died) is taken over.
+enum PublisherLock {
+    File(std::fs::File),
+    Lease {
+        store: Arc<dyn deltalake::ObjectStore>,
+        refresh: tokio::task::JoinHandle<()>,
+    },
+}
+
+/// How long a publisher's lease in object storage holds without being refreshed.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn lease_path() -> deltalake::Path {
+    deltalake::Path::from("_narvaro/publisher.lease")
+}
 
 impl PublisherLock {
-    async fn acquire(root: &std::path::Path) -> Result<PublisherLock> {
+    async fn acquire(lake: &Lake) -> Result<PublisherLock> {
+        let Some(root) = lake.root().local() else {
+            return Self::lease(lake.store()?).await;
+        };
         let path = root.join(".publisher.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -610,7 +637,7 @@ impl PublisherLock {
             .map_err(|e| Error::io(&path, e))?;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(PublisherLock(file)),
+                Ok(()) => return Ok(PublisherLock::File(file)),
                 Err(std::fs::TryLockError::WouldBlock) => {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await
                 }
@@ -618,10 +645,79 @@ impl PublisherLock {
             }
         }
     }
+
+    async fn lease(store: Arc<dyn deltalake::ObjectStore>) -> Result<PublisherLock> {
+        use deltalake::ObjectStoreError;
+        use deltalake::logstore::object_store::{ObjectStoreExt, PutMode, PutOptions};
+        let unavailable = |e: ObjectStoreError| {
+            Error::Unavailable(format!("the publisher's lease ({}): {e}", lease_path()))
+        };
+        let holder = || format!("{} {}\n", std::process::id(), Utc::now().to_rfc3339()).into();
+        loop {
+            let create = PutOptions::from(PutMode::Create);
+            match store.put_opts(&lease_path(), holder(), create).await {
+                Ok(_) => break,
+                Err(
+                    ObjectStoreError::AlreadyExists { .. } | ObjectStoreError::Precondition { .. },
+                ) => {
+                    match store.head(&lease_path()).await {
+                        Ok(meta) => {
+                            let age = (Utc::now() - meta.last_modified)
+                                .to_std()
+                                .unwrap_or_default();
+                            if age > LEASE {
+                                tracing::warn!(
+                                    age_s = age.as_secs(),
+                                    "publish: taking over a lapsed lease"
+                                );
+                                // S3 has no conditional delete: the next create decides
+                                // between takers, and should two publishers still overlap,
+                                // the second's commit fails (see `publication_writer`).
+                                let _ = store.delete(&lease_path()).await;
+                                continue;
+                            }
+                        }
+                        Err(ObjectStoreError::NotFound { .. }) => continue,
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        let refresh = tokio::spawn({
+            let store = store.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(LEASE / 6).await;
+                    if let Err(e) = store.put(&lease_path(), holder()).await {
+                        tracing::warn!(error = %e, "publish: refreshing the lease");
+                    }
+                }
+            }
+        });
+        Ok(PublisherLock::Lease { store, refresh })
+    }
+
+    /// Ends the lock: a lease is deleted at once (dropped, it lapses after [`LEASE`]).
+    async fn release(self) {
+        use deltalake::logstore::object_store::ObjectStoreExt;
+        if let PublisherLock::Lease { store, refresh } = &self {
+            refresh.abort();
+            if let Err(e) = store.delete(&lease_path()).await {
+                tracing::warn!(error = %e, "publish: deleting the lease");
+            }
+        }
+    }
 }
 
 impl Drop for PublisherLock {
     fn drop(&mut self) {
-        let _ = self.0.unlock();
+        match self {
+            PublisherLock::File(file) => {
+                let _ = file.unlock();
+            }
+            PublisherLock::Lease { refresh, .. } => refresh.abort(),
+        }
     }
 }

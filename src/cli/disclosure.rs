@@ -4,7 +4,7 @@ use super::*;
 
 /// `narvaro disclosure audit`.
 pub(super) async fn disclosure_audit(
-    lake: &Path,
+    lake: &lake::Location,
     area: &str,
     term: crate::report::Term,
     window: &str,
@@ -93,7 +93,10 @@ pub(super) async fn disclosure_audit(
 }
 
 /// `narvaro disclosure attack`.
-pub(super) async fn disclosure_attack(lake: &Path, scenarios: &[String]) -> Result<ExitCode> {
+pub(super) async fn disclosure_attack(
+    lake: &lake::Location,
+    scenarios: &[String],
+) -> Result<ExitCode> {
     use crate::attack::{self, Scenario};
     let scenarios: Vec<Scenario> = if scenarios.is_empty() {
         Scenario::ALL.to_vec()

@@ -43,9 +43,29 @@ pub struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LakeArg {
-    /// Lake root directory.
-    #[arg(long, default_value = "data/lake")]
-    pub lake: PathBuf,
+    /// The lake: a directory, or s3://BUCKET/PREFIX in S3-compatible object storage (endpoint,
+    /// region and credentials from the AWS environment variables). Without it, `lake` in
+    /// `[server]` of narvaro.toml, else data/lake.
+    #[arg(long)]
+    pub lake: Option<lake::Location>,
+}
+
+impl LakeArg {
+    /// The lake named by `--lake`, else by the configuration file `config`, else `data/lake`.
+    pub fn location(&self, config: &Path) -> Result<lake::Location> {
+        if let Some(l) = &self.lake {
+            return Ok(l.clone());
+        }
+        match crate::auth::Tokens::open(Some(config))?.server().lake {
+            Some(l) => l.parse(),
+            None => Ok(lake::Location::Local(PathBuf::from("data/lake"))),
+        }
+    }
+
+    /// [`LakeArg::location`] with the configuration file in the current directory.
+    fn here(&self) -> Result<lake::Location> {
+        self.location(Path::new(crate::auth::DEFAULT_CONFIG))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -397,7 +417,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             files,
             no_publish,
         } => {
-            let lake = Lake::open(&lake.lake).await?;
+            let lake = Lake::open(lake.here()?).await?;
             let refused = ingest_all(&lake, &files, false).await?;
             if !no_publish {
                 publish_lake(&lake, false).await?;
@@ -409,7 +429,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Publish { lake, json } => {
-            let lake = open_existing(&lake.lake).await?;
+            let lake = open_existing(&lake.here()?).await?;
             publish_lake(&lake, json).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -419,7 +439,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             format,
             sql,
         } => {
-            let lake = Lake::open(&lake.lake).await?;
+            let lake = Lake::open(lake.here()?).await?;
             let engine = Engine::open(&lake, as_of).await?;
             let batches = engine.sql(&sql).await?;
             // CSV ends its last row with a line break; nothing is added after it.
@@ -434,7 +454,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lake {
             command: LakeCommand::Optimize { lake },
         } => {
-            let lake = Lake::open(&lake.lake).await?;
+            let lake = Lake::open(lake.here()?).await?;
             for m in lake.optimize(true).await? {
                 println!(
                     "{}: {} filer före, {} ihopslagna till {}, version {}",
@@ -451,7 +471,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     dry_run,
                 },
         } => {
-            let lake = Lake::open(&lake.lake).await?;
+            let lake = Lake::open(lake.here()?).await?;
             let keep = crate::publish::versions_in_use(&lake).await?;
             let retain = chrono::Duration::hours(i64::from(retain_hours));
             for v in lake.vacuum(&keep, retain, dry_run).await? {
@@ -472,14 +492,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lake {
             command: LakeCommand::Info { lake },
         } => {
-            let lake = Lake::open(&lake.lake).await?;
+            let lake = Lake::open(lake.here()?).await?;
             print_lake_info(&lake).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lake {
             command: LakeCommand::Files { lake, table },
         } => {
-            let lake = Lake::open(&lake.lake).await?;
+            let lake = Lake::open(lake.here()?).await?;
             for f in lake.files(&table).await? {
                 println!("{f}");
             }
@@ -515,13 +535,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     ))
                 })?;
             crate::report::spec(&report)?;
-            let lake = open_existing(&lake.lake).await?;
+            let lake = open_existing(&lake.here()?).await?;
             let catalogue = crate::publish::Catalogue::load(&lake).await?;
             let publication = catalogue.at(as_of).map_err(|e| match e {
                 Error::Unavailable(_) => Error::usage(format!(
                     "{}: inget är publicerat ännu; kör `narvaro publish --lake {}`",
-                    lake.root().display(),
-                    lake.root().display()
+                    lake.root(),
+                    lake.root()
                 )),
                 e => e,
             })?;
@@ -542,7 +562,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { lake, config, addr } => {
-            let lake = open_existing(&lake.lake).await?;
+            let lake = open_existing(&lake.location(&config.config)?).await?;
             serve(lake, &config.config, &addr).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -557,10 +577,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     window,
                     cells,
                 },
-        } => disclosure_audit(&lake.lake, &area, term, &window, cells.as_deref()).await,
+        } => disclosure_audit(&lake.here()?, &area, term, &window, cells.as_deref()).await,
         Command::Disclosure {
             command: DisclosureCommand::Attack { lake, scenario },
-        } => disclosure_attack(&lake.lake, &scenario).await,
+        } => disclosure_attack(&lake.here()?, &scenario).await,
         Command::Aggregate {
             attendance,
             roster,
@@ -598,7 +618,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn print_lake_info(lake: &Lake) -> Result<()> {
     let counts = lake::row_counts(lake).await?;
-    println!("sjö: {}", lake.root().display());
+    println!("sjö: {}", lake.root());
     for t in lake::TABLES {
         let (version, rows) = counts[t];
         let files = lake.table(t).await?.get_file_uris()?.count();
@@ -608,13 +628,11 @@ async fn print_lake_info(lake: &Lake) -> Result<()> {
 }
 
 /// A lake that must already exist (serving an empty, just-created lake would hide a typo).
-async fn open_existing(dir: &Path) -> Result<Lake> {
-    if !dir.join("attendance").join("_delta_log").is_dir() {
+async fn open_existing(at: &lake::Location) -> Result<Lake> {
+    if !Lake::reader(at.clone()).exists("attendance").await? {
         return Err(Error::usage(format!(
-            "{}: här finns ingen sjö; läs in filer med `narvaro ingest --lake {}` eller kör `narvaro demo`",
-            dir.display(),
-            dir.display()
+            "{at}: här finns ingen sjö; läs in filer med `narvaro ingest --lake {at}` eller kör `narvaro demo`"
         )));
     }
-    Lake::open(dir).await
+    Lake::open(at).await
 }

@@ -14,7 +14,7 @@ pub(super) async fn serve(lake: Lake, config: &Path, addr: &str) -> Result<()> {
             config.display()
         );
     }
-    let root = lake.root().display().to_string();
+    let root = lake.root().to_string();
     crate::http::serve(lake, policies, tokens, addr, |local| {
         println!("Närvarolagret serverar sjön {root} på http://{local}/ (avsluta med Ctrl-C)");
         use std::io::Write;

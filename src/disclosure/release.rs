@@ -631,7 +631,7 @@ pub struct History {
 impl History {
     /// `earlier`: per release, its earlier publications, oldest first.
     pub fn new(
-        root: std::path::PathBuf,
+        root: crate::lake::Location,
         policies: crate::policy::Policies,
         earlier: std::collections::HashMap<Which, Vec<Earlier>>,
     ) -> History {

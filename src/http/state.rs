@@ -27,6 +27,10 @@ const REPORT_CACHE: usize = 512;
 /// (publication, report, format extension, the links' query, uploads waiting).
 type RenderedKey = (u64, ReportKey, &'static str, String, bool);
 
+/// How often a server on a lake in object storage looks for publications other servers
+/// committed.
+const FOLLOW: Duration = Duration::from_secs(1);
+
 /// How many PxWeb tables of publications older than the newest a server keeps built.
 const OLDER_CUBES: usize = 16;
 
@@ -41,6 +45,8 @@ pub struct App {
     /// Protected releases by content, kept by the publisher between publications.
     pub(super) protected: Arc<Protections>,
     catalogue: Mutex<Option<Arc<Catalogue>>>,
+    /// When the `publications` log was last looked at (a lake in object storage).
+    log_looked: Mutex<Option<Instant>>,
     /// Held while the catalogue is read, so that one request reads it and the others wait for
     /// it (when there is none yet) or keep serving the one they have.
     catalogue_read: tokio::sync::Mutex<()>,
@@ -83,6 +89,7 @@ impl App {
             )),
             protected: Default::default(),
             catalogue: Mutex::new(None),
+            log_looked: Mutex::new(None),
             catalogue_read: tokio::sync::Mutex::new(()),
             reports: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
@@ -128,15 +135,26 @@ impl App {
     /// publication has been committed (by this server or another) by one request at a time;
     /// meanwhile the others serve the catalogue they have. This server's publisher reads it
     /// before it reports a publication done ([`App::refresh_catalogue`]), so its readers never
-    /// wait for it.
+    /// wait for it. Whether another has committed one is looked up in the table's log on every
+    /// request where the lake is local (a directory listing), and at most every [`FOLLOW`]
+    /// in object storage (a listing there is a request to the store).
     pub(super) async fn catalogue(&self) -> Result<Arc<Catalogue>> {
+        let held = self.catalogue.lock().expect("cache").clone();
+        if let Some(c) = &held
+            && self.lake.root().local().is_none()
+        {
+            let mut looked = self.log_looked.lock().expect("lock");
+            if looked.is_some_and(|t| t.elapsed() < FOLLOW) {
+                return Ok(c.clone());
+            }
+            *looked = Some(Instant::now());
+        }
         let version = self
             .lake
             .table(PUBLICATIONS)
             .await?
             .version()
             .unwrap_or_default();
-        let held = self.catalogue.lock().expect("cache").clone();
         if let Some(c) = &held
             && c.version >= version
         {
@@ -400,7 +418,7 @@ impl App {
 async fn publish_in_child(
     exe: &std::path::Path,
     nice: u8,
-    root: &std::path::Path,
+    root: &crate::lake::Location,
 ) -> Result<Option<publish::Published>> {
     let nice_exe = ["/usr/bin/nice", "/bin/nice"]
         .into_iter()
@@ -416,7 +434,7 @@ async fn publish_in_child(
     command
         .arg("publish")
         .arg("--lake")
-        .arg(root)
+        .arg(root.to_string())
         .arg("--json")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

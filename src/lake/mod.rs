@@ -1,4 +1,5 @@
-//! The lake: Delta Lake tables under one root directory. The only module that writes them.
+//! The lake: Delta Lake tables under one root, a local directory or a prefix in S3-compatible
+//! object storage ([`Location`]). The only module that writes them.
 //!
 //! Tables: `attendance`, `actions`, `register`, `outcomes` (one per [`Kind`]), `uploads`,
 //! the audit of every accepted upload, and `publications`, what the publisher computed
@@ -22,7 +23,7 @@
 //! upload's data commit, `audit.rs` the audit rows, `optimize.rs` compaction.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{
@@ -38,7 +39,6 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::contract::schema::{UPLOAD_ID, uploads_schema};
 use crate::contract::{KeySet, Kind, Register, Validated};
@@ -46,12 +46,14 @@ use crate::{Error, Result};
 
 mod audit;
 mod commit;
+mod location;
 mod optimize;
 mod publications;
 
 pub(crate) use commit::conform;
 pub use commit::replace_predicate;
 use commit::{RECEIPT_KEY, unavailable};
+pub use location::Location;
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION, Vacuumed};
 pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, Stored, publications_schema};
 
@@ -121,9 +123,11 @@ pub struct Receipt {
     pub warnings: Vec<crate::contract::Problem>,
 }
 
-/// The lake under one root directory.
+/// The lake under one root.
 pub struct Lake {
-    root: PathBuf,
+    root: Location,
+    /// The object store rooted at the lake (made on first use).
+    store: std::sync::OnceLock<Arc<dyn deltalake::ObjectStore>>,
     /// The register as of a `register` table version, so a bulk ingest reads it once.
     register_cache: Mutex<Option<(u64, Arc<Register>)>>,
     /// Latest loaded state per table; brought up to date incrementally (only new log
@@ -137,15 +141,20 @@ pub struct Lake {
     /// The DataFusion runtime of the lake's own scans (see [`Lake::scan`]).
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     /// Parsed footers of the `publications` files read directly, by path.
-    footers: Mutex<HashMap<PathBuf, parquet::arrow::arrow_reader::ArrowReaderMetadata>>,
+    footers: Mutex<HashMap<String, parquet::arrow::arrow_reader::ArrowReaderMetadata>>,
 }
 
 impl Lake {
-    /// Opens the lake at `root`, creating the directory and any missing table.
-    pub async fn open(root: impl AsRef<Path>) -> Result<Lake> {
-        let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    /// Opens the lake at `root` (a directory, or an S3 prefix), creating the directory and any
+    /// missing table.
+    pub async fn open(root: impl Into<Location>) -> Result<Lake> {
+        let root = match root.into() {
+            Location::Local(root) => {
+                std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+                Location::Local(root.canonicalize().map_err(|e| Error::io(&root, e))?)
+            }
+            remote => remote,
+        };
         let lake = Lake::reader(root);
         for t in TABLES {
             lake.create_if_missing(t).await?;
@@ -156,9 +165,10 @@ impl Lake {
 
     /// A second handle on the lake at `root` (absolute) that creates and restores nothing:
     /// for reading earlier versions beside the handle that writes.
-    pub fn reader(root: PathBuf) -> Lake {
+    pub fn reader(root: Location) -> Lake {
         Lake {
             root,
+            store: std::sync::OnceLock::new(),
             register_cache: Mutex::new(None),
             tables: tokio::sync::Mutex::new(HashMap::new()),
             writers: TABLES
@@ -171,24 +181,49 @@ impl Lake {
         }
     }
 
-    pub fn root(&self) -> &Path {
+    pub fn root(&self) -> &Location {
         &self.root
     }
 
-    pub(super) fn url(&self, table: &str) -> Result<Url> {
-        let dir = self.root.join(table);
-        Url::from_directory_path(&dir)
-            .map_err(|_| Error::usage(format!("lake path is not absolute: {}", dir.display())))
+    /// The object store rooted at the lake: paths in it are relative to the lake's root.
+    pub fn store(&self) -> Result<Arc<dyn deltalake::ObjectStore>> {
+        if let Some(s) = self.store.get() {
+            return Ok(s.clone());
+        }
+        let store = self.root.store()?;
+        Ok(self.store.get_or_init(|| store).clone())
+    }
+
+    /// A builder of `table` at the lake's location, with its storage options.
+    fn builder(&self, table: &str) -> Result<DeltaTableBuilder> {
+        Ok(DeltaTableBuilder::from_url(self.root.table_url(table)?)?
+            .with_storage_options(self.root.options().into_iter().collect()))
+    }
+
+    /// Whether `table` exists: its log has an entry.
+    pub async fn exists(&self, table: &str) -> Result<bool> {
+        if let Location::Local(root) = &self.root {
+            return Ok(root.join(table).join("_delta_log").is_dir());
+        }
+        let log = deltalake::Path::from(format!("{table}/_delta_log/"));
+        let mut list = self.store()?.list(Some(&log));
+        match futures::StreamExt::next(&mut list).await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(Error::Unavailable(format!("{}: {e}", self.root))),
+        }
     }
 
     pub(super) async fn create_if_missing(&self, table: &str) -> Result<()> {
-        let dir = self.root.join(table);
-        if dir.join("_delta_log").is_dir() {
+        if self.exists(table).await? {
             return Ok(());
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if let Location::Local(root) = &self.root {
+            let dir = root.join(table);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
         let schema: StructType = schema_of(table).as_ref().try_into_kernel()?;
-        DeltaTableBuilder::from_url(self.url(table)?)?
+        self.builder(table)?
             .build()?
             .create()
             .with_table_name(table)
@@ -206,7 +241,7 @@ impl Lake {
             t.update_incremental(None).await?;
             return Ok(t.clone());
         }
-        let t = deltalake::open_table(self.url(table)?).await?;
+        let t = self.builder(table)?.load().await?;
         cache.insert(table.to_string(), t.clone());
         Ok(t)
     }
@@ -222,7 +257,8 @@ impl Lake {
 
     /// The table as it was at `version`.
     pub async fn table_at(&self, table: &str, version: u64) -> Result<DeltaTable> {
-        let t = DeltaTableBuilder::from_url(self.url(table)?)?
+        let t = self
+            .builder(table)?
             .with_version(version)
             .load()
             .await
@@ -241,7 +277,7 @@ impl Lake {
         if at < self.commit_time(table, 0).await? {
             return self.table_at(table, 0).await;
         }
-        let mut t = DeltaTableBuilder::from_url(self.url(table)?)?.build()?;
+        let mut t = self.builder(table)?.build()?;
         t.load_with_datetime(at).await?;
         Ok(t)
     }

@@ -12,11 +12,15 @@
 
 use arrow::array::{BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use deltalake::Path as ObjectPath;
+use futures::TryStreamExt;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
 };
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 
 use deltalake::kernel::transaction::CommitBuilder;
@@ -133,8 +137,12 @@ impl Lake {
     /// a publication is never held in memory whole) and made visible by one commit at the end
     /// ([`PublicationWriter::commit`]). Files of a publication that is never committed are
     /// invisible to every reader.
-    pub async fn publication_writer(&self) -> Result<PublicationWriter<'_>> {
-        let table = self.table(PUBLICATIONS).await?;
+    ///
+    /// `read` is the `publications` version the publication was numbered from: its commit
+    /// must be the next one (not retried on top of another), so no two publications ever share
+    /// a number, even where two publishers ran at once.
+    pub async fn publication_writer(&self, read: u64) -> Result<PublicationWriter<'_>> {
+        let table = self.table_at(PUBLICATIONS, read).await?;
         let writer =
             RecordBatchWriter::for_table(&table)?.with_writer_properties(writer_properties());
         Ok(PublicationWriter {
@@ -160,25 +168,17 @@ impl Lake {
             .collect();
         let mut rows = Vec::new();
         for file in files {
-            let path = self.root.join(PUBLICATIONS).join(&file);
-            let footer = self.footer(&path).await?;
-            let file: Arc<str> = file.into();
-            let read = tokio::task::spawn_blocking(move || -> Result<Vec<PublicationRow>> {
-                let mut rows = Vec::new();
-                for batch in read_file(&path, footer, &CATALOGUE, None)? {
-                    for mut r in rows_of(&[batch?]) {
-                        r.stored = Some(Stored {
-                            file: file.clone(),
-                            row: rows.len(),
-                        });
-                        rows.push(r);
-                    }
-                }
-                Ok(rows)
-            })
-            .await
-            .map_err(|e| Error::Unavailable(format!("reading the catalogue: {e}")))??;
-            rows.extend(read);
+            let footer = self.footer(&file).await?;
+            let stored: Arc<str> = file.into();
+            let batches = self.read_file(&stored, footer, &CATALOGUE, None).await?;
+            for (row, mut r) in rows_of(&batches).into_iter().enumerate() {
+                // The row's place in its file.
+                r.stored = Some(Stored {
+                    file: stored.clone(),
+                    row,
+                });
+                rows.push(r);
+            }
         }
         Ok((version, rows))
     }
@@ -186,43 +186,94 @@ impl Lake {
     /// The row stored at `at`, body included; `None` when its file is gone (removed by a
     /// vacuum after compaction): then [`Lake::publication_rows`] finds it wherever it is now.
     pub async fn publication_row_at(&self, at: &Stored) -> Result<Option<PublicationRow>> {
-        let path = self.root.join(PUBLICATIONS).join(&*at.file);
-        if !path.is_file() {
-            return Ok(None);
+        let mut columns = CATALOGUE.to_vec();
+        columns.push("body");
+        let read = async {
+            let footer = self.footer(&at.file).await?;
+            self.read_file(&at.file, footer, &columns, Some(at.row))
+                .await
+        };
+        match read.await {
+            Ok(batches) => Ok(rows_of(&batches).pop()),
+            Err(Error::Unavailable(e)) if e.starts_with(GONE) => Ok(None),
+            Err(e) => Err(e),
         }
-        let footer = self.footer(&path).await?;
-        let row = at.row;
-        tokio::task::spawn_blocking(move || -> Result<Option<PublicationRow>> {
-            let mut columns = CATALOGUE.to_vec();
-            columns.push("body");
-            let mut rows = Vec::new();
-            for batch in read_file(&path, footer, &columns, Some(row))? {
-                rows.extend(rows_of(&[batch?]));
-            }
-            Ok(rows.pop())
-        })
-        .await
-        .map_err(|e| Error::Unavailable(format!("reading a publication: {e}")))?
     }
 
-    /// A data file's footer, parsed once per file (files never change under their names).
-    async fn footer(&self, path: &Path) -> Result<ArrowReaderMetadata> {
-        if let Some(m) = self.footers.lock().expect("footers").get(path) {
+    /// A data file's footer (`file` as the table lists it), parsed once per file (files never
+    /// change under their names).
+    async fn footer(&self, file: &str) -> Result<ArrowReaderMetadata> {
+        if let Some(m) = self.footers.lock().expect("footers").get(file) {
             return Ok(m.clone());
         }
-        let owned = path.to_path_buf();
-        let m = tokio::task::spawn_blocking(move || -> Result<ArrowReaderMetadata> {
-            let f = std::fs::File::open(&owned).map_err(|e| Error::io(&owned, e))?;
-            Ok(ArrowReaderMetadata::load(&f, ArrowReaderOptions::new())?)
-        })
-        .await
-        .map_err(|e| Error::Unavailable(format!("reading a footer: {e}")))??;
+        let mut reader = self.object_reader(file).await?;
+        let m = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|e| unreadable(file, e))?;
         let mut footers = self.footers.lock().expect("footers");
         if footers.len() >= FOOTERS {
             footers.clear();
         }
-        footers.insert(path.to_path_buf(), m.clone());
+        footers.insert(file.to_string(), m.clone());
         Ok(m)
+    }
+
+    /// A reader of a `publications` data file in the lake's object store (a local directory
+    /// or S3); a file that is not there is an `Unavailable` error starting with [`GONE`].
+    async fn object_reader(&self, file: &str) -> Result<ObjectReader> {
+        use deltalake::logstore::object_store::ObjectStoreExt;
+        let store = self.store()?;
+        let path = ObjectPath::from(format!("{PUBLICATIONS}/{file}"));
+        let meta = store.head(&path).await.map_err(|e| match e {
+            deltalake::ObjectStoreError::NotFound { .. } => {
+                Error::Unavailable(format!("{GONE}: {file}"))
+            }
+            e => Error::Unavailable(format!("{PUBLICATIONS}/{file}: {e}")),
+        })?;
+        Ok(ObjectReader {
+            store,
+            path,
+            size: meta.size,
+        })
+    }
+
+    /// `columns` of the `publications` data file `file` (with its parsed `footer`), in the
+    /// file's order: every row, or only row `only`.
+    async fn read_file(
+        &self,
+        file: &str,
+        footer: ArrowReaderMetadata,
+        columns: &[&str],
+        only: Option<usize>,
+    ) -> Result<Vec<RecordBatch>> {
+        let reader = self.object_reader(file).await?;
+        let schema = footer.metadata().file_metadata().schema_descr_ptr();
+        let mask = ProjectionMask::columns(&schema, columns.iter().copied());
+        let mut builder =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone())
+                .with_projection(mask);
+        if let Some(row) = only {
+            // The row group holding the row, and the row within it.
+            let mut start = 0;
+            let groups = footer.metadata().row_groups();
+            let Some(group) = groups.iter().position(|g| {
+                start += g.num_rows() as usize;
+                row < start
+            }) else {
+                return Err(Error::Unavailable(format!(
+                    "{PUBLICATIONS}/{file}: no row {row} in this file"
+                )));
+            };
+            let first = start - groups[group].num_rows() as usize;
+            builder = builder
+                .with_row_groups(vec![group])
+                .with_row_selection(RowSelection::from(vec![
+                    RowSelector::skip(row - first),
+                    RowSelector::select(1),
+                ]));
+        }
+        let stream = builder.build().map_err(|e| unreadable(file, e))?;
+        stream.try_collect().await.map_err(|e| unreadable(file, e))
     }
 
     /// The rows with `report` of publication `publication` (or of all), and, when given,
@@ -254,41 +305,63 @@ impl Lake {
 /// How many data files' footers a lake keeps parsed.
 const FOOTERS: usize = 1024;
 
-/// `columns` of the Parquet file at `path` (with its parsed `footer`), in the file's order:
-/// every row, or only row `only`.
-fn read_file(
-    path: &Path,
-    footer: ArrowReaderMetadata,
-    columns: &[&str],
-    only: Option<usize>,
-) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let schema = footer.metadata().file_metadata().schema_descr_ptr();
-    let mask = ProjectionMask::columns(&schema, columns.iter().copied());
-    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.clone())
-        .with_projection(mask);
-    if let Some(row) = only {
-        // The row group holding the row, and the row within it.
-        let mut start = 0;
-        let groups = footer.metadata().row_groups();
-        let Some(group) = groups.iter().position(|g| {
-            start += g.num_rows() as usize;
-            row < start
-        }) else {
-            return Err(Error::Unavailable(format!(
-                "{}: no row {row} in this file",
-                path.display()
-            )));
-        };
-        let first = start - groups[group].num_rows() as usize;
-        builder = builder
-            .with_row_groups(vec![group])
-            .with_row_selection(RowSelection::from(vec![
-                RowSelector::skip(row - first),
-                RowSelector::select(1),
-            ]));
+/// A Parquet file in the lake's object store, read by ranges.
+struct ObjectReader {
+    store: Arc<dyn deltalake::ObjectStore>,
+    path: ObjectPath,
+    size: u64,
+}
+
+fn external(e: deltalake::ObjectStoreError) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        Box::pin(async move {
+            use deltalake::logstore::object_store::ObjectStoreExt;
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(external)
+        })
     }
-    Ok(builder.build()?)
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        Box::pin(async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(external)
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        Box::pin(async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        })
+    }
+}
+
+/// How a missing data file is told apart (see [`Lake::publication_row_at`]).
+const GONE: &str = "no such file";
+
+fn unreadable(file: &str, e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("{PUBLICATIONS}/{file}: {e}"))
 }
 
 /// One publication's rows on their way into the lake (see [`Lake::publication_writer`]).
@@ -341,7 +414,7 @@ impl PublicationWriter<'_> {
             predicate: None,
         };
         let actions = self.adds.into_iter().map(Action::Add).collect();
-        let done = CommitBuilder::from(CommitProperties::default())
+        let done = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
             .with_actions(actions)
             .build(
                 Some(self.table.snapshot()?),

@@ -158,7 +158,7 @@ pub(crate) fn uploads_by_school_and_period() -> BTreeMap<(String, String), Vec<u
 }
 
 /// (school, period, window, upload_id) of every attendance row, read in-process.
-async fn attendance_rows(lake: &Lake) -> Vec<(String, String, String, String)> {
+pub(crate) async fn attendance_rows(lake: &Lake) -> Vec<(String, String, String, String)> {
     let e = narvaro::engine::Engine::open(lake, None).await.unwrap();
     let b = e
         .sql(

@@ -149,10 +149,20 @@ impl Server {
         Server::start_with(env!("CARGO_BIN_EXE_narvaro"), args, within)
     }
 
+    /// [`Server::start`] with environment variables `env` besides the test's.
+    pub fn start_env(args: &[&str], env: &[(&str, String)], within: Duration) -> Server {
+        Server::spawn(env!("CARGO_BIN_EXE_narvaro"), args, env, within)
+    }
+
     /// Runs `program` (e.g. a wrapper that then runs `narvaro`) until it prints a URL.
     pub fn start_with(program: &str, args: &[&str], within: Duration) -> Server {
+        Server::spawn(program, args, &[], within)
+    }
+
+    fn spawn(program: &str, args: &[&str], env: &[(&str, String)], within: Duration) -> Server {
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

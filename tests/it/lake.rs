@@ -151,7 +151,7 @@ async fn tables_are_standard_delta_readable_without_delta_rs() {
     ingest_path(&lake, &fixture("small/attendance_corrected.csv"), now())
         .await
         .unwrap();
-    let (rows, columns) = read_delta_by_protocol(&lake.root().join("attendance"));
+    let (rows, columns) = read_delta_by_protocol(&lake.root().local().unwrap().join("attendance"));
     assert_eq!(rows, 6);
     for c in [
         "pct_total",
@@ -162,7 +162,7 @@ async fn tables_are_standard_delta_readable_without_delta_rs() {
     ] {
         assert!(columns.contains(c), "{c} missing from {columns:?}");
     }
-    let (register_rows, _) = read_delta_by_protocol(&lake.root().join("register"));
+    let (register_rows, _) = read_delta_by_protocol(&lake.root().local().unwrap().join("register"));
     assert_eq!(register_rows, 3);
 }
 

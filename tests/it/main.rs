@@ -12,6 +12,7 @@ mod http;
 mod indicators;
 mod lake;
 mod publish;
+mod s3;
 mod server;
 mod slt;
 mod truth;
