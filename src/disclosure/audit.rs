@@ -19,7 +19,7 @@
 //! the cell fails at once.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use good_lp::{
     Expression, ResolutionError, Solution, SolverModel, Variable, microlp, variable, variables,
@@ -825,7 +825,7 @@ impl System {
 /// ones narrower than the rules allow (a bound: computable exactly). A figure under several
 /// names is solved once.
 pub fn audit(release: &Release, status: &[Status], rules: &Rules) -> Report {
-    audit_cells(release, status, rules, Depth::Whole, None)
+    audit_cells(release, status, rules, Depth::Whole, None, &HashSet::new())
 }
 
 /// The code of the school a locality id stands for, from a school cell over it.
@@ -859,14 +859,51 @@ pub enum Depth {
     Exact,
 }
 
+/// Whether the hidden cell `cell` keeps the interval the rules ask for against an insider
+/// who knows the true figures of the school `school` (a locality at the finest level), solved
+/// exactly over the whole release. For the repair, before it hides an area's own sum for a
+/// cell the local scopes could not prove: the room may lie further away than they reach
+/// (a school's figure bounded by its municipality's less the insider's own, where the
+/// municipality's moves in the county's sum).
+pub fn holds_against(
+    release: &Release,
+    status: &[Status],
+    rules: &Rules,
+    cell: usize,
+    school: u32,
+) -> bool {
+    let width = match status[cell] {
+        Status::Published | Status::Secondary | Status::OwnSchoolOnly => return true,
+        Status::Bound => 1,
+        _ => 2 * rules.protection,
+    };
+    let system = System::new(release, status, rules);
+    let h = &release.cells[cell];
+    let vars = system.vars(&h.inner);
+    let ((min, max, _, _), _) = system.interval(
+        &h.key,
+        &vars,
+        (h.value, Some(h.value)),
+        width,
+        Depth::Exact,
+        Some((&[school], 0)),
+        &mut |_| {},
+    );
+    tracing::debug!(cell = %h.key, school, min, max, "disclosure: exact against an insider");
+    max.is_none_or(|m| m - min >= width)
+}
+
 /// The audit of the cells `only` (`None`: every cell; `hidden` counts those audited) to
-/// `depth`. A release without localities has only the whole as its scope.
+/// `depth`. A release without localities has only the whole as its scope. A cell is not
+/// searched again against an insider it is `proven` against (cell and school, see
+/// [`holds_against`]), so the search goes on to the next.
 pub fn audit_cells(
     release: &Release,
     status: &[Status],
     rules: &Rules,
     depth: Depth,
     only: Option<&[usize]>,
+    proven: &HashSet<(usize, u32)>,
 ) -> Report {
     let system = System::new(release, status, rules);
     let mut report = Report::default();
@@ -943,6 +980,7 @@ pub fn audit_cells(
                                 .schools()
                                 .into_iter()
                                 .filter(|s| !(own.len() == 1 && own.contains(s)))
+                                .filter(|&s| !proven.contains(&(*h, s)))
                                 .filter(|&s| {
                                     let (lo, hi) = moves.without(cell.value, &[s]);
                                     hi - lo < width

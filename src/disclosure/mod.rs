@@ -24,7 +24,7 @@ pub mod key;
 pub mod release;
 pub mod view;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -590,6 +590,8 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
     gauss(release, &mut status, &forced);
     let mut pending: Option<Vec<usize>> = None;
     let mut repairs: HashMap<(usize, Option<u32>), u32> = HashMap::new();
+    // Cells proven exactly against an insider, who stay proven: the repair only hides more.
+    let mut proven: HashSet<(usize, u32)> = HashSet::new();
     loop {
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
@@ -600,6 +602,7 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
             rules,
             audit::Depth::Local,
             pending.as_deref(),
+            &proven,
         );
         tracing::debug!(
             audited = pending.as_ref().map_or(release.cells.len(), |p| p.len()),
@@ -633,8 +636,10 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                     let mut candidates: Vec<usize> = (0..release.cells.len())
                         .filter(|&j| status[j] == Status::Published && !forced[j])
                         .filter(|&j| {
-                            overlaps(&release.cells[j].inner, &h.inner)
-                                || sibling(release, &release.cells[j], h)
+                            let c = &release.cells[j];
+                            overlaps(&c.inner, &h.inner)
+                                || sibling(release, c, h)
+                                || (failure.insider_locality.is_some() && beside(c, h))
                         })
                         .collect();
                     // Against an insider, first room beside the cell that the insider cannot
@@ -676,6 +681,17 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                         )
                     });
                     candidates.truncate(n);
+                    // An area's own sum is hidden for an insider only when the whole release,
+                    // solved exactly, proves the cell no better than the local scopes did.
+                    if let (Some(id), Some(&j)) = (failure.insider_locality, candidates.first())
+                        && tier(&release.cells[j]) >= 2
+                        && audit::holds_against(release, &status, rules, failure.cell, id)
+                    {
+                        // Audited again next round, against the next insider.
+                        proven.insert((failure.cell, id));
+                        changed = true;
+                        continue;
+                    }
                     candidates
                 }
             };
@@ -799,7 +815,7 @@ pub fn audit_beside(
         .zip(&fixed)
         .map(|(c, f)| f.unwrap_or_else(|| protection.status(&c.key)))
         .collect();
-    audit::audit_cells(&both, &status, rules, depth, None)
+    audit::audit_cells(&both, &status, rules, depth, None, &HashSet::new())
 }
 
 impl Protection {
@@ -872,6 +888,19 @@ fn sibling(release: &Release, c: &Cell, h: &Cell) -> bool {
         }
         _ => true,
     }
+}
+
+/// Whether `c` is the same measure as the school cell `h` of an area beside `h`'s (another
+/// municipality's): room in the county's sum that an insider of `h`'s municipality cannot
+/// subtract, where every sibling school's figure is hidden already.
+fn beside(c: &Cell, h: &Cell) -> bool {
+    let (Some(kc), Some(kh)) = (key::CellKey::parse(&c.key), key::CellKey::parse(&h.key)) else {
+        return false;
+    };
+    kh.level == key::Level::School
+        && kc.level == key::Level::Municipality
+        && kc.measure == kh.measure
+        && !overlaps(&c.inner, &h.inner)
 }
 
 fn overlaps(a: &[usize], b: &[usize]) -> bool {

@@ -119,7 +119,14 @@ fn insider_attack(
             .filter(|&k| !status[k].published())
             .filter(|&k| !release.cells[k].inner.iter().all(|i| own.contains(i)))
             .collect();
-        let report = audit::audit_cells(&known, &with, rules, audit::Depth::Exact, Some(&targets));
+        let report = audit::audit_cells(
+            &known,
+            &with,
+            rules,
+            audit::Depth::Exact,
+            Some(&targets),
+            &Default::default(),
+        );
         found.extend(report.failures.into_iter().map(|f| (code.clone(), f)));
     }
     found
@@ -215,7 +222,14 @@ proptest! {
         let release = build(&rows, "18", &EDGES);
         let status = disclosure::protect(&release, &rules);
         let local = audit::audit(&release, &status, &rules);
-        let whole = audit::audit_cells(&release, &status, &rules, audit::Depth::Exact, None);
+        let whole = audit::audit_cells(
+            &release,
+            &status,
+            &rules,
+            audit::Depth::Exact,
+            None,
+            &Default::default(),
+        );
         prop_assert_eq!(local.intervals.len(), whole.intervals.len());
         for (l, w) in local.intervals.iter().zip(&whole.intervals) {
             prop_assert!(w.exact, "{}", w.key);
