@@ -71,6 +71,10 @@ pub struct Interval {
     /// That school's locality (see [`Release::localities`]).
     #[serde(skip)]
     pub insider_locality: Option<u32>,
+    /// The other schools (localities, sorted) whose principals the search had yet to prove
+    /// the cell against when this one failed: [`proven_against`] tries them all at once.
+    #[serde(skip)]
+    pub insiders_next: Vec<u32>,
 }
 
 impl Interval {
@@ -859,44 +863,63 @@ pub enum Depth {
     Exact,
 }
 
-/// Whether the hidden cell `cell` keeps the interval the rules ask for against an insider
-/// who knows the true figures of the school `school` (a locality at the finest level), solved
-/// exactly over the whole release. For the repair, before it hides an area's own sum for a
-/// cell the local scopes could not prove: the room may lie further away than they reach
-/// (a school's figure bounded by its municipality's less the insider's own, where the
-/// municipality's moves in the county's sum).
-pub fn holds_against(
+/// The schools among `school` and `others` (localities at the finest level) against whose
+/// principal the hidden cell `cell` keeps the interval the rules ask for, solved exactly over
+/// the whole release: first against all of them at once (an attacker who knows every one of
+/// those schools' true figures, whose interval lies inside each one's), else against `school`
+/// alone. For the repair, before it hides an area's own sum for a cell the local scopes could
+/// not prove: the room may lie further away than they reach (a school's figure bounded by
+/// its municipality's less the insider's own, where the municipality's moves in the county's
+/// sum). The others are the schools the audit would have tried next, one repair round each.
+pub fn proven_against(
     release: &Release,
     status: &[Status],
     rules: &Rules,
     cell: usize,
     school: u32,
-) -> bool {
+    others: &[u32],
+) -> Vec<u32> {
     let width = match status[cell] {
-        Status::Published | Status::Secondary | Status::OwnSchoolOnly => return true,
+        Status::Published | Status::Secondary | Status::OwnSchoolOnly => {
+            let mut all = others.to_vec();
+            all.push(school);
+            return all;
+        }
         Status::Bound => 1,
         _ => 2 * rules.protection,
     };
     let system = System::new(release, status, rules);
     let h = &release.cells[cell];
     let vars = system.vars(&h.inner);
-    let ((min, max, _, _), _) = system.interval(
-        &h.key,
-        &vars,
-        (h.value, Some(h.value)),
-        width,
-        Depth::Exact,
-        Some((&[school], 0)),
-        &mut |_| {},
-    );
-    tracing::debug!(cell = %h.key, school, min, max, "disclosure: exact against an insider");
-    max.is_none_or(|m| m - min >= width)
+    let holds = |schools: &[u32]| {
+        let ((min, max, _, _), _) = system.interval(
+            &h.key,
+            &vars,
+            (h.value, Some(h.value)),
+            width,
+            Depth::Exact,
+            Some((schools, 0)),
+            &mut |_| {},
+        );
+        tracing::debug!(cell = %h.key, ?schools, min, max, "disclosure: exact against insiders");
+        max.is_none_or(|m| m - min >= width)
+    };
+    let mut all: Vec<u32> = others.iter().copied().chain([school]).collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.len() > 1 && holds(&all) {
+        all
+    } else if holds(&[school]) {
+        vec![school]
+    } else {
+        Vec::new()
+    }
 }
 
 /// The audit of the cells `only` (`None`: every cell; `hidden` counts those audited) to
 /// `depth`. A release without localities has only the whole as its scope. A cell is not
 /// searched again against an insider it is `proven` against (cell and school, see
-/// [`holds_against`]), so the search goes on to the next.
+/// [`proven_against`]), so the search goes on to the next.
 pub fn audit_cells(
     release: &Release,
     status: &[Status],
@@ -1027,6 +1050,10 @@ pub fn audit_cells(
                                 continue;
                             }
                             if let [school] = set[..] {
+                                let next = exposed(*width)
+                                    .into_iter()
+                                    .filter(|&s| s != school)
+                                    .collect();
                                 insider = Some(Interval {
                                     cell: *h,
                                     key: cell.key.clone(),
@@ -1037,6 +1064,7 @@ pub fn audit_cells(
                                     capped_by: f.3,
                                     insider: Some(school_code(release, &system, school)),
                                     insider_locality: Some(school),
+                                    insiders_next: next,
                                 });
                                 break;
                             }
@@ -1059,6 +1087,7 @@ pub fn audit_cells(
             capped_by,
             insider: None,
             insider_locality: None,
+            insiders_next: Vec::new(),
         };
         if interval.width().is_some_and(|w| w < *width) {
             report.failures.push(interval.clone());

@@ -686,12 +686,21 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                     // solved exactly, proves the cell no better than the local scopes did.
                     if let (Some(id), Some(&j)) = (failure.insider_locality, candidates.first())
                         && tier(&release.cells[j]) >= 2
-                        && audit::holds_against(release, &status, rules, failure.cell, id)
                     {
-                        // Audited again next round, against the next insider.
-                        proven.insert((failure.cell, id));
-                        changed = true;
-                        continue;
+                        let schools = audit::proven_against(
+                            release,
+                            &status,
+                            rules,
+                            failure.cell,
+                            id,
+                            &failure.insiders_next,
+                        );
+                        if !schools.is_empty() {
+                            // Audited again next round, against the next insider.
+                            proven.extend(schools.into_iter().map(|s| (failure.cell, s)));
+                            changed = true;
+                            continue;
+                        }
                     }
                     candidates
                 }
