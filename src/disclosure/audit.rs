@@ -879,12 +879,11 @@ pub fn proven_against(
     school: u32,
     others: &[u32],
 ) -> Vec<u32> {
+    let mut all: Vec<u32> = others.iter().copied().chain([school]).collect();
+    all.sort_unstable();
+    all.dedup();
     let width = match status[cell] {
-        Status::Published | Status::Secondary | Status::OwnSchoolOnly => {
-            let mut all = others.to_vec();
-            all.push(school);
-            return all;
-        }
+        Status::Published | Status::Secondary | Status::OwnSchoolOnly => return all,
         Status::Bound => 1,
         _ => 2 * rules.protection,
     };
@@ -904,9 +903,6 @@ pub fn proven_against(
         tracing::debug!(cell = %h.key, ?schools, min, max, "disclosure: exact against insiders");
         max.is_none_or(|m| m - min >= width)
     };
-    let mut all: Vec<u32> = others.iter().copied().chain([school]).collect();
-    all.sort_unstable();
-    all.dedup();
     if all.len() > 1 && holds(&all) {
         all
     } else if holds(&[school]) {
