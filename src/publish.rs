@@ -26,8 +26,9 @@ use sha2::{Digest, Sha256};
 
 use crate::disclosure::Protection;
 use crate::disclosure::release::{Earlier, History, Protections, Which};
+use crate::engine::reads::{self, Read};
 use crate::engine::{AsOf, Engine};
-use crate::lake::{INDEX, Lake, PublicationRow, RELEASE, Stored};
+use crate::lake::{INDEX, Lake, PublicationRow, READS, RELEASE, Stored};
 use crate::policy::Policies;
 use crate::report::{self, Index, Report, Term};
 use crate::{Error, Result};
@@ -105,7 +106,7 @@ impl Catalogue {
                         },
                     );
                 }
-                RELEASE => {}
+                RELEASE | READS => {}
                 _ => {
                     let digest = (!r.digest.is_empty()).then_some(r.digest);
                     c.reports
@@ -284,6 +285,9 @@ pub struct Published {
     pub written: usize,
     /// Reports no longer published.
     pub withdrawn: usize,
+    /// Reports built (the rest were carried over: nothing they read had changed).
+    #[serde(default)]
+    pub built: usize,
     /// Protected releases solved for it (the rest came from earlier publications).
     pub releases_solved: usize,
     pub seconds: f64,
@@ -301,8 +305,22 @@ pub async fn publish(
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Option<Published>> {
+    publish_with(lake, policies, protected, now, progress, false).await
+}
+
+/// [`publish`], or with `rebuild` every report built again (none carried over because what
+/// it read kept its digests) and published even when the latest publication shows the
+/// latest version: its `written` counts the reports a publication carried over wrongly.
+pub async fn publish_with(
+    lake: &Lake,
+    policies: &Policies,
+    protected: Arc<Protections>,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    rebuild: bool,
+) -> Result<Option<Published>> {
     let lock = PublisherLock::acquire(lake).await?;
-    let published = publish_locked(lake, policies, protected, now, progress).await;
+    let published = publish_locked(lake, policies, protected, now, progress, rebuild).await;
     lock.release().await;
     published
 }
@@ -313,14 +331,16 @@ async fn publish_locked(
     protected: Arc<Protections>,
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize, usize) + Sync),
+    rebuild: bool,
 ) -> Result<Option<Published>> {
     let started = Instant::now();
     let table_versions = lake.table_versions().await?;
     let catalogue = Catalogue::load(lake).await?;
     let inputs = inputs_digest(policies);
-    if catalogue
-        .latest()
-        .is_some_and(|p| p.table_versions == table_versions && p.inputs == inputs)
+    if !rebuild
+        && catalogue
+            .latest()
+            .is_some_and(|p| p.table_versions == table_versions && p.inputs == inputs)
     {
         return Ok(None);
     }
@@ -372,6 +392,31 @@ async fn publish_locked(
         .collect();
     let history = Arc::new(History::new(lake.root().clone(), policies.clone(), earlier));
 
+    // What the latest publication's reports read, if it was computed from the same
+    // definitions by the same program: a report whose reads all kept their digests is
+    // carried over without being built.
+    let code = program_identity();
+    let mut before: HashMap<ReportKey, (Vec<Read>, String)> = HashMap::new();
+    if let Some(latest) = catalogue
+        .latest()
+        .filter(|p| p.inputs == inputs && !rebuild)
+    {
+        let rows = lake
+            .publication_rows(Some(latest.number), READS, None)
+            .await?;
+        if let Some(body) = rows.into_iter().find_map(|r| r.body) {
+            let stored: StoredReads = serde_json::from_str(&body)?;
+            if stored.program == code {
+                for j in stored.jobs {
+                    let reads = j.reads.iter().map(|&i| stored.reads[i as usize].clone());
+                    before.insert(
+                        (j.kind, j.code, j.term, j.own),
+                        (reads.collect(), j.fingerprint),
+                    );
+                }
+            }
+        }
+    }
     let engine = Engine::open_with(lake, None, policies)
         .await?
         .sharing(protected.clone())
@@ -413,65 +458,144 @@ async fn publish_locked(
         .unwrap_or_default();
     // Rows go to the lake as they are built (only what changed), one commit at the end.
     let mut writer = lake.publication_writer(catalogue.version).await?;
+    let fingerprints = Arc::new(Fingerprints::default());
     // Each report is its own task, so that the four being built use every processor.
     let mut stream = futures::stream::iter(jobs)
-        .map(|(kind, code, term, own)| {
-            let (engine, specs) = (engine.clone(), specs.clone());
+        .map(|job| {
+            let (engine, specs, fingerprints) =
+                (engine.clone(), specs.clone(), fingerprints.clone());
+            let (kind, code, term, own) = job.clone();
+            // A school's report and its principal's view from one run of its queries.
+            let readers = if own {
+                vec![None, Some(code.clone())]
+            } else {
+                vec![None]
+            };
+            let keys: Vec<ReportKey> = readers
+                .iter()
+                .map(|r| (kind.clone(), code.clone(), term.clone(), r.is_some()))
+                .collect();
+            // Carried over only when the latest publication holds every one of its reports.
+            let earlier = before
+                .get(&job)
+                .filter(|_| keys.iter().all(|k| previous.contains_key(k)))
+                .cloned();
             tokio::spawn(async move {
+                if let Some((reads, fingerprint)) = earlier
+                    && fingerprints.of(&engine, &reads).await?.as_deref() == Some(&fingerprint)
+                {
+                    return Ok(Job {
+                        job,
+                        keys,
+                        built: None,
+                        reads,
+                        fingerprint: Some(fingerprint),
+                    });
+                }
                 let t: Term = term.parse().map_err(Error::usage)?;
                 let started = Instant::now();
-                // A school's report and its principal's view from one run of its queries.
-                let readers = if own {
-                    vec![None, Some(code.as_str())]
-                } else {
-                    vec![None]
-                };
-                let reports = report::build_views(
+                let readers: Vec<Option<&str>> = readers.iter().map(|r| r.as_deref()).collect();
+                let (reports, read) = reads::tracked(report::build_views(
                     &engine,
                     specs[kind.as_str()],
                     &code,
                     t,
                     DateTime::UNIX_EPOCH,
                     &readers,
-                )
-                .await
-                .map_err(|e| Error::usage(format!("{kind} {code} {term}: {e}")))?;
+                ))
+                .await;
+                let reports =
+                    reports.map_err(|e| Error::usage(format!("{kind} {code} {term}: {e}")))?;
                 tracing::debug!(
                     %kind, %code, %term,
                     ms = started.elapsed().as_millis() as u64,
                     "publish: report built"
                 );
-                reports
+                let reads = read.inputs();
+                let fingerprint = fingerprints.of(&engine, &reads).await?;
+                let built = reports
                     .into_iter()
-                    .zip(readers)
-                    .map(|(r, reader)| {
-                        let (body, digest) = normalised(r)?;
-                        let key = (kind.clone(), code.clone(), term.clone(), reader.is_some());
-                        Ok((key, body, digest))
-                    })
-                    .collect::<Result<Vec<_>>>()
+                    .map(normalised)
+                    .collect::<Result<Vec<_>>>()?;
+                Ok::<_, Error>(Job {
+                    job,
+                    keys,
+                    built: Some(built),
+                    reads,
+                    fingerprint,
+                })
             })
         })
         .buffer_unordered(4);
-    let (mut done, mut reports, mut written) = (0, 0, 0);
+    let (mut done, mut reports, mut written, mut built) = (0, 0, 0, 0);
     let mut published = std::collections::HashSet::new();
+    let mut stored_reads = StoredReads {
+        program: code,
+        ..Default::default()
+    };
+    let mut read_ids: HashMap<Read, u32> = HashMap::new();
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| Error::usage(format!("en rapport kunde inte byggas: {e}")))?;
-        for (key, body, digest) in b? {
-            reports += 1;
-            if previous.get(&key) != Some(&digest) {
-                let (kind, area, term, own) = &key;
-                writer
-                    .push(row(kind, area, term, *own, digest, Some(body)))
-                    .await?;
-                written += 1;
+        let b = b.map_err(|e| Error::usage(format!("en rapport kunde inte byggas: {e}")))??;
+        if let Some(views) = &b.built {
+            built += views.len();
+            for (key, (body, digest)) in b.keys.iter().zip(views) {
+                if previous.get(key) != Some(digest) {
+                    let (kind, area, term, own) = key;
+                    writer
+                        .push(row(
+                            kind,
+                            area,
+                            term,
+                            *own,
+                            digest.clone(),
+                            Some(body.clone()),
+                        ))
+                        .await?;
+                    written += 1;
+                }
             }
-            published.insert(key);
+        }
+        reports += b.keys.len();
+        published.extend(b.keys);
+        if let Some(fingerprint) = b.fingerprint {
+            let (kind, code, term, own) = b.job;
+            let ids = b
+                .reads
+                .into_iter()
+                .map(|r| {
+                    let next = read_ids.len() as u32;
+                    *read_ids.entry(r.clone()).or_insert_with(|| {
+                        stored_reads.reads.push(r);
+                        next
+                    })
+                })
+                .collect();
+            stored_reads.jobs.push(StoredJob {
+                kind,
+                code,
+                term,
+                own,
+                reads: ids,
+                fingerprint,
+            });
         }
         done += 1;
         progress(done, total);
     }
     drop(stream);
+    stored_reads.jobs.sort_by(|a, b| {
+        (&a.kind, &a.code, &a.term, a.own).cmp(&(&b.kind, &b.code, &b.term, b.own))
+    });
+    writer
+        .push(row(
+            READS,
+            "",
+            "",
+            false,
+            String::new(),
+            Some(serde_json::to_string(&stored_reads)?),
+        ))
+        .await?;
     let mut withdrawn = 0;
     for (kind, area, term, own) in previous.keys() {
         let key = (kind.clone(), area.clone(), term.clone(), *own);
@@ -520,6 +644,7 @@ async fn publish_locked(
         reports,
         written,
         withdrawn,
+        built,
         releases_solved,
         seconds: started.elapsed().as_secs_f64(),
     }))
@@ -584,6 +709,108 @@ pub async fn versions_in_use(lake: &Lake) -> Result<HashMap<String, Vec<u64>>> {
 
 /// A report's content as stored (without the version and time it is served with) and its
 /// digest.
+/// One report job's outcome: its reports (`built`, with their bodies and digests) or carried
+/// over (`None`), and what it read with their fingerprint (`None`: not all could be told).
+struct Job {
+    job: ReportKey,
+    keys: Vec<ReportKey>,
+    built: Option<Vec<(String, String)>>,
+    reads: Vec<Read>,
+    fingerprint: Option<String>,
+}
+
+/// The `reads` row: every report job's reads (ids into `reads`) and their fingerprint.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct StoredReads {
+    /// The program that published ([`program_identity`]): another one may build reports
+    /// differently from the same reads.
+    program: String,
+    reads: Vec<Read>,
+    jobs: Vec<StoredJob>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredJob {
+    kind: String,
+    code: String,
+    term: String,
+    own: bool,
+    reads: Vec<u32>,
+    fingerprint: String,
+}
+
+/// This program: its version, and its executable's size and modification time (a rebuilt
+/// binary builds its reports again).
+fn program_identity() -> String {
+    let exe = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .ok()
+        .map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{}:{modified}", m.len())
+        })
+        .unwrap_or_default();
+    format!("{}:{exe}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The fingerprints of report jobs' reads at the publisher's engine, each release's digest
+/// computed once (its protection solved, or taken from the store, as building would).
+#[derive(Default)]
+struct Fingerprints {
+    releases: tokio::sync::Mutex<HashMap<Read, Option<[u8; 32]>>>,
+}
+
+impl Fingerprints {
+    /// The digest of every read's digest (`None` when one cannot be told).
+    async fn of(&self, engine: &Engine, reads: &[Read]) -> Result<Option<String>> {
+        let mut h = Sha256::new();
+        for read in reads {
+            let digest = match read {
+                Read::Release(county, term) => self.release(engine, read, county, term).await?,
+                _ => engine.read_digest(read).await?,
+            };
+            let Some(digest) = digest else {
+                tracing::debug!(?read, "publish: a read whose digest cannot be told");
+                return Ok(None);
+            };
+            tracing::trace!(?read, digest = %hex::encode(digest), "publish: read");
+            h.update(serde_json::to_vec(read)?);
+            h.update(digest);
+        }
+        Ok(Some(hex::encode(h.finalize())))
+    }
+
+    async fn release(
+        &self,
+        engine: &Engine,
+        read: &Read,
+        county: &str,
+        term: &str,
+    ) -> Result<Option<[u8; 32]>> {
+        if let Some(d) = self.releases.lock().await.get(read) {
+            return Ok(*d);
+        }
+        let digest = match Which::from_stored(county, term) {
+            Some(which) => {
+                let p = reads::untracked(crate::disclosure::release::protection(engine, &which))
+                    .await?;
+                let status: BTreeMap<&String, &crate::disclosure::Status> =
+                    p.status.iter().collect();
+                let bounds: BTreeMap<&String, &(i64, i64)> = p.bounds.iter().collect();
+                let body = serde_json::to_vec(&(&p.rules, status, bounds))?;
+                Some(Sha256::digest(&body).into())
+            }
+            None => None,
+        };
+        self.releases.lock().await.insert(read.clone(), digest);
+        Ok(digest)
+    }
+}
+
 fn normalised(mut r: Report) -> Result<(String, String)> {
     r.data_version = 0;
     r.generated_at = DateTime::UNIX_EPOCH;

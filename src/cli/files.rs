@@ -57,7 +57,7 @@ pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<
 }
 
 /// Publishes the lake's latest version with a progress bar, and says what it did.
-pub async fn publish_lake(lake: &Lake, json: bool) -> Result<()> {
+pub async fn publish_lake(lake: &Lake, json: bool, rebuild: bool) -> Result<()> {
     let policies =
         Policies::load(&policy::Source::resolve(None)).map_err(|e| Error::usage(e.to_string()))?;
     let pb = if json {
@@ -69,19 +69,28 @@ pub async fn publish_lake(lake: &Lake, json: bool) -> Result<()> {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     };
-    let published =
-        crate::publish::publish(lake, &policies, Default::default(), Utc::now(), &tick).await?;
+    let published = crate::publish::publish_with(
+        lake,
+        &policies,
+        Default::default(),
+        Utc::now(),
+        &tick,
+        rebuild,
+    )
+    .await?;
     pb.finish_and_clear();
     match published {
         // What `serve`'s publisher reads: one line, `null` when nothing was new.
         _ if json => println!("{}", serde_json::to_string(&published)?),
         None => println!("publiceringen visar redan den senaste dataversionen"),
         Some(p) => println!(
-            "publicerade dataversion {} (publicering {}): {} rapporter, {} nya eller ändrade, \
-             {} tillbakadragna; {} skyddade utdrag beräknade; {:.1} s",
+            "publicerade dataversion {} (publicering {}): {} rapporter ({} byggda, övriga \
+             oförändrade underlag), {} nya eller ändrade, {} tillbakadragna; {} skyddade utdrag \
+             beräknade; {:.1} s",
             p.data_version,
             p.publication,
             p.reports,
+            p.built,
             p.written,
             p.withdrawn,
             p.releases_solved,

@@ -140,6 +140,11 @@ pub enum Command {
         /// (how `serve` runs its publisher).
         #[arg(long, hide = true)]
         json: bool,
+        /// Build every report again, also those whose inputs did not change, and publish even
+        /// when the latest version is published (a check: `0 nya eller ändrade` confirms that
+        /// the incremental publications carried over exactly what they should).
+        #[arg(long)]
+        rebuild: bool,
     },
     /// Run SQL over the lake tables.
     Query {
@@ -420,7 +425,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let lake = Lake::open(lake.here()?).await?;
             let refused = ingest_all(&lake, &files, false).await?;
             if !no_publish {
-                publish_lake(&lake, false).await?;
+                publish_lake(&lake, false, false).await?;
             }
             Ok(if refused > 0 {
                 ExitCode::from(1)
@@ -428,9 +433,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Publish { lake, json } => {
+        Command::Publish {
+            lake,
+            json,
+            rebuild,
+        } => {
             let lake = open_existing(&lake.here()?).await?;
-            publish_lake(&lake, json).await?;
+            publish_lake(&lake, json, rebuild).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Query {

@@ -53,7 +53,7 @@ pub(super) async fn demo(dir: &Path, addr: &str) -> Result<ExitCode> {
     );
     let lake = Lake::open(&lake_dir).await?;
     let refused = ingest_all(&lake, &[fixtures_dir], true).await?;
-    publish_lake(&lake, false).await?;
+    publish_lake(&lake, false, false).await?;
     println!();
     print_lake_info(&lake).await?;
     let engine = Engine::open(&lake, None).await?;

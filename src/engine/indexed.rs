@@ -4,20 +4,24 @@
 //! rows, and each of the ~24,000 reports asks for a handful of them per block.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::{
     SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use sha2::{Digest, Sha256};
 
 /// The columns that can lead a view as its key, in any order: a view is sorted by its longest
 /// leading run of them.
@@ -31,6 +35,10 @@ const KEYS: [&str; 7] = [
     "level_id",
 ];
 
+/// Rows as a read names them: the leading key values of a range, and (column, value)
+/// equalities every row of it that a query keeps satisfies.
+type Selection = (Vec<String>, Vec<(String, String)>);
+
 /// Rows per batch handed to a plan.
 const BATCH_ROWS: usize = 8192;
 
@@ -38,22 +46,39 @@ const BATCH_ROWS: usize = 8192;
 /// leading run of them selects (every filter is still applied by the plan above the scan).
 #[derive(Debug)]
 pub struct IndexedTable {
+    /// The view's name, as reads are recorded ([`super::reads`]).
+    name: String,
     schema: SchemaRef,
     rows: RecordBatch,
     /// The key columns' names and their values as text, in the sorted order.
     keys: Vec<(String, StringArray)>,
+    /// Digests of the rows asked for so far, by their key values and equalities.
+    digests: Mutex<HashMap<Selection, [u8; 32]>>,
 }
 
 impl IndexedTable {
     /// The table of `batches`, with text held as plain `Utf8`: a slice of string views keeps
     /// every buffer of the whole table, which each plan over it would copy and measure.
-    pub fn try_new(schema: SchemaRef, batches: &[RecordBatch]) -> crate::Result<IndexedTable> {
+    pub fn try_new(
+        name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> crate::Result<IndexedTable> {
         let schema: SchemaRef = Arc::new(Schema::new(
             schema
                 .fields()
                 .iter()
                 .map(|f| match f.data_type() {
                     DataType::Utf8View | DataType::LargeUtf8 => {
+                        f.as_ref().clone().with_data_type(DataType::Utf8)
+                    }
+                    // A partition column (`period`) comes dictionary-encoded.
+                    DataType::Dictionary(_, v)
+                        if matches!(
+                            v.as_ref(),
+                            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                        ) =>
+                    {
                         f.as_ref().clone().with_data_type(DataType::Utf8)
                     }
                     _ => f.as_ref().clone(),
@@ -94,18 +119,24 @@ impl IndexedTable {
                 (schema.field(i).name().clone(), text)
             })
             .collect();
-        Ok(IndexedTable { schema, rows, keys })
+        Ok(IndexedTable {
+            name: name.to_string(),
+            schema,
+            rows,
+            keys,
+            digests: Default::default(),
+        })
     }
 
     /// The rows whose leading key columns equal `fixed`, in order (all rows when `fixed` is
     /// empty). Nulls sort first and equal no value.
-    fn range(&self, fixed: &[&str]) -> Range<usize> {
+    fn range<S: AsRef<str>>(&self, fixed: &[S]) -> Range<usize> {
         let order = |row: usize| {
             for ((_, k), v) in self.keys.iter().zip(fixed) {
                 let o = if k.is_null(row) {
                     Ordering::Less
                 } else {
-                    k.value(row).cmp(v)
+                    k.value(row).cmp(v.as_ref())
                 };
                 if o != Ordering::Equal {
                     return o;
@@ -134,6 +165,14 @@ fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
+/// A text literal's value (also dictionary-encoded).
+fn text(v: &ScalarValue) -> Option<&str> {
+    match v {
+        ScalarValue::Dictionary(_, inner) => text(inner),
+        v => v.try_as_str().flatten(),
+    }
+}
+
 /// The text value the conjunction `filters` fixes column `name` to, if one of its terms is
 /// `name = 'value'`.
 fn fixed_value<'a>(filters: &[&'a Expr], name: &str) -> Option<&'a str> {
@@ -146,7 +185,7 @@ fn fixed_value<'a>(filters: &[&'a Expr], name: &str) -> Option<&'a str> {
                     | (Expr::Literal(v, _), Expr::Column(c))
                         if c.name == name =>
                     {
-                        v.try_as_str().flatten()
+                        text(v)
                     }
                     _ => None,
                 },
@@ -159,51 +198,165 @@ fn fixed_value<'a>(filters: &[&'a Expr], name: &str) -> Option<&'a str> {
 }
 
 impl IndexedTable {
-    /// The rows the conjunction `filters` can select: the range its equalities on leading
-    /// keys fix, or none when they fix none.
-    fn fixed_range(&self, filters: &[&Expr]) -> Option<Range<usize>> {
-        let fixed: Vec<&str> = self
+    /// The key values the conjunction `filters` fixes on a leading run of keys, if any.
+    fn fixed(&self, filters: &[&Expr]) -> Option<Vec<String>> {
+        let fixed: Vec<String> = self
             .keys
             .iter()
-            .map_while(|(name, _)| fixed_value(filters, name))
+            .map_while(|(name, _)| fixed_value(filters, name).map(str::to_string))
             .collect();
-        (!fixed.is_empty()).then(|| self.range(&fixed))
+        (!fixed.is_empty()).then_some(fixed)
     }
 
-    /// The rows `e` can select, as sorted disjoint ranges: a disjunction selects its branches'
+    /// The key values of the ranges `e` can select: a disjunction selects its branches'
     /// rows (`(area_type = 'school' AND area_code = …) OR (area_type = 'county' AND …)`), a
     /// conjunction those its fixed keys select; none when `e` restricts no leading key.
-    fn ranges(&self, e: &Expr) -> Option<Vec<Range<usize>>> {
+    fn fixes(&self, e: &Expr) -> Option<Vec<Vec<String>>> {
         match e {
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: Operator::Or,
                 right,
             }) => {
-                let mut all = self.ranges(left)?;
-                all.extend(self.ranges(right)?);
-                all.sort_by_key(|r| r.start);
-                let mut merged: Vec<Range<usize>> = Vec::new();
-                for r in all.into_iter().filter(|r| !r.is_empty()) {
-                    match merged.last_mut() {
-                        Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-                        _ => merged.push(r),
-                    }
-                }
-                Some(merged)
+                let mut all = self.fixes(left)?;
+                all.extend(self.fixes(right)?);
+                Some(all)
             }
-            e => self.fixed_range(&[e]).map(|r| vec![r]),
+            e => self.fixed(&[e]).map(|f| vec![f]),
         }
     }
 
-    /// The fewest rows that hold every row `filters` (a conjunction) select.
-    fn candidates(&self, filters: &[Expr]) -> Vec<Range<usize>> {
+    /// The key values of the fewest rows that hold every row `filters` (a conjunction)
+    /// select; one empty set of values (every row) when they fix no leading key.
+    fn candidates(&self, filters: &[Expr]) -> Vec<Vec<String>> {
         let all: Vec<&Expr> = filters.iter().collect();
-        std::iter::once(self.fixed_range(&all).map(|r| vec![r]))
-            .chain(filters.iter().map(|f| self.ranges(f)))
+        let rows = |f: &Vec<Vec<String>>| f.iter().map(|f| self.range(f).len()).sum::<usize>();
+        let mut fixes: Vec<Vec<String>> = std::iter::once(self.fixed(&all).map(|f| vec![f]))
+            .chain(filters.iter().map(|f| self.fixes(f)))
             .flatten()
-            .min_by_key(|rs| rs.iter().map(|r| r.len()).sum::<usize>())
-            .unwrap_or_else(|| std::iter::once(0..self.rows.num_rows()).collect())
+            .min_by_key(rows)
+            .unwrap_or_else(|| vec![Vec::new()]);
+        fixes.sort();
+        fixes.dedup();
+        fixes
+    }
+
+    /// Sorted disjoint ranges of rows covering every range of `fixes`.
+    fn ranges(&self, fixes: &[Vec<String>]) -> Vec<Range<usize>> {
+        let mut all: Vec<Range<usize>> = fixes
+            .iter()
+            .map(|f| self.range(f))
+            .filter(|r| !r.is_empty())
+            .collect();
+        all.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<usize>> = Vec::new();
+        for r in all {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        merged
+    }
+
+    /// The comparisons (column, `=`/`<`/`<=`/`>`/`>=`, value) of a text column with a text
+    /// literal that the conjunction `filters` holds: every row a plan keeps meets them,
+    /// whatever range its scan read.
+    fn comparisons(&self, filters: &[Expr]) -> Vec<(String, String)> {
+        fn walk(e: &Expr, out: &mut Vec<(String, Operator, String)>) {
+            if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e {
+                if *op == Operator::And {
+                    walk(left, out);
+                    walk(right, out);
+                    return;
+                }
+                let (column, op, value) = match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
+                    (Expr::Literal(v, _), Expr::Column(c)) => match op.swap() {
+                        Some(op) => (c, op, v),
+                        None => return,
+                    },
+                    _ => return,
+                };
+                let compares = matches!(
+                    op,
+                    Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+                );
+                if let (true, Some(v)) = (compares, text(value)) {
+                    out.push((c_name(column), op, v.to_string()));
+                }
+            }
+        }
+        fn c_name(c: &datafusion::common::Column) -> String {
+            c.name.clone()
+        }
+        let mut out = Vec::new();
+        for f in filters {
+            walk(f, &mut out);
+        }
+        out.into_iter()
+            .filter(|(c, _, _)| {
+                self.schema
+                    .field_with_name(c)
+                    .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+            })
+            .map(|(c, op, v)| (format!("{c} {op}"), v))
+            .collect()
+    }
+
+    /// The digest of the rows whose leading keys equal `fixed` (every row when empty) and
+    /// that meet the comparisons `equal` (`("period <=", "2026-06")`, as
+    /// [`IndexedTable::comparisons`] names them): the same for the same rows in any order. A
+    /// `data_version` column is left out: every view carries it and no report shows it.
+    pub fn digest(&self, fixed: &[String], equal: &[(String, String)]) -> crate::Result<[u8; 32]> {
+        let selection = (fixed.to_vec(), equal.to_vec());
+        if let Some(d) = self.digests.lock().expect("digests").get(&selection) {
+            return Ok(*d);
+        }
+        let range = self.range(fixed);
+        let mut rows = self.rows.slice(range.start, range.len());
+        for (comparison, value) in equal {
+            use arrow::compute::kernels::cmp;
+            let (column, op) = comparison.split_once(' ').unwrap_or((comparison, ""));
+            let Ok(i) = rows.schema().index_of(column) else {
+                continue;
+            };
+            let (c, v) = (rows.column(i), &StringArray::new_scalar(value.as_str()));
+            let keep = match op {
+                "=" => cmp::eq(c, v)?,
+                "<" => cmp::lt(c, v)?,
+                "<=" => cmp::lt_eq(c, v)?,
+                ">" => cmp::gt(c, v)?,
+                ">=" => cmp::gt_eq(c, v)?,
+                _ => continue,
+            };
+            rows = arrow::compute::filter_record_batch(&rows, &keep)?;
+        }
+        let (fields, columns): (Vec<SortField>, Vec<ArrayRef>) = rows
+            .schema()
+            .fields()
+            .iter()
+            .zip(rows.columns())
+            .filter(|(f, _)| f.name() != "data_version")
+            .map(|(f, c)| (SortField::new(f.data_type().clone()), c.clone()))
+            .unzip();
+        let converted = RowConverter::new(fields)?.convert_columns(&columns)?;
+        let mut sum: u128 = 0;
+        for row in converted.iter() {
+            let h = Sha256::digest(row.as_ref());
+            sum = sum.wrapping_add(u128::from_le_bytes(h[..16].try_into().expect("16 bytes")));
+        }
+        let mut h = Sha256::new();
+        h.update(self.name.as_bytes());
+        for f in rows.schema().fields() {
+            h.update(f.name().as_bytes());
+            h.update(f.data_type().to_string().as_bytes());
+        }
+        h.update((rows.num_rows() as u64).to_le_bytes());
+        h.update(sum.to_le_bytes());
+        let d: [u8; 32] = h.finalize().into();
+        self.digests.lock().expect("digests").insert(selection, d);
+        Ok(d)
     }
 }
 
@@ -231,8 +384,28 @@ impl TableProvider for IndexedTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let fixes = self.candidates(filters);
+        if super::reads::active() {
+            let comparisons = self.comparisons(filters);
+            for f in &fixes {
+                // Equalities on the leading keys are in the range already.
+                let equal = comparisons
+                    .iter()
+                    .filter(|(c, _)| {
+                        !self
+                            .keys
+                            .iter()
+                            .take(f.len())
+                            .any(|(k, _)| *c == format!("{k} ="))
+                    })
+                    .cloned()
+                    .collect();
+                let read = super::reads::Read::Range(self.name.clone(), f.clone(), equal);
+                super::reads::record(read);
+            }
+        }
         let batches: Vec<RecordBatch> = self
-            .candidates(filters)
+            .ranges(&fixes)
             .into_iter()
             .flat_map(|rows| {
                 let end = rows.end;
@@ -278,7 +451,7 @@ mod tests {
             ],
         )
         .unwrap();
-        IndexedTable::try_new(schema, &[batch.slice(0, 3), batch.slice(3, 3)]).unwrap()
+        IndexedTable::try_new("t", schema, &[batch.slice(0, 3), batch.slice(3, 3)]).unwrap()
     }
 
     #[test]
@@ -300,7 +473,7 @@ mod tests {
         assert_eq!(values(t.range(&["municipality", "m"])), [1]);
         assert!(t.range(&["school", "z"]).is_empty());
         assert!(t.range(&["nothing"]).is_empty());
-        assert_eq!(t.range(&[]), 0..6);
+        assert_eq!(t.range::<&str>(&[]), 0..6);
     }
 
     #[test]
@@ -323,7 +496,7 @@ mod tests {
         assert_eq!(fixed_value(&[&either], "area_type"), None);
         // A disjunction selects its branches' rows; the narrowest restriction is taken.
         let t = table();
-        let rows = |rs: Vec<Range<usize>>| rs.into_iter().map(|r| r.len()).sum::<usize>();
+        let rows = |f: Vec<Vec<String>>| t.ranges(&f).into_iter().map(|r| r.len()).sum::<usize>();
         assert_eq!(rows(t.candidates(std::slice::from_ref(&either))), 5);
         let school_a = col("area_type")
             .eq(lit("school"))
@@ -338,6 +511,39 @@ mod tests {
             2
         );
         assert_eq!(rows(t.candidates(&[county.or(col("value").gt(lit(2)))])), 6);
+    }
+
+    #[test]
+    fn a_range_digest_follows_its_rows_not_their_order() {
+        let t = table();
+        let school = ["school".to_string()];
+        let a = t.digest(&school, &[]).unwrap();
+        assert_eq!(t.digest(&school, &[]).unwrap(), a);
+        assert_ne!(t.digest(&["county".to_string()], &[]).unwrap(), a);
+        assert_ne!(t.digest(&[], &[]).unwrap(), a);
+        // The same rows in another order: the same digest; one value changed: another.
+        let b = &t.rows;
+        let reversed: Vec<u32> = (0..b.num_rows() as u32).rev().collect();
+        let reversed = take_record_batch(b, &arrow::array::UInt32Array::from(reversed)).unwrap();
+        let again = IndexedTable::try_new("t", t.schema.clone(), &[reversed]).unwrap();
+        assert_eq!(again.digest(&school, &[]).unwrap(), a);
+        let mut values: Vec<i64> = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        values[0] += 1;
+        let mut columns = b.columns().to_vec();
+        columns[2] = Arc::new(Int64Array::from(values));
+        let changed = RecordBatch::try_new(b.schema(), columns).unwrap();
+        let changed = IndexedTable::try_new("t", t.schema.clone(), &[changed]).unwrap();
+        let differs = ["school", "county", "municipality"].iter().any(|k| {
+            changed.digest(&[k.to_string()], &[]).unwrap()
+                != t.digest(&[k.to_string()], &[]).unwrap()
+        });
+        assert!(differs);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 //! query at an old version sees one consistent state of the whole lake.
 
 mod indexed;
+pub mod reads;
 mod udf;
 pub use udf::binomial_limit;
 
@@ -31,7 +32,7 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 16] = [
+pub const VIEWS: [(&str, &str); 17] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
@@ -43,6 +44,10 @@ pub const VIEWS: [(&str, &str); 16] = [
     (
         "base/school_periods",
         include_str!("../../sql/base/school_periods.sql"),
+    ),
+    (
+        "base/school_steps",
+        include_str!("../../sql/base/school_steps.sql"),
     ),
     (
         "base/open_areas",
@@ -148,6 +153,8 @@ pub struct Snapshot {
 pub struct Engine {
     pub ctx: SessionContext,
     pub snapshot: Snapshot,
+    /// Each lake table's version, by name.
+    versions: HashMap<String, u64>,
     /// The shared definition's disclosure rules.
     pub rules: crate::disclosure::Rules,
     /// The shared definition's levels, in percent (the bands of a disclosure release).
@@ -249,10 +256,12 @@ impl Engine {
     async fn over(tables: Vec<(&str, DeltaTable)>, policies: &Policies) -> Result<Engine> {
         let ctx = SessionContext::new();
         let mut data_version = 0;
+        let mut versions = HashMap::new();
         for (name, table) in tables {
             if name == "attendance" {
                 data_version = table.version().unwrap_or_default();
             }
+            versions.insert(name.to_string(), table.version().unwrap_or_default());
             table.update_datafusion_session(&ctx.state())?;
             ctx.register_table(name, table.table_provider().await?)?;
         }
@@ -272,6 +281,7 @@ impl Engine {
         Ok(Engine {
             ctx,
             snapshot: Snapshot { data_version },
+            versions,
             rules: policies.shared.policy.disclosure,
             levels: policies
                 .shared
@@ -325,15 +335,60 @@ impl Engine {
                 "engine: view computed"
             );
             self.ctx.deregister_table(name)?;
-            self.ctx
-                .register_table(name, Arc::new(IndexedTable::try_new(schema, &batches)?))?;
+            self.ctx.register_table(
+                name,
+                Arc::new(IndexedTable::try_new(name, schema, &batches)?),
+            )?;
         }
         Ok(())
     }
 
-    /// Runs one SQL statement and collects its result.
+    /// Runs one SQL statement and collects its result. Inside [`reads::tracked`], the
+    /// tables it scans are recorded (the computed views' ranges by their scans).
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        Ok(self.ctx.sql(sql).await?.collect().await?)
+        let df = self.ctx.sql(sql).await?;
+        if reads::active() {
+            df.logical_plan()
+                .apply_with_subqueries(|p| {
+                    if let datafusion::logical_expr::LogicalPlan::TableScan(s) = p {
+                        reads::record(reads::Read::Table(s.table_name.table().to_string()));
+                    }
+                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                })
+                .map_err(Error::from)?;
+        }
+        Ok(df.collect().await?)
+    }
+
+    /// The digest of what `read` reads at this engine's snapshot, `None` when it cannot be
+    /// told (a view over the lake's rows, a release, a table this engine does not have): a
+    /// computed view's rows, an in-memory table's (reference data, policies), a lake table's
+    /// version.
+    pub async fn read_digest(&self, read: &reads::Read) -> Result<Option<[u8; 32]>> {
+        use sha2::{Digest, Sha256};
+        let (name, fixed, equal): (&str, &[String], &[(String, String)]) = match read {
+            reads::Read::Table(t) => (t, &[], &[]),
+            reads::Read::Range(t, fixed, equal) => (t, fixed, equal),
+            reads::Read::Release(..) => return Ok(None),
+        };
+        if let Some(v) = self.versions.get(name) {
+            let d = Sha256::digest(format!("{name}@{v}").as_bytes());
+            return Ok((fixed.is_empty() && equal.is_empty()).then(|| d.into()));
+        }
+        let Ok(provider) = self.ctx.table_provider(name).await else {
+            return Ok(None);
+        };
+        if let Some(t) = provider.downcast_ref::<IndexedTable>() {
+            return Ok(Some(t.digest(fixed, equal)?));
+        }
+        if provider.is::<MemTable>() && fixed.is_empty() && equal.is_empty() {
+            let df = self.ctx.table(name).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            let table = IndexedTable::try_new(name, schema, &batches)?;
+            return Ok(Some(table.digest(&[], &[])?));
+        }
+        Ok(None)
     }
 }
 

@@ -400,6 +400,7 @@ impl App {
                     data_version = p.data_version,
                     reports = p.reports,
                     written = p.written,
+                    built = p.built,
                     releases_solved = p.releases_solved,
                     seconds = p.seconds,
                     "published"

@@ -55,7 +55,9 @@ pub use commit::replace_predicate;
 use commit::{RECEIPT_KEY, unavailable};
 pub use location::Location;
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION, Vacuumed};
-pub use publications::{INDEX, PUBLICATIONS, PublicationRow, RELEASE, Stored, publications_schema};
+pub use publications::{
+    INDEX, PUBLICATIONS, PublicationRow, READS, RELEASE, Stored, publications_schema,
+};
 
 pub const UPLOADS: &str = "uploads";
 

@@ -32,9 +32,11 @@ use super::*;
 
 pub const PUBLICATIONS: &str = "publications";
 
-/// What a row holds: `index`, `release`, or a report's id.
+/// What a row holds: `index`, `release`, `reads`, or a report's id.
 pub const INDEX: &str = "index";
 pub const RELEASE: &str = "release";
+/// What the publication's reports read (the publisher's, to tell what changed next time).
+pub const READS: &str = "reads";
 
 pub fn publications_schema() -> SchemaRef {
     let text = |name: &str| Field::new(name, DataType::Utf8, false);

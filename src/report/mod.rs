@@ -371,7 +371,10 @@ pub async fn build_views(
     }
     let releases: HashMap<Which, Arc<Protection>> =
         futures::future::try_join_all(wanted.into_iter().map(|w| async move {
-            let p = crate::disclosure::release::protection(engine, &w).await?;
+            // Shared by every report that rests on it: recorded as the release it is.
+            use crate::engine::reads;
+            reads::record(reads::Read::Release(w.county.clone(), w.stored_term()));
+            let p = reads::untracked(crate::disclosure::release::protection(engine, &w)).await?;
             Ok::<_, Error>((w, p))
         }))
         .await?

@@ -106,6 +106,10 @@ async fn pages_read_only_the_stored_publication_and_a_new_one_carries_over_what_
     assert_eq!(second.data_version, latest);
     assert_eq!(second.reports, first.reports);
     assert_eq!(second.written, 0, "{second:?}");
+    assert_eq!(
+        second.built, 0,
+        "nothing any report read changed: {second:?}"
+    );
     assert_eq!(second.releases_solved, 0, "{second:?}");
     let (_, page) = get_json(&app, "/reports/committee/1880/VT2026.json").await;
     assert_eq!(page["data_version"], latest);
@@ -319,6 +323,27 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
     for o in &found.outcomes {
         assert!(o.failures.is_empty(), "{:?}: {:?}", o.scenario, o.failures);
     }
+
+    // The second publication built only the reports that read what the correction changed
+    // (the spring term's, not the autumn's), and carried the rest over: exactly what building
+    // every report again gives.
+    assert!(
+        second.built > 0 && second.built < second.reports,
+        "{second:?}"
+    );
+    let rebuilt = narvaro::publish::publish_with(
+        &writer,
+        &policies,
+        Default::default(),
+        now(),
+        &|_, _| {},
+        true,
+    )
+    .await
+    .unwrap()
+    .expect("published again, every report built");
+    assert_eq!(rebuilt.built, rebuilt.reports, "{rebuilt:?}");
+    assert_eq!(rebuilt.written, 0, "{rebuilt:?}");
 }
 
 /// A publication records what it was computed from besides the data (the report definitions,
