@@ -757,11 +757,12 @@ fn program_identity() -> String {
     format!("{}:{exe}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The fingerprints of report jobs' reads at the publisher's engine, each release's digest
-/// computed once (its protection solved, or taken from the store, as building would).
+/// The fingerprints of report jobs' reads at the publisher's engine, each read's digest
+/// computed once (a release's protection solved, or taken from the store, as building would;
+/// a policy table collected once, not once a report).
 #[derive(Default)]
 struct Fingerprints {
-    releases: tokio::sync::Mutex<HashMap<Read, Option<[u8; 32]>>>,
+    digests: tokio::sync::Mutex<HashMap<Read, Option<[u8; 32]>>>,
 }
 
 impl Fingerprints {
@@ -769,11 +770,7 @@ impl Fingerprints {
     async fn of(&self, engine: &Engine, reads: &[Read]) -> Result<Option<String>> {
         let mut h = Sha256::new();
         for read in reads {
-            let digest = match read {
-                Read::Release(county, term) => self.release(engine, read, county, term).await?,
-                _ => engine.read_digest(read).await?,
-            };
-            let Some(digest) = digest else {
+            let Some(digest) = self.digest(engine, read).await? else {
                 tracing::debug!(?read, "publish: a read whose digest cannot be told");
                 return Ok(None);
             };
@@ -784,29 +781,28 @@ impl Fingerprints {
         Ok(Some(hex::encode(h.finalize())))
     }
 
-    async fn release(
-        &self,
-        engine: &Engine,
-        read: &Read,
-        county: &str,
-        term: &str,
-    ) -> Result<Option<[u8; 32]>> {
-        if let Some(d) = self.releases.lock().await.get(read) {
+    /// One read's digest (the lock is not held while it is computed: a release may take long).
+    async fn digest(&self, engine: &Engine, read: &Read) -> Result<Option<[u8; 32]>> {
+        if let Some(d) = self.digests.lock().await.get(read) {
             return Ok(*d);
         }
-        let digest = match Which::from_stored(county, term) {
-            Some(which) => {
-                let p = reads::untracked(crate::disclosure::release::protection(engine, &which))
-                    .await?;
-                let status: BTreeMap<&String, &crate::disclosure::Status> =
-                    p.status.iter().collect();
-                let bounds: BTreeMap<&String, &(i64, i64)> = p.bounds.iter().collect();
-                let body = serde_json::to_vec(&(&p.rules, status, bounds))?;
-                Some(Sha256::digest(&body).into())
-            }
-            None => None,
+        let digest = match read {
+            Read::Release(county, term) => match Which::from_stored(county, term) {
+                Some(which) => {
+                    let p =
+                        reads::untracked(crate::disclosure::release::protection(engine, &which))
+                            .await?;
+                    let status: BTreeMap<&String, &crate::disclosure::Status> =
+                        p.status.iter().collect();
+                    let bounds: BTreeMap<&String, &(i64, i64)> = p.bounds.iter().collect();
+                    let body = serde_json::to_vec(&(&p.rules, status, bounds))?;
+                    Some(Sha256::digest(&body).into())
+                }
+                None => None,
+            },
+            _ => engine.read_digest(read).await?,
         };
-        self.releases.lock().await.insert(read.clone(), digest);
+        self.digests.lock().await.insert(read.clone(), digest);
         Ok(digest)
     }
 }

@@ -35,8 +35,8 @@ const KEYS: [&str; 7] = [
     "level_id",
 ];
 
-/// Rows as a read names them: the leading key values of a range, and (column, value)
-/// equalities every row of it that a query keeps satisfies.
+/// Rows as a read names them: the leading key values of a range, and the comparisons
+/// (`("period <=", "2026-06")`) every row of it that a query keeps meets.
 type Selection = (Vec<String>, Vec<(String, String)>);
 
 /// Rows per batch handed to a plan.
@@ -52,7 +52,7 @@ pub struct IndexedTable {
     rows: RecordBatch,
     /// The key columns' names and their values as text, in the sorted order.
     keys: Vec<(String, StringArray)>,
-    /// Digests of the rows asked for so far, by their key values and equalities.
+    /// Digests of the rows asked for so far, by their selection.
     digests: Mutex<HashMap<Selection, [u8; 32]>>,
 }
 
@@ -283,12 +283,9 @@ impl IndexedTable {
                     Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
                 );
                 if let (true, Some(v)) = (compares, text(value)) {
-                    out.push((c_name(column), op, v.to_string()));
+                    out.push((column.name.clone(), op, v.to_string()));
                 }
             }
-        }
-        fn c_name(c: &datafusion::common::Column) -> String {
-            c.name.clone()
         }
         let mut out = Vec::new();
         for f in filters {

@@ -3,7 +3,8 @@
 //!
 //! A report built inside [`tracked`] records every table its queries scan ([`Engine::sql`]
 //! walks each plan), the key ranges of the computed views it scans (an [`IndexedTable`] scan
-//! records the key values its equality filters fix), and the releases whose protection it
+//! records the key values its equality filters fix and the comparisons every row it keeps
+//! meets), and the releases whose protection it
 //! used. [`Engine::read_digest`] gives each such read's digest at an engine's snapshot; a
 //! report whose every read has the same digest at two snapshots is the same report at both
 //! (its queries are deterministic and read nothing else).
@@ -23,8 +24,8 @@ use std::sync::{Arc, Mutex};
 pub enum Read {
     /// A table, whole (or, for a computed view, the rows its ranges select: see `Range`).
     Table(String),
-    /// The rows of a computed view whose leading key columns equal these values, and whose
-    /// text columns equal these (column, value) pairs.
+    /// The rows of a computed view whose leading key columns equal these values and that
+    /// meet these comparisons of text columns with text (`("period <=", "2026-06")`).
     Range(String, Vec<String>, Vec<(String, String)>),
     /// A county's protected release: (county, stored term), as a publication stores it.
     Release(String, String),
