@@ -115,10 +115,47 @@ fn insider_attack(
             });
             with.push(Status::Published);
         }
-        let targets: Vec<usize> = (0..release.cells.len())
-            .filter(|&k| !status[k].published())
-            .filter(|&k| !release.cells[k].inner.iter().all(|i| own.contains(i)))
+        // What the principal learns about others from a hidden cell is the cell less their own
+        // part: an area's count that is all the principal's own pupils beside others' published
+        // figures tells them nothing new. So each hidden cell is judged on its others' part,
+        // unless that part is itself published.
+        let published: std::collections::HashSet<&[usize]> = release
+            .cells
+            .iter()
+            .zip(status)
+            .filter(|(_, s)| s.published())
+            .map(|(c, _)| c.inner.as_slice())
             .collect();
+        let mut targets = Vec::new();
+        for (k, c) in release.cells.iter().enumerate() {
+            if status[k].published() {
+                continue;
+            }
+            let rest: Vec<usize> = c
+                .inner
+                .iter()
+                .copied()
+                .filter(|i| !own.contains(i))
+                .collect();
+            if rest.is_empty() || published.contains(rest.as_slice()) {
+                continue;
+            }
+            if rest.len() == c.inner.len() {
+                targets.push(k);
+                continue;
+            }
+            // Judged as the cell is (a bound needs width 1, a rule's cell the protection), but
+            // it publishes nothing: a bound's constraint, `≥ base − dominance`, is `≥ 0` here.
+            known.cells.push(Cell {
+                key: format!("{}|utom-egen", c.key),
+                value: rest.iter().map(|&i| release.values[i]).sum(),
+                base: rules.dominance,
+                inner: rest,
+                ..c.clone()
+            });
+            with.push(status[k]);
+            targets.push(known.cells.len() - 1);
+        }
         let report = audit::audit_cells(
             &known,
             &with,
@@ -442,6 +479,59 @@ fn a_principal_cannot_narrow_another_schools_hidden_figure() {
         insider_attack(&release, &status, &rules),
         vec![],
         "a principal narrows a hidden figure"
+    );
+}
+
+/// Found by the property test: a municipality of two schools, 10 pupils each, the second with
+/// 3 at ≥ 20 %. The first school's principal knows their own 0 at ≥ 20 %, so the
+/// municipality's and the county's counts there are the second school's: they must stay
+/// hidden (or wide) against that principal too.
+#[test]
+fn a_principal_of_one_of_two_schools_cannot_subtract_from_the_area() {
+    let rules = Rules {
+        insiders: true,
+        ..Rules::default()
+    };
+    let rows = vec![
+        row("18600001", "1860", "all", "T", [0, 10, 0]),
+        row("18600002", "1860", "all", "T", [0, 7, 3]),
+    ];
+    let release = build(&rows, "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    assert!(!status_of(&release, &status, "kommun:1860|T|minst20").published());
+    assert_eq!(
+        insider_attack(&release, &status, &rules),
+        vec![],
+        "a principal narrows a hidden figure"
+    );
+}
+
+/// Found by the property test: two municipalities of one school each. Whatever the county
+/// publishes beside its schools, one principal must not get the other school's hidden figures.
+#[test]
+fn a_principal_of_one_of_two_municipalities_cannot_subtract_from_the_county() {
+    let rules = Rules {
+        insiders: true,
+        ..Rules::default()
+    };
+    let rows = vec![
+        row("18600001", "1860", "all", "T", [2, 2, 6]),
+        row("18610001", "1861", "all", "T", [0, 5, 5]),
+    ];
+    let release = build(&rows, "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    let shown: Vec<String> = release
+        .cells
+        .iter()
+        .zip(&status)
+        .map(|(c, s)| format!("{} {} {:?}", c.key, c.value, s))
+        .collect();
+    assert_eq!(
+        insider_attack(&release, &status, &rules),
+        vec![],
+        "a principal narrows a hidden figure: {shown:#?}"
     );
 }
 
