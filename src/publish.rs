@@ -28,7 +28,7 @@ use crate::disclosure::Protection;
 use crate::disclosure::release::{Earlier, History, Protections, Which};
 use crate::engine::reads::{self, Read};
 use crate::engine::{AsOf, Engine};
-use crate::lake::{INDEX, Lake, PublicationRow, READS, RELEASE, Stored};
+use crate::lake::{INDEX, Lake, PublicationRow, READS, RELEASE, SIMILAR, Stored};
 use crate::policy::Policies;
 use crate::report::{self, Index, Report, Term};
 use crate::{Error, Result};
@@ -79,8 +79,11 @@ pub struct Catalogue {
     /// Oldest first.
     pub publications: Vec<Publication>,
     /// Per report: the publications that wrote it, oldest first, with its content digest
-    /// (`None`: withdrawn) and the data file holding it.
+    /// (`None`: withdrawn) and the data file holding it. A term's similar schools' comparison
+    /// is kept here too, as the report `similar` of no area.
     reports: HashMap<ReportKey, Vec<Held>>,
+    /// The similar schools' comparisons read so far, by the publication holding them and term.
+    similar: std::sync::Mutex<HashMap<(u64, String), Arc<report::similar::Similar>>>,
 }
 
 impl Catalogue {
@@ -202,7 +205,11 @@ impl Catalogue {
 
     /// Every report publication `at` publishes, in order.
     pub fn reports_held(&self, at: u64) -> Vec<ReportKey> {
-        let mut keys: Vec<ReportKey> = self.reports_at(at).into_keys().collect();
+        let mut keys: Vec<ReportKey> = self
+            .reports_at(at)
+            .into_keys()
+            .filter(|k| k.0 != SIMILAR)
+            .collect();
         keys.sort();
         keys
     }
@@ -223,7 +230,7 @@ pub async fn read_report(
     key: &ReportKey,
     at: &Publication,
 ) -> Result<Report> {
-    let (kind, area, term, own) = key;
+    let (kind, area, term, _) = key;
     let missing = || {
         let terms = catalogue.terms(kind, area, at.number);
         let Ok(spec) = report::spec(kind) else {
@@ -239,7 +246,31 @@ pub async fn read_report(
             have.join(", ")
         ))
     };
-    let (holder, _, stored) = catalogue.holder(key, at.number).ok_or_else(missing)?;
+    let (_, body) = read_body(lake, catalogue, key, at)
+        .await?
+        .ok_or_else(missing)?;
+    let mut r: Report = serde_json::from_str(&body)?;
+    r.data_version = at.data_version;
+    r.generated_at = at.published_at;
+    if report::similar::wanted(kind) {
+        let s = similar(lake, catalogue, term, at).await?;
+        report::similar::splice(&mut r, &s)?;
+    }
+    Ok(r)
+}
+
+/// The stored content of `key` as publication `at` publishes it, with the publication that
+/// wrote it; `None` when `at` does not publish it.
+async fn read_body(
+    lake: &Lake,
+    catalogue: &Catalogue,
+    key: &ReportKey,
+    at: &Publication,
+) -> Result<Option<(u64, String)>> {
+    let (kind, area, term, own) = key;
+    let Some((holder, _, stored)) = catalogue.holder(key, at.number) else {
+        return Ok(None);
+    };
     // The row where the catalogue found it, if it is still there and still this report's;
     // otherwise wherever the table holds it now.
     let direct = match stored {
@@ -256,11 +287,40 @@ pub async fn read_report(
                 .await?
         }
     };
-    let body = rows.into_iter().find_map(|r| r.body).ok_or_else(missing)?;
-    let mut r: Report = serde_json::from_str(&body)?;
-    r.data_version = at.data_version;
-    r.generated_at = at.published_at;
-    Ok(r)
+    Ok(rows.into_iter().find_map(|r| r.body).map(|b| (holder, b)))
+}
+
+/// The similar schools' comparison of `term` as publication `at` publishes it (none before
+/// publications stored it), read once per catalogue.
+async fn similar(
+    lake: &Lake,
+    catalogue: &Catalogue,
+    term: &str,
+    at: &Publication,
+) -> Result<Arc<report::similar::Similar>> {
+    let key = similar_key(term);
+    let Some((holder, _, _)) = catalogue.holder(&key, at.number) else {
+        return Ok(Arc::default());
+    };
+    let cached = (holder, term.to_string());
+    if let Some(s) = catalogue.similar.lock().expect("similar").get(&cached) {
+        return Ok(s.clone());
+    }
+    let Some((_, body)) = read_body(lake, catalogue, &key, at).await? else {
+        return Ok(Arc::default());
+    };
+    let s: Arc<report::similar::Similar> = Arc::new(serde_json::from_str(&body)?);
+    catalogue
+        .similar
+        .lock()
+        .expect("similar")
+        .insert(cached, s.clone());
+    Ok(s)
+}
+
+/// Where a term's similar schools' comparison is kept among the reports.
+fn similar_key(term: &str) -> ReportKey {
+    (SIMILAR.to_string(), String::new(), term.to_string(), false)
 }
 
 /// The index of publication `at`.
@@ -404,16 +464,18 @@ async fn publish_locked(
         let rows = lake
             .publication_rows(Some(latest.number), READS, None)
             .await?;
-        if let Some(body) = rows.into_iter().find_map(|r| r.body) {
-            let stored: StoredReads = serde_json::from_str(&body)?;
-            if stored.program == code {
-                for j in stored.jobs {
-                    let reads = j.reads.iter().map(|&i| stored.reads[i as usize].clone());
-                    before.insert(
-                        (j.kind, j.code, j.term, j.own),
-                        (reads.collect(), j.fingerprint),
-                    );
-                }
+        // Reads stored by another program (perhaps in another form) are not used: every
+        // report is built.
+        let stored = rows.into_iter().find_map(|r| r.body);
+        if let Some(stored) = stored.and_then(|b| serde_json::from_str::<StoredReads>(&b).ok())
+            && stored.program == code
+        {
+            for j in stored.jobs {
+                let reads = j.reads.iter().map(|&i| stored.reads[i as usize].clone());
+                before.insert(
+                    (j.kind, j.code, j.term, j.own),
+                    (reads.collect(), j.fingerprint),
+                );
             }
         }
     }
@@ -583,6 +645,26 @@ async fn publish_locked(
         progress(done, total);
     }
     drop(stream);
+    // Every term's similar schools' comparison, which the school reports leave to their readers.
+    let terms: BTreeSet<Term> = index
+        .counties
+        .iter()
+        .flat_map(|c| &c.municipalities)
+        .flat_map(|m| &m.schools)
+        .flat_map(|s| s.terms.iter().copied())
+        .collect();
+    for term in terms {
+        let similar = report::similar::Similar::query(&engine, term).await?;
+        let body = serde_json::to_string(&similar)?;
+        let digest = hex::encode(Sha256::digest(body.as_bytes()));
+        let key = similar_key(&term.to_string());
+        if previous.get(&key) != Some(&digest) {
+            writer
+                .push(row(SIMILAR, "", &key.2, false, digest, Some(body)))
+                .await?;
+        }
+        published.insert(key);
+    }
     stored_reads.jobs.sort_by(|a, b| {
         (&a.kind, &a.code, &a.term, a.own).cmp(&(&b.kind, &b.code, &b.term, b.own))
     });

@@ -366,9 +366,10 @@ impl Engine {
     /// version.
     pub async fn read_digest(&self, read: &reads::Read) -> Result<Option<[u8; 32]>> {
         use sha2::{Digest, Sha256};
-        let (name, fixed, equal): (&str, &[String], &[(String, String)]) = match read {
-            reads::Read::Table(t) => (t, &[], &[]),
-            reads::Read::Range(t, fixed, equal) => (t, fixed, equal),
+        type Selection<'a> = (&'a str, &'a [String], &'a [(String, String)], &'a [String]);
+        let (name, fixed, equal, columns): Selection = match read {
+            reads::Read::Table(t) => (t, &[], &[], &[]),
+            reads::Read::Range(t, fixed, equal, columns) => (t, fixed, equal, columns),
             reads::Read::Release(..) => return Ok(None),
         };
         if let Some(v) = self.versions.get(name) {
@@ -379,14 +380,14 @@ impl Engine {
             return Ok(None);
         };
         if let Some(t) = provider.downcast_ref::<IndexedTable>() {
-            return Ok(Some(t.digest(fixed, equal)?));
+            return Ok(Some(t.digest(fixed, equal, columns)?));
         }
         if provider.is::<MemTable>() && fixed.is_empty() && equal.is_empty() {
             let df = self.ctx.table(name).await?;
             let schema = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await?;
             let table = IndexedTable::try_new(name, schema, &batches)?;
-            return Ok(Some(table.digest(&[], &[])?));
+            return Ok(Some(table.digest(&[], &[], &[])?));
         }
         Ok(None)
     }

@@ -3,8 +3,8 @@
 //!
 //! A report built inside [`tracked`] records every table its queries scan ([`Engine::sql`]
 //! walks each plan), the key ranges of the computed views it scans (an [`IndexedTable`] scan
-//! records the key values its equality filters fix and the comparisons every row it keeps
-//! meets), and the releases whose protection it
+//! records the key values its equality filters fix, the comparisons every row it keeps
+//! meets and the columns it projects), and the releases whose protection it
 //! used. [`Engine::read_digest`] gives each such read's digest at an engine's snapshot; a
 //! report whose every read has the same digest at two snapshots is the same report at both
 //! (its queries are deterministic and read nothing else).
@@ -25,8 +25,9 @@ pub enum Read {
     /// A table, whole (or, for a computed view, the rows its ranges select: see `Range`).
     Table(String),
     /// The rows of a computed view whose leading key columns equal these values and that
-    /// meet these comparisons of text columns with text (`("period <=", "2026-06")`).
-    Range(String, Vec<String>, Vec<(String, String)>),
+    /// meet these comparisons of text columns with text (`("period <=", "2026-06")`), and of
+    /// them only these columns (every column when empty): what the query's scan projected.
+    Range(String, Vec<String>, Vec<(String, String)>, Vec<String>),
     /// A county's protected release: (county, stored term), as a publication stores it.
     Release(String, String),
 }
@@ -45,7 +46,7 @@ impl Reads {
             .reads
             .iter()
             .filter_map(|r| match r {
-                Read::Range(t, _, _) => Some(t.as_str()),
+                Read::Range(t, ..) => Some(t.as_str()),
                 _ => None,
             })
             .collect();

@@ -56,7 +56,7 @@ use commit::{RECEIPT_KEY, unavailable};
 pub use location::Location;
 pub use optimize::{Maintenance, SMALL_FILES_PER_PARTITION, Vacuumed};
 pub use publications::{
-    INDEX, PUBLICATIONS, PublicationRow, READS, RELEASE, Stored, publications_schema,
+    INDEX, PUBLICATIONS, PublicationRow, READS, RELEASE, SIMILAR, Stored, publications_schema,
 };
 
 pub const UPLOADS: &str = "uploads";

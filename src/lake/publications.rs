@@ -32,11 +32,14 @@ use super::*;
 
 pub const PUBLICATIONS: &str = "publications";
 
-/// What a row holds: `index`, `release`, `reads`, or a report's id.
+/// What a row holds: `index`, `release`, `reads`, `similar`, or a report's id.
 pub const INDEX: &str = "index";
 pub const RELEASE: &str = "release";
 /// What the publication's reports read (the publisher's, to tell what changed next time).
 pub const READS: &str = "reads";
+/// A term's similar schools' comparison for every school (carried over like a report while it
+/// does not change; [`crate::report::similar`]).
+pub const SIMILAR: &str = "similar";
 
 pub fn publications_schema() -> SchemaRef {
     let text = |name: &str| Field::new(name, DataType::Utf8, false);

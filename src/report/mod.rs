@@ -7,6 +7,7 @@ pub mod chart;
 pub mod export;
 pub mod html;
 pub mod pdf;
+pub mod similar;
 pub mod spec;
 pub mod sv;
 mod template;
@@ -295,11 +296,16 @@ pub async fn build(
     own_school: Option<&str>,
 ) -> Result<Report> {
     let mut r = build_views(engine, spec, code, term, generated_at, &[own_school]).await?;
-    Ok(r.remove(0))
+    let mut r = r.remove(0);
+    if similar::wanted(&spec.id) {
+        similar::splice(&mut r, &similar::Similar::query(engine, term).await?)?;
+    }
+    Ok(r)
 }
 
 /// [`build`] for several readers at once (the public view, `None`, and a school's own
-/// principal's, `Some(code)`): the queries run once, disclosure control once per reader.
+/// principal's, `Some(code)`): the queries run once, disclosure control once per reader. The
+/// similar schools' comparison is left for [`similar::splice`].
 pub async fn build_views(
     engine: &Engine,
     spec: &ReportSpec,
@@ -470,23 +476,7 @@ pub async fn build_views(
                 .into_iter()
                 .zip(&s.blocks)
                 .map(|(mut blk, bs)| {
-                    match (
-                        template::fill(&bs.finding, &blk, &globals),
-                        template::fill(&bs.summary, &blk, &globals),
-                    ) {
-                        (Some(t), Some(s)) => {
-                            blk.title = t;
-                            blk.summary = s;
-                        }
-                        _ => {
-                            blk.title = bs.heading.clone();
-                            blk.summary = if blk.rows.is_empty() {
-                                format!("Det finns inga uppgifter att visa för {}.", globals.term)
-                            } else {
-                                "Uppgifterna räcker inte för en sammanfattning; se tabellen.".into()
-                            };
-                        }
-                    }
+                    state_finding(&mut blk, bs, &globals);
                     blk
                 })
                 .collect();
@@ -514,6 +504,28 @@ pub async fn build_views(
         })
     };
     readers.iter().map(|own| assemble(*own)).collect()
+}
+
+/// A block's heading and summary: its finding and summary templates filled from its rows, or
+/// the neutral heading when the rows cannot state them.
+fn state_finding(blk: &mut Block, bs: &spec::BlockSpec, globals: &template::Globals) {
+    match (
+        template::fill(&bs.finding, blk, globals),
+        template::fill(&bs.summary, blk, globals),
+    ) {
+        (Some(t), Some(s)) => {
+            blk.title = t;
+            blk.summary = s;
+        }
+        _ => {
+            blk.title = bs.heading.clone();
+            blk.summary = if blk.rows.is_empty() {
+                format!("Det finns inga uppgifter att visa för {}.", globals.term)
+            } else {
+                "Uppgifterna räcker inte för en sammanfattning; se tabellen.".into()
+            };
+        }
+    }
 }
 
 /// The definition id and hash every figure of a session carries.
@@ -932,10 +944,7 @@ fn block(
         .collect();
     footnotes.extend(suppressed);
     if any_null {
-        footnotes.push(
-            ".. Uppgift saknas: ingen jämförelseperiod, ingen numerisk gräns eller inga rapporterade uppgifter."
-                .into(),
-        );
+        footnotes.push(MISSING_NOTE.into());
     }
     footnotes.extend(spec.notes.iter().cloned());
     Ok(Block {
@@ -951,6 +960,9 @@ fn block(
         grid: None,
     })
 }
+
+/// The footnote of a block with a missing value.
+const MISSING_NOTE: &str = ".. Uppgift saknas: ingen jämförelseperiod, ingen numerisk gräns eller inga rapporterade uppgifter.";
 
 /// One value of an Arrow column as a report cell of the given format.
 fn cell(col: &dyn Array, row: usize, format: Format) -> Result<Cell> {

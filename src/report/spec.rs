@@ -136,6 +136,22 @@ pub struct BlockSpec {
     /// its group only. None: the whole table is one group.
     #[serde(default)]
     pub linked_by: Vec<String>,
+    /// The row (by its first column's text) and column that show the similar schools' comparison
+    /// ([`crate::report::similar`]): its value is filled in when the report is read, from the
+    /// comparison its publication computed once for every school, so that a school's report
+    /// does not read the schools across the country it is compared with. The query gives the
+    /// row a placeholder value, guarded by the cells of its column as any other.
+    #[serde(default)]
+    pub similar: Option<SimilarRow>,
+}
+
+/// Where a block shows the similar schools' comparison: the row whose first column is `row`,
+/// the value in `column`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarRow {
+    pub row: String,
+    pub column: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

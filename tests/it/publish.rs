@@ -344,6 +344,52 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
     .expect("published again, every report built");
     assert_eq!(rebuilt.built, rebuilt.reports, "{rebuilt:?}");
     assert_eq!(rebuilt.written, 0, "{rebuilt:?}");
+
+    // A school's report as read from the publication, its similar schools filled in from the
+    // comparison the publication computed once, compares as the report built directly does
+    // (the corrected school aside: its statuses follow the first publication's).
+    let catalogue = narvaro::publish::Catalogue::load(&writer).await.unwrap();
+    let at = catalogue.latest().unwrap().clone();
+    let engine = Engine::open_with(&writer, None, &policies).await.unwrap();
+    let spec = narvaro::report::spec("school").unwrap();
+    let (mut compared, mut with_value) = (0, 0);
+    for key in catalogue.reports_held(at.number) {
+        if key.0 != "school" || key.2 != "VT2026" || key.3 || key.1 == "18140101" {
+            continue;
+        }
+        let read = narvaro::publish::read_report(&writer, &catalogue, &key, &at)
+            .await
+            .unwrap();
+        let built = narvaro::report::build(
+            &engine,
+            spec,
+            &key.1,
+            "VT2026".parse().unwrap(),
+            now(),
+            None,
+        )
+        .await
+        .unwrap();
+        let block = |r: &narvaro::report::Report| {
+            let b = r
+                .sections
+                .iter()
+                .flat_map(|s| &s.blocks)
+                .find(|b| b.id == "benchmark");
+            serde_json::to_value(b.unwrap()).unwrap()
+        };
+        assert_eq!(block(&read), block(&built), "{key:?}");
+        let similar = &block(&read)["rows"][3];
+        let n: i64 = similar[0]
+            .as_str()
+            .and_then(|t| t.strip_prefix("Liknande skolor ("))
+            .and_then(|t| t.strip_suffix(" st)"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{similar}"));
+        with_value += usize::from(n > 0 && similar[1].is_number());
+        compared += 1;
+    }
+    assert!(compared >= 3 && with_value > 0, "{compared} {with_value}");
 }
 
 /// A publication records what it was computed from besides the data (the report definitions,
@@ -615,4 +661,50 @@ async fn vacuum_keeps_every_version_a_publication_read() {
         .count();
     assert_eq!(on_disk, attendance(&everything) - deleted);
     assert!(on_disk > 0);
+}
+
+/// A school's report does not read the similar schools' comparison (schools across the whole
+/// lake, moved by every upload anywhere): it reads its own row of `benchmark` without the
+/// comparison's columns, so an upload elsewhere leaves what it read unchanged. The comparison
+/// is filled in when the report is read.
+#[tokio::test]
+async fn a_schools_report_reads_only_its_own_row_of_the_comparison() {
+    use narvaro::engine::reads::{self, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let engine = narvaro::engine::Engine::open_with(&lake, None, &policies())
+        .await
+        .unwrap();
+    engine.materialize().await.unwrap();
+    let index = narvaro::report::index(&engine).await.unwrap();
+    let school = &index.counties[0].municipalities[0].schools[0];
+    let term = *school.terms.last().unwrap();
+    let spec = narvaro::report::spec("school").unwrap();
+    let (built, read) = reads::tracked(narvaro::report::build_views(
+        &engine,
+        spec,
+        &school.code,
+        term,
+        now(),
+        &[None],
+    ))
+    .await;
+    built.unwrap();
+    let benchmark: Vec<_> = read
+        .inputs()
+        .into_iter()
+        .filter(|r| matches!(r, Read::Range(t, ..) | Read::Table(t) if t == "benchmark"))
+        .collect();
+    assert!(!benchmark.is_empty(), "{:?}", read.inputs());
+    for r in &benchmark {
+        let Read::Range(_, fixed, _, columns) = r else {
+            panic!("the whole comparison read: {r:?}");
+        };
+        assert_eq!(fixed.first(), Some(&school.code), "{r:?}");
+        assert!(!columns.is_empty(), "{r:?}");
+        assert!(
+            columns.iter().all(|c| !c.contains("similar")),
+            "{columns:?}"
+        );
+    }
 }
