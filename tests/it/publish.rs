@@ -708,3 +708,162 @@ async fn a_schools_report_reads_only_its_own_row_of_the_comparison() {
         );
     }
 }
+
+/// A fresh lake under `dir/lake` with municipalities of the national fixtures (seed `seed`,
+/// written under `dir/files-SEED-CODE`): their registers and every month's attendance.
+async fn national_municipalities(dir: &std::path::Path, codes: &[&str], seed: u64) -> Lake {
+    let lake = Lake::open(dir.join("lake")).await.unwrap();
+    for code in codes {
+        let files = national_files(dir, code, seed);
+        let mut paths = vec![files.join("register.csv")];
+        let mut months: Vec<_> = std::fs::read_dir(files.join("attendance"))
+            .unwrap()
+            .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path())
+            .collect();
+        months.sort();
+        paths.extend(months);
+        for p in paths {
+            narvaro::ingest::ingest_path(&lake, &p, now())
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        }
+    }
+    lake
+}
+
+/// Municipality `code` of the national fixtures with `seed`, generated under `dir`.
+fn national_files(dir: &std::path::Path, code: &str, seed: u64) -> std::path::PathBuf {
+    let out = dir.join(format!("files-{seed}-{code}"));
+    narvaro::fixtures::generate(
+        &narvaro::fixtures::Options {
+            out: out.clone(),
+            scale: narvaro::fixtures::Scale::National,
+            seed,
+            truth: false,
+            ss12000: None,
+            municipality: Some(code.into()),
+        },
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    out
+}
+
+/// An upload in one county builds none of another county's school reports, though their
+/// similar schools' comparison spans both: Lekeberg's school 18140101 (grades F-9, 317
+/// pupils) is compared with Falkenberg's 13150101 (F-9, 262 pupils). Falkenberg's June is
+/// uploaded again with other figures: Lekeberg's school reports are carried over from the first
+/// publication, and read from the second they show the new comparison.
+#[tokio::test]
+async fn an_upload_elsewhere_moves_a_schools_comparison_without_building_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = national_municipalities(dir.path(), &["1814", "1315"], 2025).await;
+    let app = App::new(lake, policies(), now);
+    let first = app.publish().await.unwrap().expect("published");
+    let writer = Lake::open(dir.path().join("lake")).await.unwrap();
+    let key = (
+        "school".to_string(),
+        "18140101".to_string(),
+        "VT2026".to_string(),
+        false,
+    );
+    let read = |at: u64| {
+        let (writer, key) = (&writer, &key);
+        async move {
+            let catalogue = narvaro::publish::Catalogue::load(writer).await.unwrap();
+            let p = catalogue
+                .publications
+                .iter()
+                .find(|p| p.number == at)
+                .unwrap()
+                .clone();
+            let lekeberg: Vec<u64> = catalogue
+                .reports_held(at)
+                .iter()
+                .filter(|k| k.0 == "school" && k.1.starts_with("1814"))
+                .map(|k| catalogue.holder(k, at).unwrap().0)
+                .collect();
+            let r = narvaro::publish::read_report(writer, &catalogue, key, &p)
+                .await
+                .unwrap();
+            let b = r
+                .sections
+                .iter()
+                .flat_map(|s| &s.blocks)
+                .find(|b| b.id == "benchmark");
+            (lekeberg, serde_json::to_value(&b.unwrap().rows[3]).unwrap())
+        }
+    };
+    let (held, before) = read(first.publication).await;
+    assert!(
+        held.len() >= 10 && held.iter().all(|&p| p == first.publication),
+        "{held:?}"
+    );
+    assert_eq!(before[0], "Liknande skolor (1 st)", "{before}");
+    assert!(before[1].is_number(), "{before}");
+
+    // Falkenberg's June again, its two schools' rows from another run of the simulation.
+    let other = national_files(dir.path(), "1315", 2026).join("attendance/2026-06/1315.parquet");
+    let june = dir.path().join("1315-june.parquet");
+    keep_rows(&other, &june, |school| {
+        ["13150101", "13150108"].contains(&school)
+    });
+    narvaro::ingest::ingest_path(&writer, &june, now())
+        .await
+        .unwrap();
+    let second = app.publish().await.unwrap().expect("published again");
+    assert!(
+        second.built > 0 && second.built < second.reports,
+        "{second:?}"
+    );
+
+    let (held, after) = read(second.publication).await;
+    assert!(
+        held.iter().all(|&p| p == first.publication),
+        "Lekeberg's school reports are carried over: {held:?} {second:?}"
+    );
+    assert_eq!(after[0], before[0]);
+    assert_ne!(
+        after[1], before[1],
+        "the comparison follows Falkenberg's June"
+    );
+}
+
+/// Copies the rows of Parquet file `from` whose `school_unit_code` passes `keep` to `to`.
+fn keep_rows(from: &std::path::Path, to: &std::path::Path, keep: impl Fn(&str) -> bool) {
+    use arrow::array::{AsArray, BooleanArray};
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(from).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut writer = None;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let codes = arrow::compute::cast(
+            batch.column_by_name("school_unit_code").unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let mask: BooleanArray = codes
+            .as_string::<i32>()
+            .iter()
+            .map(|c| Some(c.is_some_and(&keep)))
+            .collect();
+        let kept = arrow::compute::filter_record_batch(&batch, &mask).unwrap();
+        writer
+            .get_or_insert_with(|| {
+                parquet::arrow::ArrowWriter::try_new(
+                    std::fs::File::create(to).unwrap(),
+                    batch.schema(),
+                    None,
+                )
+                .unwrap()
+            })
+            .write(&kept)
+            .unwrap();
+    }
+    writer.unwrap().close().unwrap();
+}
