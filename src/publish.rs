@@ -246,7 +246,7 @@ pub async fn read_report(
             have.join(", ")
         ))
     };
-    let (_, body) = read_body(lake, catalogue, key, at)
+    let body = read_body(lake, catalogue, key, at)
         .await?
         .ok_or_else(missing)?;
     let mut r: Report = serde_json::from_str(&body)?;
@@ -259,14 +259,14 @@ pub async fn read_report(
     Ok(r)
 }
 
-/// The stored content of `key` as publication `at` publishes it, with the publication that
-/// wrote it; `None` when `at` does not publish it.
+/// The stored content of `key` as publication `at` publishes it; `None` when `at` does not
+/// publish it.
 async fn read_body(
     lake: &Lake,
     catalogue: &Catalogue,
     key: &ReportKey,
     at: &Publication,
-) -> Result<Option<(u64, String)>> {
+) -> Result<Option<String>> {
     let (kind, area, term, own) = key;
     let Some((holder, _, stored)) = catalogue.holder(key, at.number) else {
         return Ok(None);
@@ -287,7 +287,7 @@ async fn read_body(
                 .await?
         }
     };
-    Ok(rows.into_iter().find_map(|r| r.body).map(|b| (holder, b)))
+    Ok(rows.into_iter().find_map(|r| r.body))
 }
 
 /// The similar schools' comparison of `term` as publication `at` publishes it (none before
@@ -306,7 +306,7 @@ async fn similar(
     if let Some(s) = catalogue.similar.lock().expect("similar").get(&cached) {
         return Ok(s.clone());
     }
-    let Some((_, body)) = read_body(lake, catalogue, &key, at).await? else {
+    let Some(body) = read_body(lake, catalogue, &key, at).await? else {
         return Ok(Arc::default());
     };
     let s: Arc<report::similar::Similar> = Arc::new(serde_json::from_str(&body)?);

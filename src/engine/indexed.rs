@@ -35,8 +35,9 @@ const KEYS: [&str; 7] = [
     "level_id",
 ];
 
-/// Rows as a read names them: the leading key values of a range, and the comparisons
-/// (`("period <=", "2026-06")`) every row of it that a query keeps meets.
+/// Rows as a read names them: the leading key values of a range, the comparisons
+/// (`("period <=", "2026-06")`) every row of it that a query keeps meets, and the columns
+/// taken (every column when empty).
 type Selection = (Vec<String>, Vec<(String, String)>, Vec<String>);
 
 /// Rows per batch handed to a plan.

@@ -79,19 +79,25 @@ pub async fn municipality_lake(dir: &Path, code: &str) -> (Lake, PathBuf) {
     )
     .unwrap();
     let lake = Lake::open(dir.join("lake")).await.unwrap();
+    ingest_municipality(&lake, &files, code, "csv").await;
+    (lake, files)
+}
+
+/// Ingests municipality `code` of the fixtures under `files`: the register, then every
+/// month's attendance (`attendance/MONTH/CODE.EXT`), oldest first.
+pub async fn ingest_municipality(lake: &Lake, files: &Path, code: &str, ext: &str) {
     let mut paths = vec![files.join("register.csv")];
     let mut months: Vec<PathBuf> = std::fs::read_dir(files.join("attendance"))
         .unwrap()
-        .map(|e| e.unwrap().path().join(format!("{code}.csv")))
+        .map(|e| e.unwrap().path().join(format!("{code}.{ext}")))
         .collect();
     months.sort();
     paths.extend(months);
     for p in paths {
-        narvaro::ingest::ingest_path(&lake, &p, now())
+        narvaro::ingest::ingest_path(lake, &p, now())
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     }
-    (lake, files)
 }
 
 /// A fresh lake under `dir/lake` with one fixture set's register, attendance, actions, outcomes.

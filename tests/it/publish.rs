@@ -715,19 +715,7 @@ async fn national_municipalities(dir: &std::path::Path, codes: &[&str], seed: u6
     let lake = Lake::open(dir.join("lake")).await.unwrap();
     for code in codes {
         let files = national_files(dir, code, seed);
-        let mut paths = vec![files.join("register.csv")];
-        let mut months: Vec<_> = std::fs::read_dir(files.join("attendance"))
-            .unwrap()
-            .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
-            .map(|e| e.unwrap().path())
-            .collect();
-        months.sort();
-        paths.extend(months);
-        for p in paths {
-            narvaro::ingest::ingest_path(&lake, &p, now())
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        }
+        crate::common::ingest_municipality(&lake, &files, code, "parquet").await;
     }
     lake
 }
