@@ -18,10 +18,13 @@ flagged AS (
   FROM active a LEFT JOIN uploaded u ON u.school_unit_code = a.school_unit_code AND u.period = a.period
 ),
 areas AS (
-  SELECT 'school' AS area_type, school_unit_code AS area_code, period, has_upload FROM flagged
-  UNION ALL SELECT 'municipality', municipality_code, period, has_upload FROM flagged
-  UNION ALL SELECT 'county', county_code, period, has_upload FROM flagged
-  UNION ALL SELECT 'country', '00', period, has_upload FROM flagged
+  SELECT t.area_type,
+         CASE t.area_type WHEN 'school' THEN f.school_unit_code
+                          WHEN 'municipality' THEN f.municipality_code
+                          WHEN 'county' THEN f.county_code
+                          ELSE '00' END AS area_code,
+         f.period, f.has_upload
+  FROM area_types t CROSS JOIN flagged f
 )
 SELECT a.area_type, a.area_code, a.period,
        count(*) AS schools_registered,

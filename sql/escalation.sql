@@ -18,10 +18,13 @@ joined AS (
   JOIN actions a ON a.school_unit_code = p.school_unit_code AND a.period = p.period
 ),
 areas AS (
-  SELECT 'school' AS area_type, school_unit_code AS area_code, * FROM joined
-  UNION ALL SELECT 'municipality' AS area_type, municipality_code AS area_code, * FROM joined
-  UNION ALL SELECT 'county' AS area_type, county_code AS area_code, * FROM joined
-  UNION ALL SELECT 'country' AS area_type, '00' AS area_code, * FROM joined
+  SELECT t.area_type,
+         CASE t.area_type WHEN 'school' THEN j.school_unit_code
+                          WHEN 'municipality' THEN j.municipality_code
+                          WHEN 'county' THEN j.county_code
+                          ELSE '00' END AS area_code,
+         j.*
+  FROM area_types t CROSS JOIN joined j
 )
 SELECT x.area_type, x.area_code, x.period,
        count(*) AS schools_reporting,

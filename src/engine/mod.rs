@@ -32,10 +32,14 @@ use crate::{Error, Result, reference};
 
 /// The views, in the order they are created (base views first). A unit test checks that this
 /// list and the files in `sql/` agree.
-pub const VIEWS: [(&str, &str); 17] = [
+pub const VIEWS: [(&str, &str); 18] = [
     (
         "base/school_attendance",
         include_str!("../../sql/base/school_attendance.sql"),
+    ),
+    (
+        "base/area_types",
+        include_str!("../../sql/base/area_types.sql"),
     ),
     (
         "base/area_attendance",
