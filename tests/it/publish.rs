@@ -855,3 +855,53 @@ fn keep_rows(from: &std::path::Path, to: &std::path::Path, keep: impl Fn(&str) -
     }
     writer.unwrap().close().unwrap();
 }
+
+/// A term's report shows the grade 9 results of the school years that ended by its term: the
+/// autumn's report, read after the spring's results came in, does not show them (nor is it
+/// built again when they change), while the spring's report does.
+#[tokio::test]
+async fn a_terms_report_shows_only_the_school_years_ended_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, files) = municipality_lake(dir.path(), "1860").await;
+    narvaro::ingest::ingest_path(&lake, &files.join("outcomes.csv"), now())
+        .await
+        .unwrap();
+    let engine = narvaro::engine::Engine::open(&lake, None).await.unwrap();
+    for (kind, code) in [
+        ("committee", "1860"),
+        ("school", "18600101"),
+        ("county", "18"),
+    ] {
+        let mut years = Vec::new();
+        for term in ["HT2025", "VT2026"] {
+            let spec = narvaro::report::spec(kind).unwrap();
+            let report =
+                narvaro::report::build(&engine, spec, code, term.parse().unwrap(), now(), None)
+                    .await
+                    .unwrap();
+            let block = report
+                .sections
+                .iter()
+                .flat_map(|s| &s.blocks)
+                .find(|b| b.id == "attainment")
+                .unwrap();
+            let c = block.column("school_year").unwrap();
+            let mut shown: Vec<String> = block
+                .rows
+                .iter()
+                .map(|r| match &r[c] {
+                    narvaro::report::Cell::Text(y) => y.clone(),
+                    other => panic!("{kind} {term}: {other:?}"),
+                })
+                .collect();
+            shown.dedup();
+            years.push(shown);
+        }
+        assert_eq!(years[0], ["2024/25"], "{kind} {code} HT2025");
+        assert_eq!(
+            years[1].last().map(String::as_str),
+            Some("2025/26"),
+            "{kind} {code} VT2026"
+        );
+    }
+}
