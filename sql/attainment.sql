@@ -18,15 +18,22 @@ WITH results AS (
   FROM outcomes
   GROUP BY school_unit_code, school_year
 ),
+minutes AS (
+  SELECT school_unit_code, period, municipality_code, county_code,
+         sum(offered_minutes) AS offered_minutes,
+         sum(valid_absence_minutes + invalid_absence_minutes) AS absence_minutes
+  FROM school_attendance
+  WHERE "window" = 'school_year'
+  GROUP BY school_unit_code, period, municipality_code, county_code
+),
 year_absence AS (
-  SELECT s.school_unit_code, s.period, s.municipality_code, s.county_code,
-         sum(s.students) AS students,
-         sum(s.offered_minutes) AS offered_minutes,
-         sum(s.valid_absence_minutes + s.invalid_absence_minutes) AS absence_minutes,
-         sum(at_or_above(s.pct_total, l.percent)) AS pupils_problematic
-  FROM school_attendance s JOIN levels l ON l.level_id = 'problematisk'
-  WHERE s."window" = 'school_year'
-  GROUP BY s.school_unit_code, s.period, s.municipality_code, s.county_code
+  SELECT m.*, p.students, p.pupils AS pupils_problematic
+  FROM minutes m
+  JOIN school_steps p
+    ON p.school_unit_code = m.school_unit_code AND p.period = m.period
+   AND p."window" = 'school_year' AND p.municipality_code = m.municipality_code
+   AND p.county_code = m.county_code AND p.measure = 'percent'
+  JOIN levels l ON l.level_id = 'problematisk' AND p.band = l.percent
 ),
 joined AS (
   SELECT r.*, y.municipality_code, y.county_code, y.students, y.offered_minutes,
@@ -36,10 +43,7 @@ joined AS (
 ),
 areas AS (
   SELECT t.area_type,
-         CASE t.area_type WHEN 'school' THEN j.school_unit_code
-                          WHEN 'municipality' THEN j.municipality_code
-                          WHEN 'county' THEN j.county_code
-                          ELSE '00' END AS area_code,
+         area_code(t.area_type, j.school_unit_code, j.municipality_code, j.county_code) AS area_code,
          j.*
   FROM area_types t CROSS JOIN joined j
 )

@@ -6,58 +6,65 @@
 -- Unit: percent and procentenheter. Policy: policies/shared.toml.
 WITH s AS (
   SELECT a.area_code AS school_unit_code, a.period, a."window", a.students, a.absence_minutes,
-         a.offered_minutes, a.absence_pct, k.school_types, k.municipality_code, k.county_code
+         a.offered_minutes, a.absence_pct, k.school_types, k.municipality_code, k.county_code,
+         -- The sizes whose running totals give the similar schools (below): up to twice its
+         -- pupils (at most the group's largest school) less those below ⌈n/2⌉.
+         least(2 * a.students, max(a.students) OVER (PARTITION BY a.period, a."window", k.school_types)) AS upper_size,
+         (a.students + 1) / 2 - 1 AS lower_size
   FROM absence_rate a
   JOIN (SELECT DISTINCT school_unit_code, period, school_types, municipality_code, county_code
-        FROM school_attendance) k
+        FROM school_periods) k
     ON k.school_unit_code = a.area_code AND k.period = a.period
   WHERE a.area_type = 'school'
 ),
--- Each comparison group (period, window, school types) counted once per size: the schools and
--- minutes of every size up to n pupils, for n = 0 … the group's largest school. A school's
--- similar schools are then those up to 2·n pupils less those below ⌈n/2⌉, itself excluded:
--- two lookups per school rather than a comparison of every pair of schools in the group.
-at_size AS (
-  SELECT period, "window", school_types, students, count(*) AS schools,
-         sum(absence_minutes) AS absence_minutes, sum(offered_minutes) AS offered_minutes
+-- Each comparison group (period, window, school types) in order of size: every school once
+-- with its minutes, and every school's two bounds as a marker after the schools of that size.
+-- A marker's running totals are then the schools and minutes of every size up to its own:
+-- one sort of the group rather than a comparison of every pair of schools in it.
+marks AS (
+  SELECT period, "window", school_types, students AS size, 0 AS marker,
+         CAST(NULL AS VARCHAR) AS school_unit_code, CAST(NULL AS VARCHAR) AS municipality_code,
+         CAST(NULL AS VARCHAR) AS bound, 1 AS schools,
+         coalesce(absence_minutes, 0) AS absence_minutes,
+         coalesce(offered_minutes, 0) AS offered_minutes
   FROM s
-  GROUP BY period, "window", school_types, students
-),
-sizes AS (
-  SELECT period, "window", school_types, unnest(range(0, max(students) + 1)) AS size
+  UNION ALL
+  SELECT period, "window", school_types, upper_size, 1, school_unit_code, municipality_code,
+         'upper', 0, 0, 0
   FROM s
-  GROUP BY period, "window", school_types
+  UNION ALL
+  SELECT period, "window", school_types, lower_size, 1, school_unit_code, municipality_code,
+         'lower', 0, 0, 0
+  FROM s
 ),
-upto AS (
-  SELECT z.period, z."window", z.school_types, z.size,
-         max(z.size) OVER g AS largest,
-         sum(coalesce(a.schools, 0)) OVER w AS schools,
-         sum(coalesce(a.absence_minutes, 0)) OVER w AS absence_minutes,
-         sum(coalesce(a.offered_minutes, 0)) OVER w AS offered_minutes
-  FROM sizes z
-  LEFT JOIN at_size a
-    ON a.period = z.period AND a."window" = z."window" AND a.school_types = z.school_types
-   AND a.students = z.size
-  WINDOW g AS (PARTITION BY z.period, z."window", z.school_types),
-         w AS (PARTITION BY z.period, z."window", z.school_types ORDER BY z.size
+running AS (
+  SELECT school_unit_code, period, "window", school_types, municipality_code, bound,
+         sum(schools) OVER w AS schools,
+         sum(absence_minutes) OVER w AS absence_minutes,
+         sum(offered_minutes) OVER w AS offered_minutes,
+         marker
+  FROM marks
+  WINDOW w AS (PARTITION BY period, "window", school_types ORDER BY size, marker
                ROWS UNBOUNDED PRECEDING)
 ),
+bounds AS (
+  SELECT school_unit_code, period, "window", school_types, municipality_code,
+         sum(CASE bound WHEN 'upper' THEN schools ELSE -schools END) AS schools,
+         sum(CASE bound WHEN 'upper' THEN absence_minutes ELSE -absence_minutes END) AS absence_minutes,
+         sum(CASE bound WHEN 'upper' THEN offered_minutes ELSE -offered_minutes END) AS offered_minutes
+  FROM running
+  WHERE marker = 1
+  GROUP BY school_unit_code, period, "window", school_types, municipality_code
+),
 similar AS (
-  SELECT x.school_unit_code, x.period, x."window",
-         hi.schools - coalesce(lo.schools, 0) - 1 AS similar_schools,
-         100.0 * (hi.absence_minutes - coalesce(lo.absence_minutes, 0) - x.absence_minutes)
-               / nullif(hi.offered_minutes - coalesce(lo.offered_minutes, 0) - x.offered_minutes, 0)
-           AS similar_absence_pct
+  SELECT x.school_unit_code, x.period, x."window", x.school_types, x.municipality_code,
+         b.schools - 1 AS similar_schools,
+         100.0 * (b.absence_minutes - x.absence_minutes)
+               / nullif(b.offered_minutes - x.offered_minutes, 0) AS similar_absence_pct
   FROM s x
-  JOIN upto mine
-    ON mine.period = x.period AND mine."window" = x."window" AND mine.school_types = x.school_types
-   AND mine.size = x.students
-  JOIN upto hi
-    ON hi.period = x.period AND hi."window" = x."window" AND hi.school_types = x.school_types
-   AND hi.size = least(2 * x.students, mine.largest)
-  LEFT JOIN upto lo
-    ON lo.period = x.period AND lo."window" = x."window" AND lo.school_types = x.school_types
-   AND lo.size = (x.students + 1) / 2 - 1
+  JOIN bounds b
+    ON b.school_unit_code = x.school_unit_code AND b.period = x.period AND b."window" = x."window"
+   AND b.school_types = x.school_types AND b.municipality_code = x.municipality_code
 )
 SELECT x.school_unit_code, x.period, x."window", x.students, x.absence_pct,
        mu.absence_pct AS municipality_absence_pct,
@@ -76,4 +83,5 @@ LEFT JOIN absence_rate co
   ON co.area_type = 'county' AND co.area_code = x.county_code AND co.period = x.period AND co."window" = x."window"
 LEFT JOIN similar si
   ON si.school_unit_code = x.school_unit_code AND si.period = x.period AND si."window" = x."window"
+ AND si.school_types = x.school_types AND si.municipality_code = x.municipality_code
 CROSS JOIN definition d

@@ -19,10 +19,7 @@ flagged AS (
 ),
 areas AS (
   SELECT t.area_type,
-         CASE t.area_type WHEN 'school' THEN f.school_unit_code
-                          WHEN 'municipality' THEN f.municipality_code
-                          WHEN 'county' THEN f.county_code
-                          ELSE '00' END AS area_code,
+         area_code(t.area_type, f.school_unit_code, f.municipality_code, f.county_code) AS area_code,
          f.period, f.has_upload
   FROM area_types t CROSS JOIN flagged f
 )

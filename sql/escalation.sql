@@ -6,11 +6,9 @@
 -- hur många som ingår.
 -- Unit: actions per 100 pupils at the high level. Policy: policies/shared.toml level `hog`.
 WITH per_school AS (
-  SELECT s.school_unit_code, s.period, s.municipality_code, s.county_code,
-         sum(at_or_above(s.pct_total, l.percent)) AS pupils_high
-  FROM school_attendance s JOIN levels l ON l.level_id = 'hog'
-  WHERE s."window" = 'month'
-  GROUP BY s.school_unit_code, s.period, s.municipality_code, s.county_code
+  SELECT s.school_unit_code, s.period, s.municipality_code, s.county_code, s.pupils AS pupils_high
+  FROM school_steps s JOIN levels l ON l.level_id = 'hog'
+  WHERE s."window" = 'month' AND s.measure = 'percent' AND s.band = l.percent
 ),
 joined AS (
   SELECT p.*, a.absence_investigation, a.report_to_organiser, a.report_to_social_services, a.sip, a.injunction
@@ -19,10 +17,7 @@ joined AS (
 ),
 areas AS (
   SELECT t.area_type,
-         CASE t.area_type WHEN 'school' THEN j.school_unit_code
-                          WHEN 'municipality' THEN j.municipality_code
-                          WHEN 'county' THEN j.county_code
-                          ELSE '00' END AS area_code,
+         area_code(t.area_type, j.school_unit_code, j.municipality_code, j.county_code) AS area_code,
          j.*
   FROM area_types t CROSS JOIN joined j
 )

@@ -22,19 +22,20 @@ WITH steps AS (
          l.level_order, l.level_name, 'percent', w."window", l.percent
   FROM municipalities mu CROSS JOIN levels l CROSS JOIN definition d CROSS JOIN shared_windows w
 ),
+-- The municipality's pupils at or above each band: its schools' counts added up (school_steps
+-- counts every band a staircase or a shared level uses, in every window).
 sums AS (
-  SELECT municipality_code, period, "window", sum(students) AS students,
-         hist_sum(pct_total) AS pct_total, hist_sum(hours_total) AS hours_total
-  FROM school_attendance
-  GROUP BY municipality_code, period, "window"
+  SELECT municipality_code, period, "window", measure, band,
+         sum(students) AS students, sum(pupils) AS pupils
+  FROM school_steps
+  GROUP BY municipality_code, period, "window", measure, band
 ),
 counted AS (
   SELECT st.municipality_code, a.period, st.model, st.policy_id, st.policy_hash, st.step,
-         st.step_name, st.measure, st."window", st.band, a.students,
-         CASE st.measure WHEN 'percent' THEN at_or_above(a.pct_total, st.band)
-                         WHEN 'hours' THEN hours_at_or_above(a.hours_total, st.band) END AS pupils
+         st.step_name, st.measure, st."window", st.band, a.students, a.pupils
   FROM steps st
   JOIN sums a ON a.municipality_code = st.municipality_code AND a."window" = st."window"
+   AND a.measure = st.measure AND a.band = st.band
   WHERE st.measure <> 'none'
 ),
 unnumbered AS (
@@ -42,7 +43,7 @@ unnumbered AS (
          st.step_name, st.measure, st."window", st.band,
          CAST(NULL AS BIGINT) AS students, CAST(NULL AS BIGINT) AS pupils
   FROM steps st
-  JOIN (SELECT DISTINCT municipality_code, period FROM sums) p
+  JOIN (SELECT DISTINCT municipality_code, period FROM school_periods) p
     ON p.municipality_code = st.municipality_code
   WHERE st.measure = 'none'
 )

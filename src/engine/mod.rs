@@ -2,8 +2,8 @@
 //!
 //! It registers every lake table (at the latest version, or as of one data version), the
 //! reference table `municipalities` (code, name, county), the policy parameters (`definition`,
-//! `levels`, `shared_windows`, `local_steps`, `targets`, `overview_settings`, `overview_classes`,
-//! `overview_grid`), the histogram functions (`at_or_above`, `hours_at_or_above`) and
+//! `levels`, `windows`, `shared_windows`, `local_steps`, `targets`, `overview_settings`, `overview_classes`,
+//! `overview_grid`), the histogram functions (`at_or_above`, `hours_at_or_above`), `area_code` and
 //! every view in `sql/` (compiled into the binary; errors name the file). Nothing here knows
 //! about HTTP or the command line.
 //!
@@ -274,6 +274,7 @@ impl Engine {
         ctx.register_udf(udf::AtOrAbove::udf("at_or_above"));
         ctx.register_udf(udf::AtOrAbove::udf("hours_at_or_above"));
         ctx.register_udf(udf::FunnelLimit::udf());
+        ctx.register_udf(udf::AreaCode::udf());
         ctx.register_udaf(udf::HistSum::udaf());
         for (path, sql) in VIEWS {
             let name = path.rsplit('/').next().unwrap_or(path);
@@ -518,6 +519,18 @@ fn register_policies(ctx: &SessionContext, p: &Policies, data_version: u64) -> R
             ("overall_order", ints(grid.iter().map(|g| Some(g.2)))),
             ("overall_name", strings(grid.iter().map(|g| Some(g.3)))),
         ])?),
+    )?;
+    // Every window the contract knows (what the histograms can be counted in).
+    ctx.register_table(
+        "windows",
+        Arc::new(mem_table(vec![(
+            "window",
+            strings(
+                crate::contract::attendance::WINDOWS
+                    .iter()
+                    .map(|w| Some(*w)),
+            ),
+        )])?),
     )?;
     let windows = &d.policy.windows;
     ctx.register_table(

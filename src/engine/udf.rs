@@ -279,6 +279,64 @@ impl Accumulator for HistSumAccumulator {
     }
 }
 
+/// `area_code(area_type, school_unit_code, municipality_code, county_code)`: a row's code at one
+/// level of `area_types` (the school unit, its municipality, its county, or '00' for the
+/// country), so every view that crosses its rows with the levels names areas the same way.
+/// Null when the level or the code at it is null; an unknown level is an error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct AreaCode {
+    signature: Signature,
+}
+
+impl AreaCode {
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(AreaCode {
+            signature: Signature::any(4, Volatility::Immutable),
+        })
+    }
+}
+
+impl ScalarUDFImpl for AreaCode {
+    fn name(&self) -> &str {
+        "area_code"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let columns = (0..4)
+            .map(|i| Ok(cast(&args.args[i].clone().into_array(n)?, &DataType::Utf8)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let [level, school, municipality, county] =
+            [0, 1, 2, 3].map(|i| columns[i].as_string::<i32>());
+        fn value(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
+            a.is_valid(i).then(|| a.value(i))
+        }
+        let mut out = arrow::array::StringBuilder::with_capacity(n, 8 * n);
+        for i in 0..n {
+            let code = match value(level, i) {
+                None => None,
+                Some("school") => value(school, i),
+                Some("municipality") => value(municipality, i),
+                Some("county") => value(county, i),
+                Some("country") => Some("00"),
+                Some(other) => {
+                    return datafusion::common::exec_err!("area_code: unknown area type {other}");
+                }
+            };
+            out.append_option(code);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
 /// `funnel_limit_pct(reference_pct, pupils, q)`: the control limit of a funnel plot (Spiegelhalter
 /// 2005) for a share, in percent: where a group of `pupils` whose true share is the reference
 /// would fall with probability `q` (e.g. 0.975 and 0.025 for the 95 % limits, 0.999 and 0.001
@@ -411,6 +469,49 @@ mod tests {
             &[11, 2, 5]
         );
         assert!(out.is_null(1));
+    }
+
+    /// Each level takes its own code, the country '00', a null code stays null, and a level
+    /// the function does not know is an error rather than a code.
+    #[tokio::test]
+    async fn area_code_names_a_row_at_each_level() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(AreaCode::udf());
+        let rows = ctx
+            .sql(
+                "SELECT area_code(t, '18800101', m, '18') AS code FROM (VALUES \
+                 (1, 'school', '1880'), (2, 'municipality', '1880'), (3, 'county', '1880'), \
+                 (4, 'country', '1880'), (5, 'municipality', NULL)) AS v(i, t, m) ORDER BY i",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let codes = arrow::compute::concat(
+            &rows
+                .iter()
+                .map(|b| b.column(0).as_ref())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let codes: Vec<Option<&str>> = codes.as_string::<i32>().iter().collect();
+        assert_eq!(
+            codes,
+            [Some("18800101"), Some("1880"), Some("18"), Some("00"), None]
+        );
+        let unknown = ctx
+            .sql("SELECT area_code('region', '18800101', '1880', '18')")
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(
+            unknown
+                .unwrap_err()
+                .to_string()
+                .contains("unknown area type region")
+        );
     }
 
     /// Against a hand computation with exact binomial sums (Python's `fractions` and
