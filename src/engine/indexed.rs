@@ -198,15 +198,92 @@ fn fixed_value<'a>(filters: &[&'a Expr], name: &str) -> Option<&'a str> {
     filters.iter().find_map(|f| find(f, name))
 }
 
+/// The text values the conjunction `filters` lists for column `name` in a term
+/// `name IN ('a', 'b', …)` or `name = 'a' OR name = 'b' …`, if it has one (a null in the list
+/// matches no row and is left out).
+fn listed_values<'a>(filters: &[&'a Expr], name: &str) -> Option<Vec<&'a str>> {
+    fn find<'a>(e: &'a Expr, name: &str) -> Option<Vec<&'a str>> {
+        match e {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => find(left, name).or_else(|| find(right, name)),
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                // Every row either side keeps has one of its values (a side that restricts
+                // more columns keeps fewer rows; the filters above the scan still apply).
+                let mut values = find(left, name)?;
+                values.extend(find(right, name)?);
+                Some(values)
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c))
+                    if c.name == name =>
+                {
+                    text(v).map(|v| vec![v])
+                }
+                _ => None,
+            },
+            Expr::InList(datafusion::logical_expr::expr::InList {
+                expr,
+                list,
+                negated: false,
+            }) if matches!(expr.as_ref(), Expr::Column(c) if c.name == name) => list
+                .iter()
+                .filter_map(|v| match v {
+                    Expr::Literal(v, _) if v.is_null() => None,
+                    Expr::Literal(v, _) => Some(text(v).ok_or(())),
+                    _ => Some(Err(())),
+                })
+                .collect::<std::result::Result<_, ()>>()
+                .ok(),
+            _ => None,
+        }
+    }
+    filters.iter().find_map(|f| find(f, name))
+}
+
+/// At most this many ranges from the lists of one conjunction; beyond it the leading keys
+/// fixed so far select the rows (more rows, never fewer).
+const MAX_LISTED_RANGES: usize = 10_000;
+
 impl IndexedTable {
-    /// The key values the conjunction `filters` fixes on a leading run of keys, if any.
-    fn fixed(&self, filters: &[&Expr]) -> Option<Vec<String>> {
-        let fixed: Vec<String> = self
-            .keys
-            .iter()
-            .map_while(|(name, _)| fixed_value(filters, name).map(str::to_string))
-            .collect();
-        (!fixed.is_empty()).then_some(fixed)
+    /// The key values of the ranges the conjunction `filters` selects on a leading run of
+    /// keys, if it restricts the first: a key equal to a value extends every range, a key
+    /// `IN` a list of values multiplies them (no range when the list is empty).
+    fn fixed(&self, filters: &[&Expr]) -> Option<Vec<Vec<String>>> {
+        let mut fixes: Vec<Vec<String>> = vec![Vec::new()];
+        for (name, _) in &self.keys {
+            let values = match fixed_value(filters, name) {
+                Some(v) => vec![v],
+                None => match listed_values(filters, name) {
+                    Some(v) if fixes.len() * v.len() <= MAX_LISTED_RANGES => v,
+                    _ => break,
+                },
+            };
+            fixes = fixes
+                .iter()
+                .flat_map(|f| {
+                    values.iter().map(move |v| {
+                        let mut f = f.clone();
+                        f.push(v.to_string());
+                        f
+                    })
+                })
+                .collect();
+            if fixes.is_empty() {
+                return Some(fixes);
+            }
+        }
+        (!fixes[0].is_empty()).then_some(fixes)
     }
 
     /// The key values of the ranges `e` can select: a disjunction selects its branches'
@@ -223,7 +300,7 @@ impl IndexedTable {
                 all.extend(self.fixes(right)?);
                 Some(all)
             }
-            e => self.fixed(&[e]).map(|f| vec![f]),
+            e => self.fixed(&[e]),
         }
     }
 
@@ -232,7 +309,7 @@ impl IndexedTable {
     fn candidates(&self, filters: &[Expr]) -> Vec<Vec<String>> {
         let all: Vec<&Expr> = filters.iter().collect();
         let rows = |f: &Vec<Vec<String>>| f.iter().map(|f| self.range(f).len()).sum::<usize>();
-        let mut fixes: Vec<Vec<String>> = std::iter::once(self.fixed(&all).map(|f| vec![f]))
+        let mut fixes: Vec<Vec<String>> = std::iter::once(self.fixed(&all))
             .chain(filters.iter().map(|f| self.fixes(f)))
             .flatten()
             .min_by_key(rows)
@@ -525,6 +602,30 @@ mod tests {
             2
         );
         assert_eq!(rows(t.candidates(&[county.or(col("value").gt(lit(2)))])), 6);
+    }
+
+    /// A key `IN` a list (or equal to one of several values) after the fixed keys selects one
+    /// range per value; an empty list none; a list on a key before which nothing is fixed
+    /// restricts nothing.
+    #[test]
+    fn listed_values_select_a_range_each() {
+        use datafusion::prelude::{col, lit};
+        let t = table();
+        let rows = |f: Vec<Vec<String>>| t.ranges(&f).into_iter().map(|r| r.len()).sum::<usize>();
+        let school = col("area_type").eq(lit("school"));
+        let listed = col("area_code").in_list(vec![lit("a"), lit("b"), lit("z")], false);
+        let fixes = t.candidates(&[school.clone(), listed.clone()]);
+        assert_eq!(fixes.len(), 3);
+        assert_eq!(rows(fixes), 3);
+        let either = col("area_code")
+            .eq(lit("b"))
+            .or(col("area_code").eq(lit("z")));
+        assert_eq!(rows(t.candidates(&[school.clone(), either])), 1);
+        let none = col("area_code").in_list(vec![lit(ScalarValue::Utf8(None))], false);
+        assert!(t.candidates(&[school.clone(), none]).is_empty());
+        let not_in = col("area_code").in_list(vec![lit("a")], true);
+        assert_eq!(rows(t.candidates(&[school, not_in])), 4);
+        assert_eq!(rows(t.candidates(&[listed])), 6);
     }
 
     #[test]

@@ -263,6 +263,55 @@ pub fn params(area: &Area, term: Term, period: &str) -> Vec<(&'static str, Strin
     ]
 }
 
+/// `$schools` in a report's query: the school units of the report's municipality with rows in
+/// the term's window at its period, as a list of text literals (`('18800101', '18800108')`;
+/// `(NULL)` when there are none). A query that lists the municipality's schools with
+/// `area_code IN $schools` reads only their rows of a computed view, so a report built by the
+/// publisher depends on those schools and not on every school in the country.
+const SCHOOLS: &str = "$schools";
+
+/// The literal list `$schools` stands for.
+async fn school_list(engine: &Engine, params: &[(&'static str, String)]) -> Result<String> {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let (municipality, period) = (param("$municipality"), param("$period"));
+    // Both are codes or a YYYY-MM from the lake: digits and '-' only.
+    debug_assert!(
+        (municipality.to_string() + period)
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-')
+    );
+    let batches = engine
+        .sql(&format!(
+            "SELECT DISTINCT school_unit_code FROM school_periods \
+             WHERE municipality_code = '{municipality}' AND period = '{period}' \
+             AND \"window\" = 'term' ORDER BY school_unit_code"
+        ))
+        .await?;
+    let mut codes = Vec::new();
+    for b in &batches {
+        let column = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let column = column.as_string::<i32>();
+        for code in column.iter().flatten() {
+            // Codes in the lake were validated as digits on upload.
+            if !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::usage(format!(
+                    "skolenhetskoden {code:?} är inte siffror"
+                )));
+            }
+            codes.push(format!("'{code}'"));
+        }
+    }
+    Ok(match codes.is_empty() {
+        true => "(NULL)".to_string(),
+        false => format!("({})", codes.join(", ")),
+    })
+}
+
 /// The built-in definition of a report (`committee`, `county`, `school`).
 pub fn spec(id: &str) -> Result<&'static ReportSpec> {
     let (_, parsed) = SPECS.iter().find(|(k, _)| *k == id).ok_or_else(|| {
@@ -317,8 +366,21 @@ pub async fn build_views(
     let area = resolve_area(engine, spec.area, code).await?;
     let period = report_period(engine, &area, term).await?;
     let params = params(&area, term, &period);
+    let sqls = || {
+        spec.summary
+            .iter()
+            .map(|f| &f.sql)
+            .chain(spec.sections.iter().flat_map(|s| &s.blocks).map(|b| &b.sql))
+    };
+    let schools = match sqls().any(|s| s.contains(SCHOOLS)) {
+        true => Some(school_list(engine, &params).await?),
+        false => None,
+    };
     let bind = |sql: &str| {
         let mut s = sql.to_string();
+        if let Some(list) = &schools {
+            s = s.replace(SCHOOLS, list);
+        }
         for (k, v) in &params {
             // Every value is a code or a YYYY-MM checked above: digits and '-' only.
             debug_assert!(v.bytes().all(|b| b.is_ascii_digit() || b == b'-'));

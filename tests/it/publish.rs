@@ -709,6 +709,77 @@ async fn a_schools_report_reads_only_its_own_row_of_the_comparison() {
     }
 }
 
+/// A committee report lists its municipality's schools by their codes (`$schools`), so it reads
+/// the school rows of those schools alone: an upload anywhere else in the country leaves what it
+/// read unchanged and the publisher carries it over instead of building it.
+#[tokio::test]
+async fn a_committee_report_reads_only_its_own_schools_rows() {
+    use narvaro::engine::reads::{self, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let engine = narvaro::engine::Engine::open_with(&lake, None, &policies())
+        .await
+        .unwrap();
+    engine.materialize().await.unwrap();
+    let index = narvaro::report::index(&engine).await.unwrap();
+    let municipality = index
+        .counties
+        .iter()
+        .flat_map(|c| &c.municipalities)
+        .find(|m| m.schools.len() >= 2)
+        .expect("a municipality with two schools");
+    let schools: Vec<&str> = municipality
+        .schools
+        .iter()
+        .map(|s| s.code.as_str())
+        .collect();
+    let term = *municipality.area.terms.last().unwrap();
+    let spec = narvaro::report::spec("committee").unwrap();
+    let (built, read) = reads::tracked(narvaro::report::build_views(
+        &engine,
+        spec,
+        &municipality.area.code,
+        term,
+        now(),
+        &[None],
+    ))
+    .await;
+    let built = built.unwrap();
+    let listed = built[0]
+        .sections
+        .iter()
+        .flat_map(|s| &s.blocks)
+        .find(|b| b.id == "absence_by_school")
+        .unwrap();
+    assert!(!listed.rows.is_empty());
+    let school_rows: Vec<_> = read
+        .inputs()
+        .into_iter()
+        .filter(|r| match r {
+            Read::Range(t, fixed, ..) => {
+                ["absence_rate", "at_or_above", "reporting_rate"].contains(&t.as_str())
+                    && fixed.first().is_some_and(|f| f == "school")
+            }
+            Read::Table(t) => {
+                ["absence_rate", "at_or_above", "reporting_rate"].contains(&t.as_str())
+            }
+            _ => false,
+        })
+        .collect();
+    assert!(!school_rows.is_empty(), "{:?}", read.inputs());
+    for r in &school_rows {
+        let Read::Range(_, fixed, _, _) = r else {
+            panic!("a whole view read: {r:?}");
+        };
+        assert!(
+            fixed
+                .get(1)
+                .is_some_and(|code| schools.contains(&code.as_str())),
+            "every school's rows read, not {schools:?}: {r:?}"
+        );
+    }
+}
+
 /// A fresh lake under `dir/lake` with municipalities of the national fixtures (seed `seed`,
 /// written under `dir/files-SEED-CODE`): their registers and every month's attendance.
 async fn national_municipalities(dir: &std::path::Path, codes: &[&str], seed: u64) -> Lake {
