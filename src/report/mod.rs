@@ -270,15 +270,8 @@ pub fn params(area: &Area, term: Term, period: &str) -> Vec<(&'static str, Strin
 /// publisher depends on those schools and not on every school in the country.
 const SCHOOLS: &str = "$schools";
 
-/// The literal list `$schools` stands for.
-async fn school_list(engine: &Engine, params: &[(&'static str, String)]) -> Result<String> {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    let (municipality, period) = (param("$municipality"), param("$period"));
+/// The literal list `$schools` stands for: the schools of `municipality` at `period`.
+async fn school_list(engine: &Engine, municipality: &str, period: &str) -> Result<String> {
     // Both are codes or a YYYY-MM from the lake: digits and '-' only.
     debug_assert!(
         (municipality.to_string() + period)
@@ -366,14 +359,16 @@ pub async fn build_views(
     let area = resolve_area(engine, spec.area, code).await?;
     let period = report_period(engine, &area, term).await?;
     let params = params(&area, term, &period);
-    let sqls = || {
-        spec.summary
-            .iter()
-            .map(|f| &f.sql)
-            .chain(spec.sections.iter().flat_map(|s| &s.blocks).map(|b| &b.sql))
-    };
-    let schools = match sqls().any(|s| s.contains(SCHOOLS)) {
-        true => Some(school_list(engine, &params).await?),
+    let lists_schools = spec
+        .summary
+        .iter()
+        .map(|f| &f.sql)
+        .chain(spec.sections.iter().flat_map(|s| &s.blocks).map(|b| &b.sql));
+    let schools = match lists_schools.into_iter().any(|s| s.contains(SCHOOLS)) {
+        true => {
+            let municipality = area.municipality_code.as_deref().unwrap_or_default();
+            Some(school_list(engine, municipality, &period).await?)
+        }
         false => None,
     };
     let bind = |sql: &str| {

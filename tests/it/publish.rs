@@ -663,6 +663,18 @@ async fn vacuum_keeps_every_version_a_publication_read() {
     assert!(on_disk > 0);
 }
 
+/// The slt fixtures' lake under `dir`, an engine on it with the views computed as the
+/// publisher computes them, and its report index.
+async fn slt_engine(dir: &std::path::Path) -> (narvaro::engine::Engine, narvaro::report::Index) {
+    let lake = slt_lake(dir).await;
+    let engine = narvaro::engine::Engine::open_with(&lake, None, &policies())
+        .await
+        .unwrap();
+    engine.materialize().await.unwrap();
+    let index = narvaro::report::index(&engine).await.unwrap();
+    (engine, index)
+}
+
 /// A school's report does not read the similar schools' comparison (schools across the whole
 /// lake, moved by every upload anywhere): it reads its own row of `benchmark` without the
 /// comparison's columns, so an upload elsewhere leaves what it read unchanged. The comparison
@@ -671,12 +683,7 @@ async fn vacuum_keeps_every_version_a_publication_read() {
 async fn a_schools_report_reads_only_its_own_row_of_the_comparison() {
     use narvaro::engine::reads::{self, Read};
     let dir = tempfile::tempdir().unwrap();
-    let lake = slt_lake(dir.path()).await;
-    let engine = narvaro::engine::Engine::open_with(&lake, None, &policies())
-        .await
-        .unwrap();
-    engine.materialize().await.unwrap();
-    let index = narvaro::report::index(&engine).await.unwrap();
+    let (engine, index) = slt_engine(dir.path()).await;
     let school = &index.counties[0].municipalities[0].schools[0];
     let term = *school.terms.last().unwrap();
     let spec = narvaro::report::spec("school").unwrap();
@@ -716,12 +723,7 @@ async fn a_schools_report_reads_only_its_own_row_of_the_comparison() {
 async fn a_committee_report_reads_only_its_own_schools_rows() {
     use narvaro::engine::reads::{self, Read};
     let dir = tempfile::tempdir().unwrap();
-    let lake = slt_lake(dir.path()).await;
-    let engine = narvaro::engine::Engine::open_with(&lake, None, &policies())
-        .await
-        .unwrap();
-    engine.materialize().await.unwrap();
-    let index = narvaro::report::index(&engine).await.unwrap();
+    let (engine, index) = slt_engine(dir.path()).await;
     let municipality = index
         .counties
         .iter()
