@@ -39,7 +39,7 @@ fn releases(
         let engine = Engine::open(&lake, None).await.unwrap();
         let mut out = Vec::new();
         for c in counties {
-            let r = disclosure::release::county_release(&engine, c, PERIOD, window, &engine.levels)
+            let r = disclosure::release::county_release(&engine, c, PERIOD, window)
                 .await
                 .unwrap();
             if !r.cells.is_empty() {

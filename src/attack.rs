@@ -317,16 +317,7 @@ async fn release_of(
     if let Some(r) = built.get(&memo) {
         return Ok(r.clone());
     }
-    let r = Arc::new(
-        county_release(
-            engine,
-            &which.county,
-            &which.period,
-            &which.window,
-            &engine.levels,
-        )
-        .await?,
-    );
+    let r = Arc::new(county_release(engine, &which.county, &which.period, &which.window).await?);
     built.insert(memo, r.clone());
     Ok(r)
 }

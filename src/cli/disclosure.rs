@@ -15,9 +15,7 @@ pub(super) async fn disclosure_audit(
     let engine = Engine::open(&lake, None).await?;
     let (county, period) = crate::report::county_period(&engine, area, term).await?;
     let rules = engine.rules;
-    let release =
-        disclosure::release::county_release(&engine, &county, &period, window, &engine.levels)
-            .await?;
+    let release = disclosure::release::county_release(&engine, &county, &period, window).await?;
     let started = std::time::Instant::now();
     let status = disclosure::protect(&release, &rules);
     let protected = started.elapsed();

@@ -5,7 +5,7 @@
 //! release also holds the actions the schools reported that month. The whole lake's statuses
 //! follow from every county's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Int64Type};
@@ -51,7 +51,6 @@ pub async fn county_release(
     county: &str,
     period: &str,
     window: &str,
-    levels: &[u32],
 ) -> Result<Release> {
     for v in [county, period, window] {
         debug_assert!(
@@ -59,13 +58,6 @@ pub async fn county_release(
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
     }
-    let batches = engine
-        .sql(&format!(
-            "SELECT school_unit_code, municipality_code, grade, gender, pct_total, organiser_type \
-             FROM school_attendance WHERE county_code = '{county}' AND period = '{period}' \
-             AND \"window\" = '{window}' ORDER BY school_unit_code, grade, gender"
-        ))
-        .await?;
     // The staircases' steps in percent for this window are published beside the shared
     // levels (`kommun:CODE|T|minst12`), so their thresholds are band edges too.
     let steps = engine
@@ -77,41 +69,9 @@ pub async fn county_release(
                      (SELECT municipality_code FROM municipalities WHERE county_code = '{county}'))"
         ))
         .await?;
-    let mut levels = levels.to_vec();
-    for b in &steps {
-        let a = b.column(0).as_primitive::<Int64Type>();
-        levels.extend((0..b.num_rows()).map(|i| a.value(i).clamp(0, 100) as u32));
-    }
-    let edges = band_edges(&levels);
-    let mut rows = Vec::new();
-    for b in &batches {
-        let text = |c: usize| {
-            let a = arrow::compute::cast(b.column(c), &DataType::Utf8).expect("text");
-            a.as_string::<i32>().clone()
-        };
-        let (school, muni, grade, gender) = (text(0), text(1), text(2), text(3));
-        let organiser = text(5);
-        let hist = b.column(4).as_list::<i32>();
-        for r in 0..b.num_rows() {
-            let h = arrow::compute::cast(&hist.value(r), &DataType::Int64)?;
-            let h = h.as_primitive::<Int64Type>();
-            let bands = edges
-                .iter()
-                .map(|(lo, hi)| (*lo..=*hi).map(|p| h.value(p as usize)).sum())
-                .collect();
-            rows.push(Row {
-                school: school.value(r).to_string(),
-                municipality: muni.value(r).to_string(),
-                grade: grade.value(r).to_string(),
-                gender: gender.value(r).to_string(),
-                bands,
-                confidential: engine
-                    .rules
-                    .confidential_organisers
-                    .contains(organiser.value(r)),
-            });
-        }
-    }
+    let edges = band_edges(&with_steps(&engine.levels, &steps));
+    let (fine, rows) = engine.groups.take(engine, county, period, window).await?;
+    let rows = coarsened(rows, &fine, &edges);
     let mut release = build(&rows, county, &edges);
     if window == "month" {
         let actions = month_actions(engine, period, &rows).await?;
@@ -127,6 +87,168 @@ pub async fn county_release(
         }
     }
     Ok(release)
+}
+
+/// The shared levels and the steps (one `BIGINT` column), as band edges in percent.
+fn with_steps(levels: &[u32], steps: &[arrow::record_batch::RecordBatch]) -> Vec<u32> {
+    let mut levels = levels.to_vec();
+    for b in steps {
+        let a = b.column(0).as_primitive::<Int64Type>();
+        levels.extend((0..b.num_rows()).map(|i| a.value(i).clamp(0, 100) as u32));
+    }
+    levels
+}
+
+/// `rows` counted in the bands `fine` with their counts summed into the wider bands `edges`
+/// (each of whose lower edges is one of `fine`'s).
+fn coarsened(rows: Vec<Row>, fine: &[(u32, u32)], edges: &[(u32, u32)]) -> Vec<Row> {
+    if fine == edges {
+        return rows;
+    }
+    // The wide band each fine band lies in.
+    let into: Vec<usize> = fine
+        .iter()
+        .map(|(lo, _)| edges.iter().rposition(|(e, _)| e <= lo).unwrap_or(0))
+        .collect();
+    debug_assert!(
+        edges
+            .iter()
+            .all(|(e, _)| fine.iter().any(|(lo, _)| lo == e))
+    );
+    rows.into_iter()
+        .map(|mut r| {
+            let mut bands = vec![0; edges.len()];
+            for (b, n) in r.bands.iter().enumerate() {
+                bands[into[b]] += n;
+            }
+            r.bands = bands;
+            r
+        })
+        .collect()
+}
+
+/// The uploaded groups of periods and windows, each read once for every county's release
+/// of it: a county's groups are found by the register (the county is not in `attendance`),
+/// so reading one county's reads the whole period's histograms, and a national publication
+/// builds the same period's release for 21 counties. Each county's groups are held until its
+/// release takes them; one taken again (rare: an operator's audit) is read again alone.
+#[derive(Default)]
+pub struct Groups {
+    periods: Mutex<HashMap<(String, String), Arc<PeriodCell>>>,
+}
+
+/// A period and window's groups, read by the first release that needs them.
+type PeriodCell = tokio::sync::OnceCell<Mutex<PeriodGroups>>;
+
+/// One period and window's groups.
+struct PeriodGroups {
+    /// The bands they are counted in: between every shared level and every staircase step
+    /// in percent of the window, in any county.
+    edges: Vec<(u32, u32)>,
+    /// Each county's groups, by school, grade and gender, until its release takes them.
+    counties: HashMap<String, Vec<Row>>,
+    taken: BTreeSet<String>,
+}
+
+impl Groups {
+    /// County `county`'s groups in `period` and `window`, with the bands they are counted in.
+    async fn take(
+        &self,
+        engine: &Engine,
+        county: &str,
+        period: &str,
+        window: &str,
+    ) -> Result<(Vec<(u32, u32)>, Vec<Row>)> {
+        let cell = self
+            .periods
+            .lock()
+            .expect("groups")
+            .entry((period.into(), window.into()))
+            .or_default()
+            .clone();
+        let all = cell
+            .get_or_try_init(|| async {
+                read_groups(engine, None, period, window)
+                    .await
+                    .map(Mutex::new)
+            })
+            .await?;
+        {
+            let mut all = all.lock().expect("groups");
+            if all.taken.insert(county.into()) {
+                let rows = all.counties.remove(county).unwrap_or_default();
+                return Ok((all.edges.clone(), rows));
+            }
+        }
+        let mut one = read_groups(engine, Some(county), period, window).await?;
+        let rows = one.counties.remove(county).unwrap_or_default();
+        Ok((one.edges, rows))
+    }
+}
+
+/// The groups of `period` and `window` in every county, or in `county` alone.
+async fn read_groups(
+    engine: &Engine,
+    county: Option<&str>,
+    period: &str,
+    window: &str,
+) -> Result<PeriodGroups> {
+    let only = county.map_or(String::new(), |c| format!("AND county_code = '{c}'"));
+    let batches = engine
+        .sql(&format!(
+            "SELECT county_code, school_unit_code, municipality_code, grade, gender, pct_total, \
+             organiser_type FROM school_attendance WHERE period = '{period}' \
+             AND \"window\" = '{window}' {only} \
+             ORDER BY county_code, school_unit_code, grade, gender"
+        ))
+        .await?;
+    let steps = engine
+        .sql(&format!(
+            "SELECT DISTINCT CAST(band AS BIGINT) FROM local_steps WHERE measure = 'percent' \
+             AND \"window\" = '{window}' AND band IS NOT NULL"
+        ))
+        .await?;
+    let edges = band_edges(&with_steps(&engine.levels, &steps));
+    let mut counties: HashMap<String, Vec<Row>> = HashMap::new();
+    for b in &batches {
+        let text = |c: usize| {
+            let a = arrow::compute::cast(b.column(c), &DataType::Utf8).expect("text");
+            a.as_string::<i32>().clone()
+        };
+        let (county, school, muni, grade, gender) = (text(0), text(1), text(2), text(3), text(4));
+        let organiser = text(6);
+        let hist = b.column(5).as_list::<i32>();
+        for r in 0..b.num_rows() {
+            let h = arrow::compute::cast(&hist.value(r), &DataType::Int64)?;
+            let h = h.as_primitive::<Int64Type>();
+            let bands = edges
+                .iter()
+                .map(|(lo, hi)| (*lo..=*hi).map(|p| h.value(p as usize)).sum())
+                .collect();
+            let row = Row {
+                school: school.value(r).to_string(),
+                municipality: muni.value(r).to_string(),
+                grade: grade.value(r).to_string(),
+                gender: gender.value(r).to_string(),
+                bands,
+                confidential: engine
+                    .rules
+                    .confidential_organisers
+                    .contains(organiser.value(r)),
+            };
+            match counties.get_mut(county.value(r)) {
+                Some(rows) => rows.push(row),
+                None => {
+                    counties.insert(county.value(r).to_string(), vec![row]);
+                }
+            }
+        }
+    }
+    Ok(PeriodGroups {
+        edges,
+        counties,
+        taken: BTreeSet::new(),
+    })
 }
 
 /// The actions the schools of `rows` reported for the month `period`.
@@ -512,14 +634,7 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
         .acquire()
         .await
         .map_err(|_| crate::Error::Unavailable("servern stängs av".into()))?;
-    let release = county_release(
-        engine,
-        &which.county,
-        &which.period,
-        &which.window,
-        &engine.levels,
-    )
-    .await?;
+    let release = county_release(engine, &which.county, &which.period, &which.window).await?;
     let rules = engine.rules;
     let content = digest(&release, &rules);
     let earlier: &[Earlier] = engine.history.as_deref().map_or(&[], |h| h.of(which));
@@ -669,14 +784,7 @@ impl History {
                 }
             }
         };
-        let release = county_release(
-            &engine,
-            &which.county,
-            &which.period,
-            &which.window,
-            &engine.levels,
-        )
-        .await?;
+        let release = county_release(&engine, &which.county, &which.period, &which.window).await?;
         if digest(&release, &engine.rules) != e.content {
             tracing::warn!(
                 county = %which.county, period = %which.period, window = %which.window,
@@ -815,5 +923,37 @@ pub fn build(rows: &[Row], county: &str, edges: &[(u32, u32)]) -> Release {
             })
             .collect(),
         cells,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group with one pupil at each percent from 0 to 100.
+    fn counted(edges: &[(u32, u32)]) -> Row {
+        Row {
+            school: "18800101".into(),
+            municipality: "1880".into(),
+            grade: "7".into(),
+            gender: "K".into(),
+            bands: edges
+                .iter()
+                .map(|(lo, hi)| i64::from(hi - lo + 1))
+                .collect(),
+            confidential: false,
+        }
+    }
+
+    #[test]
+    fn groups_counted_in_finer_bands_sum_into_a_countys_bands() {
+        let fine = band_edges(&[10, 12, 15, 20, 30, 50]);
+        let county = band_edges(&[10, 15, 20, 50]);
+        let rows = coarsened(vec![counted(&fine)], &fine, &county);
+        assert_eq!(rows[0].bands, counted(&county).bands);
+        assert_eq!(rows[0].bands, vec![10, 5, 5, 30, 51]);
+        // The same bands are left as they are.
+        let same = coarsened(vec![counted(&county)], &county, &county);
+        assert_eq!(same[0].bands, vec![10, 5, 5, 30, 51]);
     }
 }

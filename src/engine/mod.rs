@@ -172,14 +172,15 @@ pub struct Engine {
             Arc<tokio::sync::OnceCell<Arc<crate::disclosure::Protection>>>,
         >,
     >,
+    /// The uploaded groups each period's releases are built from, read once for every county.
+    pub groups: crate::disclosure::release::Groups,
     /// Protections by the content they protect, shared across engines by their owner.
     pub protected: Arc<crate::disclosure::release::Protections>,
     /// What earlier publications published of each release (the publisher's engine): a
     /// release is protected beside them, so two publications cannot be differenced.
     pub history: Option<Arc<crate::disclosure::release::History>>,
     /// How many county releases are built and solved at once: one per processor. Solving is
-    /// bound by the processor, and each release being built holds a national period's
-    /// attendance rows, so more at once would only hold more memory.
+    /// bound by the processor, so more at once would only hold more memory.
     pub solving: Arc<tokio::sync::Semaphore>,
 }
 
@@ -296,6 +297,7 @@ impl Engine {
                 .map(|l| l.percent)
                 .collect(),
             protections: Default::default(),
+            groups: Default::default(),
             protected: Default::default(),
             history: None,
             solving: Arc::new(tokio::sync::Semaphore::new(

@@ -252,7 +252,7 @@ async fn two_publications_of_a_corrected_period_cannot_be_differenced() {
             let engine = Engine::open_at_versions(lake, &versions, policies)
                 .await
                 .unwrap();
-            county_release(&engine, "18", "2026-06", "term", &engine.levels)
+            county_release(&engine, "18", "2026-06", "term")
                 .await
                 .unwrap()
         }
@@ -976,5 +976,43 @@ async fn a_terms_report_shows_only_the_school_years_ended_by_it() {
             Some("2025/26"),
             "{kind} {code} VT2026"
         );
+    }
+}
+
+/// A county's release is the same whether its period's groups were read for every county at
+/// once (what a publication does) or for the county alone (a release built again).
+#[tokio::test]
+async fn a_countys_release_is_the_same_read_with_every_county_or_alone() {
+    use narvaro::disclosure::release::county_release;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = national_municipalities(dir.path(), &["1814", "1315"], 2025).await;
+    let engine = narvaro::engine::Engine::open_with(&lake, None, &policies())
+        .await
+        .unwrap();
+    for window in ["month", "term"] {
+        let halland = county_release(&engine, "13", "2026-03", window)
+            .await
+            .unwrap();
+        let orebro = county_release(&engine, "18", "2026-03", window)
+            .await
+            .unwrap();
+        let again = county_release(&engine, "18", "2026-03", window)
+            .await
+            .unwrap();
+        assert_eq!(orebro, again, "{window}");
+        for (release, municipality) in [(&halland, "1315"), (&orebro, "1814")] {
+            assert!(!release.names.is_empty(), "{window}");
+            assert!(
+                release.names.iter().all(|n| n.starts_with(municipality)),
+                "{window}: {:?}",
+                release.names.iter().find(|n| !n.starts_with(municipality))
+            );
+            assert!(
+                release
+                    .cells
+                    .iter()
+                    .any(|c| c.key == format!("kommun:{municipality}|T|totalt"))
+            );
+        }
     }
 }
