@@ -734,9 +734,11 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
 
 /// The release `now` as an attacker sees it who also holds earlier publications of the same
 /// tables (`earlier`: each one's release and the statuses it was published with): their cells
-/// after `now`'s, over shared inner cells where an inner cell (by name) kept its value, and
-/// over inner cells of their own where it changed or is gone. Returns the combined release
-/// and the earlier cells' statuses, fixed (`None` for `now`'s cells).
+/// after `now`'s, over shared inner cells where an inner cell (by name) has the value it has
+/// in `now` or in an earlier one of them, and over inner cells of their own where it has a
+/// value of its own or is gone. An attacker takes equal figures for the same figure, so two
+/// publications of the same content are one (and their cells are solved once). Returns the
+/// combined release and the earlier cells' statuses, fixed (`None` for `now`'s cells).
 pub fn beside_earlier(
     now: &Release,
     earlier: &[(&Release, &Protection)],
@@ -748,6 +750,14 @@ pub fn beside_earlier(
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    // Every inner cell of the combined release by name and value.
+    let mut by_value: HashMap<(&str, i64), usize> = now
+        .names
+        .iter()
+        .zip(&now.values)
+        .enumerate()
+        .map(|(i, (n, v))| ((n.as_str(), *v), i))
         .collect();
     for (k, (release, protection)) in earlier.iter().enumerate() {
         // Each earlier locality id in terms of `now`'s, by an inner cell they share.
@@ -765,14 +775,11 @@ pub fn beside_earlier(
         }
         let mut inner_of = Vec::with_capacity(release.inner());
         for (i, n) in release.names.iter().enumerate() {
-            let same = by_name
-                .get(n.as_str())
-                .copied()
-                .filter(|&j| now.values[j] == release.values[i]);
-            inner_of.push(match same {
-                Some(j) => j,
+            let value = release.values[i];
+            inner_of.push(match by_value.get(&(n.as_str(), value)) {
+                Some(&j) => j,
                 None => {
-                    combined.values.push(release.values[i]);
+                    combined.values.push(value);
                     combined.names.push(format!("{n}@{k}"));
                     for (level, l) in combined.localities.iter_mut().enumerate() {
                         let old = release.localities.get(level).map_or(0, |a| a[i]);
@@ -780,7 +787,9 @@ pub fn beside_earlier(
                         let id = ids[level].get(&old).copied().unwrap_or(u32::MAX - old);
                         l.push(id);
                     }
-                    combined.values.len() - 1
+                    let j = combined.values.len() - 1;
+                    by_value.insert((n.as_str(), value), j);
+                    j
                 }
             });
         }
@@ -942,13 +951,9 @@ mod tests {
         assert!(!b.reduce(&vec![(0, 1)]).is_empty());
     }
 
-    /// Two publications of one municipality's period, before and after a correction of
-    /// school A: the first hides A's 3 pupils at ≥ 15 % and, to protect them, B's 20; the
-    /// correction gives A 8, which may be shown. Protected alone, the second publication shows
-    /// B's 20, and the first publication's municipality figure less B, C and D gives A's old 3.
-    /// Protected beside the first, B stays hidden and nothing can be narrowed.
-    #[test]
-    fn a_correction_protected_beside_the_earlier_publication_cannot_be_differenced() {
+    /// Four schools of one municipality before and after a correction of school A's pupils at
+    /// ≥ 15 % (3 → 8).
+    fn corrected() -> (Release, Release) {
         let row = |school: &str, bands: [i64; 2]| release::Row {
             school: school.into(),
             municipality: "0101".into(),
@@ -964,10 +969,39 @@ mod tests {
             .chain(others.clone())
             .collect();
         let after: Vec<_> = [row("A", [25, 8])].into_iter().chain(others).collect();
-        let (old, new) = (
+        (
             release::build(&before, "01", &edges),
             release::build(&after, "01", &edges),
+        )
+    }
+
+    /// Two earlier publications of the same content are one to an attacker (equal figures are
+    /// taken for the same figure): beside both, the combined release has the inner cells it
+    /// has beside one, and the protection is the same.
+    #[test]
+    fn earlier_publications_of_the_same_content_are_one() {
+        let (old, new) = corrected();
+        let rules = Rules::default();
+        let first = Protection::new(&old, &rules);
+        let (one, _) = beside_earlier(&new, &[(&old, &first)]);
+        let (two, _) = beside_earlier(&new, &[(&old, &first), (&old, &first)]);
+        assert!(one.values.len() > new.values.len(), "A's old groups");
+        assert_eq!(one.values.len(), two.values.len());
+        assert_eq!(two.cells.len(), new.cells.len() + 2 * old.cells.len());
+        assert_eq!(
+            Protection::after(&new, &[(&old, &first)], &rules).status,
+            Protection::after(&new, &[(&old, &first), (&old, &first)], &rules).status
         );
+    }
+
+    /// Two publications of one municipality's period, before and after a correction of
+    /// school A: the first hides A's 3 pupils at ≥ 15 % and, to protect them, B's 20; the
+    /// correction gives A 8, which may be shown. Protected alone, the second publication shows
+    /// B's 20, and the first publication's municipality figure less B, C and D gives A's old 3.
+    /// Protected beside the first, B stays hidden and nothing can be narrowed.
+    #[test]
+    fn a_correction_protected_beside_the_earlier_publication_cannot_be_differenced() {
+        let (old, new) = corrected();
         let rules = Rules::default();
         let first = Protection::new(&old, &rules);
         assert!(!first.status("skolenhet:A|T|minst15").published());

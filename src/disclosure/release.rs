@@ -45,12 +45,24 @@ pub fn band_edges(levels: &[u32]) -> Vec<(u32, u32)> {
     out
 }
 
-/// Builds the release of county `county` for `period` and `window` from the engine.
+/// Builds the release of county `county` for `period` and `window` from the engine, its
+/// period's groups read for every county at once ([`Groups`]).
 pub async fn county_release(
     engine: &Engine,
     county: &str,
     period: &str,
     window: &str,
+) -> Result<Release> {
+    release_of(engine, county, period, window, true).await
+}
+
+/// The release of `county`, its groups read for every county or for it alone.
+async fn release_of(
+    engine: &Engine,
+    county: &str,
+    period: &str,
+    window: &str,
+    every_county: bool,
 ) -> Result<Release> {
     for v in [county, period, window] {
         debug_assert!(
@@ -70,7 +82,11 @@ pub async fn county_release(
         ))
         .await?;
     let edges = band_edges(&with_steps(&engine.levels, &steps));
-    let (fine, rows) = engine.groups.take(engine, county, period, window).await?;
+    let (fine, rows) = if every_county {
+        engine.groups.take(engine, county, period, window).await?
+    } else {
+        alone(engine, county, period, window).await?
+    };
     let rows = coarsened(rows, &fine, &edges);
     let mut release = build(&rows, county, &edges);
     if window == "month" {
@@ -180,10 +196,20 @@ impl Groups {
                 return Ok((all.edges.clone(), rows));
             }
         }
-        let mut one = read_groups(engine, Some(county), period, window).await?;
-        let rows = one.counties.remove(county).unwrap_or_default();
-        Ok((one.edges, rows))
+        alone(engine, county, period, window).await
     }
+}
+
+/// County `county`'s groups in `period` and `window`, read for it alone.
+async fn alone(
+    engine: &Engine,
+    county: &str,
+    period: &str,
+    window: &str,
+) -> Result<(Vec<(u32, u32)>, Vec<Row>)> {
+    let mut one = read_groups(engine, Some(county), period, window).await?;
+    let rows = one.counties.remove(county).unwrap_or_default();
+    Ok((one.edges, rows))
 }
 
 /// The groups of `period` and `window` in every county, or in `county` alone.
@@ -657,6 +683,7 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
                     before.push((history.release(which, e).await?, e.protection.clone()));
                 }
             }
+            let earlier_ms = started.elapsed().as_millis() as u64;
             let cells = release.cells.len();
             let p = tokio::task::spawn_blocking(move || {
                 let pairs: Vec<(&Release, &Protection)> =
@@ -675,6 +702,7 @@ async fn county(engine: &Engine, which: &Which) -> Result<Arc<Protection>> {
             tracing::debug!(
                 county = %which.county, period = %which.period, window = %which.window,
                 beside = earlier.len(),
+                earlier_ms,
                 cells,
                 ms = started.elapsed().as_millis() as u64,
                 "disclosure: release protected"
@@ -784,7 +812,9 @@ impl History {
                 }
             }
         };
-        let release = county_release(&engine, &which.county, &which.period, &which.window).await?;
+        // Alone: another county's earlier publication is seldom built from the same versions.
+        let release =
+            release_of(&engine, &which.county, &which.period, &which.window, false).await?;
         if digest(&release, &engine.rules) != e.content {
             tracing::warn!(
                 county = %which.county, period = %which.period, window = %which.window,
