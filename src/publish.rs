@@ -479,34 +479,16 @@ async fn publish_locked(
             }
         }
     }
-    let engine = Engine::open_with(lake, None, policies)
-        .await?
-        .sharing(protected.clone())
-        .with_history(history.clone());
-    engine.materialize().await?;
-    let index = report::index(&engine).await?;
-    let jobs = jobs(&index);
-    let total = jobs.len();
-    progress(0, total);
-    let specs: HashMap<&str, &report::ReportSpec> = ["committee", "county", "school", "data"]
-        .into_iter()
-        .map(|id| Ok((id, report::spec(id)?)))
-        .collect::<Result<_>>()?;
-    // The reports' queries each read a few rows of the computed views: one partition each,
-    // the processors kept busy by building four reports at a time.
-    engine
-        .ctx
-        .state_ref()
-        .write()
-        .config_mut()
-        .options_mut()
-        .execution
-        .target_partitions = 1;
-    let engine = Arc::new(engine);
+    let engine = Arc::new(
+        Engine::open_with(lake, None, policies)
+            .await?
+            .sharing(protected.clone())
+            .with_history(history.clone()),
+    );
     // The releases the latest publication's reports read, found unchanged or protected again
-    // from the start, one per processor, those the most reports read first: the few an upload
-    // changed are then solved side by side instead of one after another as reports come to
-    // need them.
+    // from the start (beside the views being computed, which they do not read), one per
+    // processor, those the most reports read first: the few an upload changed are then solved
+    // side by side instead of one after another as reports come to need them.
     let mut warming = tokio::task::JoinSet::new();
     let mut readers: HashMap<Which, usize> = HashMap::new();
     for which in before
@@ -528,6 +510,25 @@ async fn publish_locked(
             let _ = reads::untracked(crate::disclosure::release::protection(&engine, &which)).await;
         });
     }
+    engine.materialize().await?;
+    let index = report::index(&engine).await?;
+    let jobs = jobs(&index);
+    let total = jobs.len();
+    progress(0, total);
+    let specs: HashMap<&str, &report::ReportSpec> = ["committee", "county", "school", "data"]
+        .into_iter()
+        .map(|id| Ok((id, report::spec(id)?)))
+        .collect::<Result<_>>()?;
+    // The reports' queries each read a few rows of the computed views: one partition each,
+    // the processors kept busy by building four reports at a time.
+    engine
+        .ctx
+        .state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .execution
+        .target_partitions = 1;
     let specs = Arc::new(specs);
     let number = catalogue.latest().map_or(1, |p| p.number + 1);
     let rules = &policies.shared.policy.disclosure;
