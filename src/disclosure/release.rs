@@ -241,7 +241,8 @@ async fn read_groups(
             let a = arrow::compute::cast(b.column(c), &DataType::Utf8).expect("text");
             a.as_string::<i32>().clone()
         };
-        let (county, school, muni, grade, gender) = (text(0), text(1), text(2), text(3), text(4));
+        let (county_of, school, muni, grade, gender) =
+            (text(0), text(1), text(2), text(3), text(4));
         let organiser = text(6);
         let hist = b.column(5).as_list::<i32>();
         for r in 0..b.num_rows() {
@@ -262,10 +263,10 @@ async fn read_groups(
                     .confidential_organisers
                     .contains(organiser.value(r)),
             };
-            match counties.get_mut(county.value(r)) {
+            match counties.get_mut(county_of.value(r)) {
                 Some(rows) => rows.push(row),
                 None => {
-                    counties.insert(county.value(r).to_string(), vec![row]);
+                    counties.insert(county_of.value(r).to_string(), vec![row]);
                 }
             }
         }
