@@ -675,6 +675,38 @@ async fn slt_engine(dir: &std::path::Path) -> (narvaro::engine::Engine, narvaro:
     (engine, index)
 }
 
+/// `school_steps` is computed a period at a time (so a national year's histograms are never
+/// all summed at once): what the publisher holds is every row the view gives over the whole
+/// lake, for every period.
+#[tokio::test]
+async fn a_view_computed_a_period_at_a_time_holds_the_whole_views_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = slt_lake(dir.path()).await;
+    let policies = policies();
+    let open = || narvaro::engine::Engine::open_with(&lake, None, &policies);
+    let (computed, plain) = (open().await.unwrap(), open().await.unwrap());
+    computed.materialize().await.unwrap();
+    let sql = "SELECT school_unit_code, period, \"window\", measure, band, students, pupils \
+               FROM school_steps ORDER BY 1, 2, 3, 4, 5";
+    let rows = |batches: Vec<arrow::array::RecordBatch>| {
+        arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string()
+    };
+    let (whole, by_period) = (
+        rows(plain.sql(sql).await.unwrap()),
+        rows(computed.sql(sql).await.unwrap()),
+    );
+    assert_eq!(whole, by_period);
+    let periods = scalar(
+        &lake,
+        None,
+        "SELECT count(DISTINCT period) FROM school_steps WHERE pupils > 0",
+    )
+    .await;
+    assert!(periods > 1, "{periods} periods");
+}
+
 /// A school's report does not read the similar schools' comparison (schools across the whole
 /// lake, moved by every upload anywhere): it reads its own row of `benchmark` without the
 /// comparison's columns, so an upload elsewhere leaves what it read unchanged. The comparison
