@@ -245,6 +245,16 @@ impl Register {
         out
     }
 
+    /// How many municipalities the register's schools belong to (by their latest rows).
+    pub fn municipality_count(&self) -> usize {
+        let all: std::collections::HashSet<&str> = self
+            .schools
+            .keys()
+            .filter_map(|c| self.municipality_of(c))
+            .collect();
+        all.len()
+    }
+
     pub fn contains(&self, code: &str) -> bool {
         self.schools.contains_key(code)
     }

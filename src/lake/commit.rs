@@ -221,7 +221,7 @@ fn file_name(path: &str) -> &str {
 
 /// Writes `batches` as new data files of `table` (one per partition they touch), not yet
 /// committed: their add actions.
-async fn write_files(table: &DeltaTable, batches: Vec<RecordBatch>) -> Result<Vec<Add>> {
+pub(super) async fn write_files(table: &DeltaTable, batches: Vec<RecordBatch>) -> Result<Vec<Add>> {
     let mut writer = RecordBatchWriter::for_table(table)?;
     for b in batches {
         writer.write(b).await.map_err(unavailable)?;

@@ -134,7 +134,11 @@ pub struct Lake {
     register_cache: Mutex<Option<(u64, Arc<Register>)>>,
     /// Latest loaded state per table; brought up to date incrementally (only new log
     /// entries are read), so a stream of uploads does not replay each log from its checkpoint.
-    tables: tokio::sync::Mutex<HashMap<String, DeltaTable>>,
+    /// One lock per table, so bringing `attendance` up to date after an upload does not hold
+    /// up a page reading `publications`.
+    tables: HashMap<&'static str, tokio::sync::Mutex<Option<DeltaTable>>>,
+    /// The latest version each table was seen at, readable without waiting for any I/O.
+    seen: Mutex<HashMap<&'static str, u64>>,
     /// One writer per table in this process; writers in other processes are serialised by
     /// Delta's optimistic concurrency and retried (see `commit`).
     writers: HashMap<&'static str, tokio::sync::Mutex<()>>,
@@ -172,7 +176,11 @@ impl Lake {
             root,
             store: std::sync::OnceLock::new(),
             register_cache: Mutex::new(None),
-            tables: tokio::sync::Mutex::new(HashMap::new()),
+            tables: TABLES
+                .iter()
+                .map(|t| (*t, tokio::sync::Mutex::new(None)))
+                .collect(),
+            seen: Mutex::new(HashMap::new()),
             writers: TABLES
                 .iter()
                 .map(|t| (*t, tokio::sync::Mutex::new(())))
@@ -238,23 +246,52 @@ impl Lake {
 
     /// The table at its latest version (including commits by other processes).
     pub async fn table(&self, table: &str) -> Result<DeltaTable> {
-        let mut cache = self.tables.lock().await;
-        if let Some(t) = cache.get_mut(table) {
-            t.update_incremental(None).await?;
-            return Ok(t.clone());
-        }
-        let t = self.builder(table)?.load().await?;
-        cache.insert(table.to_string(), t.clone());
+        let Some((name, cache)) = self.tables.get_key_value(table) else {
+            return Ok(self.builder(table)?.load().await?);
+        };
+        let mut cache = cache.lock().await;
+        let t = match cache.as_mut() {
+            Some(t) => {
+                t.update_incremental(None).await?;
+                t.clone()
+            }
+            None => cache.insert(self.builder(table)?.load().await?).clone(),
+        };
+        self.saw(name, &t);
         Ok(t)
+    }
+
+    /// The latest version of `table`: brought up to date when nobody else is, or else the
+    /// latest this handle has seen, without waiting behind an update in progress (e.g. an
+    /// upload's commit): what `/healthz` reports.
+    pub async fn latest_version(&self, table: &str) -> Result<u64> {
+        let seen = self.seen.lock().expect("lock").get(table).copied();
+        if let (Some(v), Some(cache)) = (seen, self.tables.get(table))
+            && cache.try_lock().is_err()
+        {
+            return Ok(v);
+        }
+        Ok(self.table(table).await?.version().unwrap_or_default())
+    }
+
+    fn saw(&self, name: &'static str, t: &DeltaTable) {
+        if let Some(v) = t.version() {
+            let mut seen = self.seen.lock().expect("lock");
+            let at = seen.entry(name).or_insert(v);
+            *at = (*at).max(v);
+        }
     }
 
     /// Keeps the state a write returned, so the next `table` call starts from it.
     pub(super) async fn remember(&self, table: &str, t: &DeltaTable) {
-        let mut cache = self.tables.lock().await;
-        let newer = cache.get(table).is_none_or(|c| c.version() < t.version());
-        if newer {
-            cache.insert(table.to_string(), t.clone());
+        let Some((name, cache)) = self.tables.get_key_value(table) else {
+            return;
+        };
+        let mut cache = cache.lock().await;
+        if cache.as_ref().is_none_or(|c| c.version() < t.version()) {
+            *cache = Some(t.clone());
         }
+        self.saw(name, t);
     }
 
     /// The table as it was at `version`.

@@ -1,5 +1,12 @@
 //! Compaction, checkpoints and vacuum.
 
+use std::collections::{BTreeMap, HashSet};
+
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::protocol::DeltaOperation;
+
+use super::commit::{self, conform};
 use super::*;
 
 impl Lake {
@@ -8,6 +15,10 @@ impl Lake {
     pub async fn optimize(&self, force: bool) -> Result<Vec<Maintenance>> {
         let mut done = Vec::new();
         for name in TABLES {
+            if name == Kind::Attendance.table() {
+                done.extend(self.compact_attendance(force).await?);
+                continue;
+            }
             let table = self.table(name).await?;
             let files = table.get_file_uris()?.count();
             let partitions = partition_count(&table)?;
@@ -32,6 +43,105 @@ impl Lake {
             });
         }
         Ok(done)
+    }
+}
+
+impl Lake {
+    /// Compacts `attendance` one file per municipality and month, the unit schools' uploads
+    /// come in: a later upload's commit then reads back only its municipality's month of the
+    /// files it replaces keys in (see `Lake::try_commit`), never the whole country's. A
+    /// partition is compacted when it holds more files than the register has municipalities
+    /// (plus a few), i.e. when uploads came in smaller pieces than municipalities, or always
+    /// with `force` (which also lays out a lake compacted the old way, a month per file).
+    /// One commit per partition, so at most one month's rows are held at a time; the rows,
+    /// their upload ids and every other version are unchanged.
+    async fn compact_attendance(&self, force: bool) -> Result<Option<Maintenance>> {
+        let kind = Kind::Attendance;
+        let _writer = self.writers[kind.table()].lock().await;
+        let register = self.register().await?;
+        let municipalities = register.municipality_count();
+        let mut table = self.table(kind.table()).await?;
+        let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for file in table.snapshot()?.log_data() {
+            let period = file
+                .partition_values_map()
+                .get("period")
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            partitions
+                .entry(period)
+                .or_default()
+                .push(file.path().to_string());
+        }
+        let files_before = partitions.values().map(Vec::len).sum();
+        let (mut removed, mut added) = (0, 0);
+        let schema = kind.lake_schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        for files in partitions.into_values() {
+            if !force && files.len() <= municipalities + SMALL_FILES_PER_PARTITION {
+                continue;
+            }
+            let read = self
+                .scan_in(&table, Some(files.clone()), None, &names)
+                .await?
+                .iter()
+                .map(|b| conform(b, &schema))
+                .collect::<Result<Vec<_>>>()?;
+            // The partition's rows by municipality, each municipality's in school order,
+            // gathered from the batches read (no copy of the whole month).
+            let schools: Vec<StringArray> = read.iter().map(|b| string_column(b, 0)).collect();
+            let school = |(b, i): (usize, usize)| schools[b].value(i);
+            let municipality = |at: (usize, usize)| register.municipality_of(school(at));
+            let mut order: Vec<(usize, usize)> = read
+                .iter()
+                .enumerate()
+                .flat_map(|(b, batch)| (0..batch.num_rows()).map(move |i| (b, i)))
+                .collect();
+            order.sort_by(|&a, &b| (municipality(a), school(a)).cmp(&(municipality(b), school(b))));
+            let batches: Vec<&RecordBatch> = read.iter().collect();
+            let mut adds = Vec::new();
+            for group in order.chunk_by(|&a, &b| municipality(a) == municipality(b)) {
+                let batch = arrow::compute::interleave_record_batch(&batches, group)?;
+                adds.extend(commit::write_files(&table, vec![batch]).await?);
+            }
+            drop(read);
+            let mut actions: Vec<Action> = Vec::new();
+            let listed: HashSet<&str> = files.iter().map(String::as_str).collect();
+            for file in table.snapshot()?.log_data() {
+                if listed.contains(&*file.path()) {
+                    actions.push(Action::Remove(file.remove_action(false)));
+                }
+            }
+            removed += actions.len() as u64;
+            added += adds.len() as u64;
+            actions.extend(adds.into_iter().map(|mut a| {
+                a.data_change = false;
+                Action::Add(a)
+            }));
+            let operation = DeltaOperation::Optimize {
+                predicate: None,
+                target_size: 0,
+            };
+            CommitBuilder::from(CommitProperties::default())
+                .with_actions(actions)
+                .build(Some(table.snapshot()?), table.log_store(), operation)
+                .await
+                .map_err(commit::unavailable)?;
+            table = self.table(kind.table()).await?;
+        }
+        if removed == 0 && !force {
+            return Ok(None);
+        }
+        deltalake::checkpoints::create_checkpoint(&table, None).await?;
+        self.remember(kind.table(), &table).await;
+        Ok(Some(Maintenance {
+            table: kind.table().to_string(),
+            files_before,
+            files_removed: removed,
+            files_added: added,
+            version: table.version().unwrap_or_default(),
+        }))
     }
 }
 

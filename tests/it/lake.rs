@@ -276,16 +276,66 @@ async fn a_lost_audit_row_is_restored_when_the_lake_opens() {
     assert_eq!(lake.audits().await.unwrap().len(), before.len());
 }
 
-/// A correction of one school-month in a compacted partition keeps every other row of the
-/// compacted file (they are written again beside the new rows) and replaces only its keys;
+/// Compaction lays attendance out one file per municipality and month, changing no row; a
+/// correction of one school-month in a compacted partition keeps every other row of its
+/// municipality's file (they are written again beside the new rows) and replaces only its keys;
 /// a second correction of the same keys removes the first one's file outright.
 #[tokio::test]
 async fn a_correction_inside_a_compacted_file_keeps_every_other_row() {
     let dir = tempfile::tempdir().unwrap();
     let lake = crate::common::slt_lake(dir.path()).await;
-    lake.optimize(true).await.unwrap();
     let before = key_sums(&lake).await;
     let before_rows = scalar(&lake, None, "SELECT count(*) FROM attendance").await;
+    lake.optimize(true).await.unwrap();
+    assert_eq!(key_sums(&lake).await, before, "compaction changes no row");
+    // One file per municipality and month, so a correction reads back only its own
+    // municipality's month of the file it replaces keys in.
+    let register = lake.register().await.unwrap();
+    let mut seen = HashSet::new();
+    let files: Vec<String> = lake
+        .table("attendance")
+        .await
+        .unwrap()
+        .get_file_uris()
+        .unwrap()
+        .collect();
+    let mut rows = 0;
+    for uri in &files {
+        let path = uri.strip_prefix("file://").unwrap_or(uri);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let mut held = HashSet::new();
+        for b in reader {
+            let b = b.unwrap();
+            rows += b.num_rows() as i64;
+            let schools = b
+                .column_by_name("school_unit_code")
+                .unwrap()
+                .as_string::<i32>();
+            for s in schools.iter().flatten() {
+                held.insert(register.municipality_of(s).unwrap().to_string());
+            }
+        }
+        assert_eq!(held.len(), 1, "{uri} holds {held:?}");
+        let period = uri
+            .split("period=")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        let municipality = held.into_iter().next().unwrap();
+        assert!(seen.insert((period.to_string(), municipality)), "{uri}");
+    }
+    assert_eq!(rows, before_rows);
+    assert!(
+        seen.iter().map(|(_, m)| m).collect::<HashSet<_>>().len() > 1,
+        "the lake holds several municipalities: {seen:?}"
+    );
     let uploads = crate::api::uploads_by_school_and_period();
     let (key, body) = uploads.iter().next().unwrap();
     // The same school-month with an hour of attendance become valid absence on every row.
