@@ -1,6 +1,6 @@
 //! Compaction, checkpoints and vacuum.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
@@ -61,7 +61,8 @@ impl Lake {
         let register = self.register().await?;
         let municipalities = register.municipality_count();
         let mut table = self.table(kind.table()).await?;
-        let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Each partition's files, and the actions that remove them.
+        let mut partitions: BTreeMap<String, (Vec<String>, Vec<Action>)> = BTreeMap::new();
         for file in table.snapshot()?.log_data() {
             let period = file
                 .partition_values_map()
@@ -69,21 +70,20 @@ impl Lake {
                 .cloned()
                 .flatten()
                 .unwrap_or_default();
-            partitions
-                .entry(period)
-                .or_default()
-                .push(file.path().to_string());
+            let (files, removes) = partitions.entry(period).or_default();
+            files.push(file.path().to_string());
+            removes.push(Action::Remove(file.remove_action(false)));
         }
-        let files_before = partitions.values().map(Vec::len).sum();
+        let files_before = partitions.values().map(|(f, _)| f.len()).sum();
         let (mut removed, mut added) = (0, 0);
         let schema = kind.lake_schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        for files in partitions.into_values() {
+        for (files, mut actions) in partitions.into_values() {
             if !force && files.len() <= municipalities + SMALL_FILES_PER_PARTITION {
                 continue;
             }
             let read = self
-                .scan_in(&table, Some(files.clone()), None, &names)
+                .scan_in(&table, Some(files), None, &names)
                 .await?
                 .iter()
                 .map(|b| conform(b, &schema))
@@ -106,13 +106,6 @@ impl Lake {
                 adds.extend(commit::write_files(&table, vec![batch]).await?);
             }
             drop(read);
-            let mut actions: Vec<Action> = Vec::new();
-            let listed: HashSet<&str> = files.iter().map(String::as_str).collect();
-            for file in table.snapshot()?.log_data() {
-                if listed.contains(&*file.path()) {
-                    actions.push(Action::Remove(file.remove_action(false)));
-                }
-            }
             removed += actions.len() as u64;
             added += adds.len() as u64;
             actions.extend(adds.into_iter().map(|mut a| {
@@ -134,7 +127,6 @@ impl Lake {
             return Ok(None);
         }
         deltalake::checkpoints::create_checkpoint(&table, None).await?;
-        self.remember(kind.table(), &table).await;
         Ok(Some(Maintenance {
             table: kind.table().to_string(),
             files_before,
