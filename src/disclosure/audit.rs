@@ -1,6 +1,6 @@
 //! The attacker's view of a release: for every cell hidden by a primary rule, the smallest and
 //! largest value it can have given everything published (exact cells, bounds, non-negative
-//! whole numbers), by integer linear programming (good_lp with the pure-Rust microlp solver).
+//! whole numbers), by integer linear programming (the pure-Rust microlp solver).
 //! A release fails when any hidden cell can be narrowed to fewer than `2 × protection` pupils.
 //!
 //! Solving every hidden cell over a whole county (thousands of unknowns linked by the county's
@@ -19,11 +19,9 @@
 //! the cell fails at once.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
-use good_lp::{
-    Expression, ResolutionError, Solution, SolverModel, Variable, microlp, variable, variables,
-};
 use serde::Serialize;
 
 use super::key::{CellKey, Level};
@@ -171,6 +169,37 @@ impl Moves {
     }
 }
 
+/// A solved linear programme and its variables by unknown, sorted.
+type Lp = Rc<(microlp::Solution, Vec<(usize, microlp::Variable)>)>;
+
+/// The programmes solved for one cell (its unknowns), by scope and direction (maximised or
+/// not), `None` where unbounded: an insider's programme starts from the outsider's solution.
+#[derive(Default)]
+struct Kept {
+    cell: Vec<usize>,
+    programmes: HashMap<(Option<Vec<usize>>, bool), Option<Lp>>,
+}
+
+/// A programme to solve for a cell: every unknown outside `scope` (`None`: the whole
+/// release) and every one in `hold` held at its true value; `exact` when what it leaves free
+/// is everything linked to the cell (its interval is the attacker's).
+struct Programme {
+    scope: Option<Vec<usize>>,
+    hold: Vec<usize>,
+    exact: bool,
+}
+
+/// The solution of a solve that has no limit to stop it.
+fn solution(outcome: microlp::SolveOutcome) -> Result<microlp::Solution, microlp::Error> {
+    match outcome {
+        microlp::SolveOutcome::Solution(s) => Ok(s),
+        microlp::SolveOutcome::Interrupted(i) => Err(microlp::Error::InternalError(format!(
+            "stopped by {:?}",
+            i.termination_reason()
+        ))),
+    }
+}
+
 /// One published relation over the unknowns: their sum equals (or, for a bound, is at
 /// least) `rhs`.
 struct Constraint {
@@ -210,6 +239,8 @@ struct System {
     /// Per level and measure (`T|minst50`), the localities whose own cell of that measure is
     /// hidden (a school's at level 0, a municipality's at level 1).
     hidden: Vec<HashMap<String, BTreeSet<u32>>>,
+    /// The current cell's programmes (see [`System::optimum`]).
+    kept: RefCell<Kept>,
 }
 
 /// The distinct variables, sorted, of the inner cells `inner`.
@@ -370,6 +401,7 @@ impl System {
             by_comp,
             members,
             hidden,
+            kept: RefCell::default(),
         }
     }
 
@@ -531,28 +563,30 @@ impl System {
         set.into_iter().collect()
     }
 
-    /// `scopes` with every unknown of `schools` (sorted) held at its true value; the whole
-    /// release becomes every unknown linked to the cell's (`free`) but those schools'. Each
-    /// with whether it stands for the whole release. The first `tried` scopes were solved
-    /// without holding them: those before the last found too little, and the last finds
-    /// nothing new if it holds none of their unknowns, so they are left out. Several
-    /// insiders at once are tried in that last scope alone (a set it cannot prove is halved),
-    /// one insider in it and the [`INSIDER_SCOPES`] after it, and then the whole release's
-    /// (when the depth asks for it).
+    /// `scopes` with every unknown of `schools` (sorted) held at its true value: each scope
+    /// with the unknowns of those schools it holds (`None`, the whole release, holds those
+    /// linked to the cell's, `free`), and whether it stands for the whole release. The first
+    /// `tried` scopes were solved without holding them: those before the last found too
+    /// little, and the last finds nothing new if it holds none of their unknowns, so they are
+    /// left out. Several insiders at once are tried in that last scope alone (a set it cannot
+    /// prove is halved), one insider in it and the [`INSIDER_SCOPES`] after it, and then the
+    /// whole release's (when the depth asks for it).
     fn scopes_without(
         &self,
         free: &[usize],
         scopes: Vec<Option<Vec<usize>>>,
         schools: &[u32],
         tried: usize,
-    ) -> Vec<(Option<Vec<usize>>, bool)> {
-        let other = |v: &usize| {
+    ) -> Vec<Programme> {
+        let insider = |v: &usize| {
             self.school(*v)
-                .is_none_or(|s| schools.binary_search(&s).is_err())
+                .is_some_and(|s| schools.binary_search(&s).is_ok())
         };
-        let mut out: Vec<(Option<Vec<usize>>, bool)> = Vec::new();
+        let mut out: Vec<Programme> = Vec::new();
+        // The unknowns each programme leaves free, to skip one that repeats the last.
+        let mut last: Option<Vec<usize>> = None;
         for (n, scope) in scopes.into_iter().enumerate() {
-            let (vars, exact): (Vec<usize>, bool) = match scope {
+            let (hold, free_vars): (Vec<usize>, Vec<usize>) = match &scope {
                 // A scope before the one that proved the cell proved nothing: without
                 // the insiders' unknowns it finds less still.
                 Some(_) if n + 1 < tried => continue,
@@ -560,32 +594,30 @@ impl System {
                 Some(_) if schools.len() > 1 && n + 1 > tried.max(1) => continue,
                 // One insider: the proving scope and the next few, larger ones.
                 Some(_) if n + 1 > tried.max(1) + INSIDER_SCOPES => continue,
-                Some(s) if n < tried && s.iter().all(other) => continue,
-                Some(s) => (s.into_iter().filter(other).collect(), false),
+                Some(s) if n < tried && !s.iter().any(insider) => continue,
+                Some(s) => s.iter().partition(|v| insider(v)),
                 None => {
                     let comps: BTreeSet<usize> = free.iter().map(|&v| self.comp[v]).collect();
-                    let all = (0..self.value.len())
+                    (0..self.value.len())
                         .filter(|&v| self.fixed[v].is_none() && comps.contains(&self.comp[v]))
-                        .filter(other)
-                        .collect();
-                    (all, true)
+                        .partition(insider)
                 }
             };
-            if out
-                .last()
-                .is_none_or(|(last, _)| last.as_ref() != Some(&vars))
-            {
-                out.push((Some(vars), exact));
+            let exact = scope.is_none();
+            if last.as_ref() != Some(&free_vars) {
+                out.push(Programme { scope, hold, exact });
+                last = Some(free_vars);
             } else if exact && let Some(last) = out.last_mut() {
-                last.1 = true;
+                last.exact = true;
             }
         }
         out
     }
 
     /// The smallest and largest sum of `target` over the non-negative integer points of the
-    /// published system, with every unknown outside `scope` held at its true value (`None`:
-    /// nothing held). The smallest is not sought below `low`, a value already found.
+    /// published system, with every unknown outside `scope` (`None`: nothing) and every one
+    /// in `hold` held at its true value. The smallest is not sought below `low`, a value
+    /// already found.
     ///
     /// Every solution found is a table the attacker cannot rule out; it goes to `witness` (the
     /// unknowns it sets, by variable) when it checks out against every published sum.
@@ -593,13 +625,148 @@ impl System {
         &self,
         target: &[usize],
         scope: Option<&[usize]>,
+        hold: &[usize],
         low: i64,
         witness: &mut Witness,
-    ) -> Result<(i64, Option<i64>), ResolutionError> {
+    ) -> Result<(i64, Option<i64>), microlp::Error> {
         let (free, known) = split(&self.fixed, target);
         if free.is_empty() {
             return Ok((known, Some(known)));
         }
+        let inside = |v: usize| scope.is_none_or(|s| s.binary_search(&v).is_ok());
+        let known = known
+            + free
+                .iter()
+                .filter(|&&v| !inside(v))
+                .map(|&v| self.value[v])
+                .sum::<i64>();
+        // The unknowns in scope are never negative: a low end at `known` needs no programme.
+        let min = if low <= known {
+            low
+        } else {
+            known
+                + self
+                    .optimum(&free, scope, hold, false, witness)?
+                    .map_or(0, |v| v.round() as i64)
+        };
+        let max = self
+            .optimum(&free, scope, hold, true, witness)?
+            .filter(|v| *v < UNBOUNDED * 0.5)
+            .map(|v| v.round() as i64);
+        Ok((min, max.map(|m| known + m)))
+    }
+
+    /// The optimum of the sum of the unknowns `free` (a cell's) in `scope`, with those in
+    /// `hold` held at their true values (`None`: unbounded). The programme without `hold` is
+    /// solved once per cell, scope and direction and kept: with `hold` it is that solution
+    /// with those unknowns fixed, solved again from its basis (an insider's programme differs
+    /// from the outsider's by the insider's unknowns only). The published system's linear
+    /// programmes have whole-number optima (their vertices are); one that does not is solved
+    /// again in whole numbers.
+    fn optimum(
+        &self,
+        free: &[usize],
+        scope: Option<&[usize]>,
+        hold: &[usize],
+        maximise: bool,
+        witness: &mut Witness,
+    ) -> Result<Option<f64>, microlp::Error> {
+        let base = {
+            let mut kept = self.kept.borrow_mut();
+            if kept.cell != free {
+                kept.cell = free.to_vec();
+                kept.programmes.clear();
+            }
+            let key = (scope.map(<[usize]>::to_vec), maximise);
+            match kept.programmes.get(&key) {
+                Some(lp) => lp.clone(),
+                None if hold.is_empty() => {
+                    let lp = self.solve(free, scope, &[], maximise, false)?.map(Rc::new);
+                    kept.programmes.insert(key, lp.clone());
+                    lp
+                }
+                // Not solved without the holds: solved with them, afresh.
+                None => None,
+            }
+        };
+        let lp = match base {
+            None if hold.is_empty() => return Ok(None),
+            // Unbounded with every unknown free; holding some may bound it.
+            None => match self.solve(free, scope, hold, maximise, false)? {
+                Some(lp) => Rc::new(lp),
+                None => return Ok(None),
+            },
+            Some(base) => {
+                let mut fixes = hold
+                    .iter()
+                    .filter_map(|&v| {
+                        let k = base.1.binary_search_by_key(&v, |p| p.0).ok()?;
+                        Some((base.1[k].1, self.value[v] as f64))
+                    })
+                    .peekable();
+                if fixes.peek().is_none() {
+                    base
+                } else {
+                    // Each held unknown as a constraint of its own (the solver's `fix_var`
+                    // gives up on a basic variable already at its value), solved again from
+                    // the last basis; should the solver give up all the same, afresh.
+                    let mut sol = Ok(base.0.clone());
+                    for (var, value) in fixes {
+                        sol = sol.and_then(|s| {
+                            solution(s.add_constraint(
+                                [(var, 1.0)],
+                                microlp::ComparisonOp::Eq,
+                                value,
+                            )?)
+                        });
+                    }
+                    match sol {
+                        Ok(sol) => Rc::new((sol, base.1.clone())),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "disclosure audit: warm start failed");
+                            match self.solve(free, scope, hold, maximise, false)? {
+                                Some(lp) => Rc::new(lp),
+                                None => return Ok(None),
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let whole = |lp: &Lp| {
+            lp.1.iter().all(|&(_, v)| {
+                let x = lp.0.var_value(v);
+                (x - x.round()).abs() < 1e-6
+            })
+        };
+        let lp = if whole(&lp) {
+            lp
+        } else {
+            match self.solve(free, scope, hold, maximise, true)? {
+                Some(lp) => Rc::new(lp),
+                None => return Ok(None),
+            }
+        };
+        let found: Vec<(usize, i64)> =
+            lp.1.iter()
+                .map(|&(i, v)| (i, lp.0.var_value(v).round() as i64))
+                .collect();
+        if self.feasible(&found) {
+            witness(&found);
+        }
+        Ok(Some(lp.0.objective()))
+    }
+
+    /// Solves the programme of [`System::optimum`] afresh (in whole numbers if `integer`):
+    /// the solution and its variables by unknown, sorted; `None` when it is unbounded.
+    fn solve(
+        &self,
+        free: &[usize],
+        scope: Option<&[usize]>,
+        hold: &[usize],
+        maximise: bool,
+        integer: bool,
+    ) -> Result<Option<(microlp::Solution, Vec<(usize, microlp::Variable)>)>, microlp::Error> {
         let inside = |v: usize| scope.is_none_or(|s| s.binary_search(&v).is_ok());
         let cons: Vec<usize> = match scope {
             None => {
@@ -617,77 +784,56 @@ impl System {
                 set.into_iter().collect()
             }
         };
-        let held = |vs: &[usize]| -> i64 {
-            vs.iter()
-                .filter(|&&v| !inside(v))
-                .map(|&v| self.value[v])
-                .sum()
+        let direction = if maximise {
+            microlp::OptimizationDirection::Maximize
+        } else {
+            microlp::OptimizationDirection::Minimize
         };
-        let mut solve = |maximise: bool| -> Result<Option<f64>, ResolutionError> {
-            let mut problem = variables!();
-            let mut x: HashMap<usize, Variable> = HashMap::new();
-            let mut var = |i: usize, problem: &mut good_lp::ProblemVariables| {
-                *x.entry(i)
-                    .or_insert_with(|| problem.add(variable().integer().min(0).max(self.cap[i])))
-            };
-            let objective: Expression = free
+        let mut problem = microlp::Problem::new(direction);
+        let mut x: BTreeMap<usize, microlp::Variable> = BTreeMap::new();
+        let mut var = |i: usize, objective: f64, problem: &mut microlp::Problem| {
+            *x.entry(i).or_insert_with(|| {
+                let (min, max) = if hold.binary_search(&i).is_ok() {
+                    (self.value[i] as f64, self.value[i] as f64)
+                } else {
+                    (0.0, self.cap[i])
+                };
+                if integer {
+                    problem.add_integer_var(objective, (min as i32, max as i32))
+                } else {
+                    problem.add_var(objective, (min, max))
+                }
+            })
+        };
+        for &v in free.iter().filter(|&&v| inside(v)) {
+            var(v, 1.0, &mut problem);
+        }
+        for &k in &cons {
+            let c = &self.constraints[k];
+            let expr: microlp::LinearExpr = c
+                .vars
                 .iter()
                 .filter(|&&v| inside(v))
-                .map(|&v| var(v, &mut problem))
-                .sum();
-            let rows: Vec<(Expression, f64, bool)> = cons
-                .iter()
-                .map(|&k| {
-                    let c = &self.constraints[k];
-                    let e: Expression = c
-                        .vars
-                        .iter()
-                        .filter(|&&v| inside(v))
-                        .map(|&v| var(v, &mut problem))
-                        .sum();
-                    (e, (c.rhs - held(&c.vars)) as f64, c.eq)
-                })
+                .map(|&v| (var(v, 0.0, &mut problem), 1.0))
                 .collect();
-            let problem = if maximise {
-                problem.maximise(objective.clone())
+            let held: i64 = c
+                .vars
+                .iter()
+                .filter(|&&v| !inside(v))
+                .map(|&v| self.value[v])
+                .sum();
+            let op = if c.eq {
+                microlp::ComparisonOp::Eq
             } else {
-                problem.minimise(objective.clone())
+                microlp::ComparisonOp::Ge
             };
-            let mut model = problem.using(microlp);
-            for (e, rhs, eq) in rows {
-                if eq {
-                    model.add_constraint(e.eq(rhs));
-                } else {
-                    model.add_constraint(e.geq(rhs));
-                }
-            }
-            match model.solve() {
-                Ok(sol) => {
-                    let mut found: Vec<(usize, i64)> = x
-                        .iter()
-                        .map(|(&i, &v)| (i, sol.value(v).round() as i64))
-                        .collect();
-                    found.sort_unstable();
-                    if self.feasible(&found) {
-                        witness(&found);
-                    }
-                    Ok(Some(sol.eval(&objective)))
-                }
-                Err(ResolutionError::Unbounded) => Ok(None),
-                Err(e) => Err(e),
-            }
-        };
-        let known = known + held(&free);
-        // The unknowns in scope are never negative: a low end at `known` needs no programme.
-        let min = if low <= known {
-            low
-        } else {
-            known + solve(false)?.map_or(0, |v| v.round() as i64)
-        };
-        let max = solve(true)?
-            .filter(|v| *v < UNBOUNDED * 0.5)
-            .map(|v| v.round() as i64);
-        Ok((min, max.map(|m| known + m)))
+            problem.add_constraint(expr, op, (c.rhs - held) as f64);
+        }
+        match problem.solve() {
+            Ok(outcome) => Ok(Some((solution(outcome)?, x.into_iter().collect()))),
+            Err(microlp::Error::Unbounded) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A variable's value in `witness` (sorted by variable), else its true value.
@@ -773,28 +919,31 @@ impl System {
             }
         };
         // Each scope with whether it is the whole release (its interval exact).
-        let scopes: Vec<(Option<Vec<usize>>, bool)> = match without {
+        let programmes: Vec<Programme> = match without {
             None => scopes
                 .into_iter()
-                .map(|s| {
-                    let exact = s.is_none();
-                    (s, exact)
+                .map(|scope| Programme {
+                    exact: scope.is_none(),
+                    scope,
+                    hold: Vec::new(),
                 })
                 .collect(),
             Some((schools, tried)) => self.scopes_without(&free, scopes, schools, tried),
         };
-        for (n, (scope, exact)) in scopes.into_iter().enumerate() {
+        for (n, Programme { scope, hold, exact }) in programmes.into_iter().enumerate() {
             let tried = n + 1;
             let started = std::time::Instant::now();
             let r = self.bounds(
                 target,
                 scope.as_deref(),
+                &hold,
                 if exact { i64::MAX } else { lo },
                 witness,
             );
             tracing::debug!(
                 cell = %key,
                 scope = scope.as_ref().map_or(self.value.len(), |s| s.len()),
+                held = hold.len(),
                 insiders = ?without.map(|w| w.0),
                 ms = started.elapsed().as_millis() as u64,
                 found = ?r.as_ref().ok(),
@@ -958,121 +1107,122 @@ pub fn audit_cells(
     let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
     for (t, (h, width, vars)) in targets.iter().enumerate() {
         let cell = &release.cells[*h];
-        let ((min, max, exact, capped_by), insider) =
-            match solved.get(&(cell.inner.as_slice(), *width)) {
-                Some(found) => found.clone(),
-                None => {
-                    let mut witness = |w: &[(usize, i64)]| {
-                        let schools = if insiders {
-                            system.moved(w)
-                        } else {
-                            Vec::new()
-                        };
-                        let (seen, moves) = &mut *found.borrow_mut();
-                        for (((h, _, vs), range), m) in
-                            targets.iter().zip(seen.iter_mut()).zip(moves.iter_mut())
-                        {
-                            let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
-                            range.0 = range.0.min(v);
-                            range.1 = range.1.map(|h| h.max(v));
-                            if insiders {
-                                m.add(release.cells[*h].value, v, &schools);
-                            }
-                        }
+        let ((min, max, exact, capped_by), insider) = match solved
+            .get(&(cell.inner.as_slice(), *width))
+        {
+            Some(found) => found.clone(),
+            None => {
+                let mut witness = |w: &[(usize, i64)]| {
+                    let schools = if insiders {
+                        system.moved(w)
+                    } else {
+                        Vec::new()
                     };
-                    let first = found.borrow().0[t];
-                    let (outsider, tried) =
-                        system.interval(&cell.key, vars, first, *width, depth, None, &mut witness);
-                    let passed = outsider.1.is_none_or(|m| m - outsider.0 >= *width);
-                    // Proven against an outsider: now against each school's own principal
-                    // whose figures the tables that proved it changed.
-                    let mut insider = None;
-                    if insiders && passed && outsider.1.is_some() {
-                        let own: BTreeSet<u32> =
-                            vars.iter().filter_map(|&v| system.school(v)).collect();
-                        // The schools whose principal could narrow the cell with the tables
-                        // found so far: a principal knows their own school's figure.
-                        let exposed = |width: i64| -> Vec<u32> {
-                            let found = found.borrow();
-                            let moves = &found.1[t];
-                            moves
-                                .schools()
-                                .into_iter()
-                                .filter(|s| !(own.len() == 1 && own.contains(s)))
-                                .filter(|&s| !proven.contains(&(*h, s)))
-                                .filter(|&s| {
-                                    let (lo, hi) = moves.without(cell.value, &[s]);
-                                    hi - lo < width
-                                })
-                                .collect()
-                        };
-                        // Sorted: the schools come from a set.
-                        let mut exposed_to = exposed(*width);
-                        // Small programmes first: the cell's locality with one other.
-                        if !exposed_to.is_empty() {
-                            for pair in system.pairs(&cell.key, vars) {
-                                // The truth satisfies every constraint: an error is the
-                                // solver giving up, which proves nothing.
-                                let _ = system.bounds(vars, Some(&pair), i64::MAX, &mut witness);
-                                exposed_to = exposed(*width);
-                                if exposed_to.is_empty() {
-                                    break;
-                                }
-                            }
-                        }
-                        // Then an interval holding a whole set of them at their true values,
-                        // which holds against each one of them; a set it cannot prove is
-                        // halved, down to one insider's own interval.
-                        let mut sets = vec![exposed_to];
-                        while let Some(set) = sets.pop() {
-                            let set: Vec<u32> = {
-                                let now = exposed(*width);
-                                set.into_iter().filter(|s| now.contains(s)).collect()
-                            };
-                            if set.is_empty() {
-                                continue;
-                            }
-                            let (lo, hi) = found.borrow().1[t].without(cell.value, &set);
-                            let (f, _) = system.interval(
-                                &cell.key,
-                                vars,
-                                (lo, Some(hi)),
-                                *width,
-                                depth,
-                                Some((&set, tried)),
-                                &mut witness,
-                            );
-                            if f.1.is_none_or(|m| m - f.0 >= *width) {
-                                continue;
-                            }
-                            if let [school] = set[..] {
-                                let next = exposed(*width)
-                                    .into_iter()
-                                    .filter(|&s| s != school)
-                                    .collect();
-                                insider = Some(Interval {
-                                    cell: *h,
-                                    key: cell.key.clone(),
-                                    value: cell.value,
-                                    min: f.0,
-                                    max: f.1,
-                                    exact: f.2,
-                                    capped_by: f.3,
-                                    insider: Some(school_code(release, &system, school)),
-                                    insider_locality: Some(school),
-                                    insiders_next: next,
-                                });
-                                break;
-                            }
-                            let (a, b) = set.split_at(set.len() / 2);
-                            sets.push(b.to_vec());
-                            sets.push(a.to_vec());
+                    let (seen, moves) = &mut *found.borrow_mut();
+                    for (((h, _, vs), range), m) in
+                        targets.iter().zip(seen.iter_mut()).zip(moves.iter_mut())
+                    {
+                        let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
+                        range.0 = range.0.min(v);
+                        range.1 = range.1.map(|h| h.max(v));
+                        if insiders {
+                            m.add(release.cells[*h].value, v, &schools);
                         }
                     }
-                    solved.insert((&cell.inner, *width), (outsider, insider.clone()));
-                    (outsider, insider)
+                };
+                let first = found.borrow().0[t];
+                let (outsider, tried) =
+                    system.interval(&cell.key, vars, first, *width, depth, None, &mut witness);
+                let passed = outsider.1.is_none_or(|m| m - outsider.0 >= *width);
+                // Proven against an outsider: now against each school's own principal
+                // whose figures the tables that proved it changed.
+                let mut insider = None;
+                if insiders && passed && outsider.1.is_some() {
+                    let own: BTreeSet<u32> =
+                        vars.iter().filter_map(|&v| system.school(v)).collect();
+                    // The schools whose principal could narrow the cell with the tables
+                    // found so far: a principal knows their own school's figure.
+                    let exposed = |width: i64| -> Vec<u32> {
+                        let found = found.borrow();
+                        let moves = &found.1[t];
+                        moves
+                            .schools()
+                            .into_iter()
+                            .filter(|s| !(own.len() == 1 && own.contains(s)))
+                            .filter(|&s| !proven.contains(&(*h, s)))
+                            .filter(|&s| {
+                                let (lo, hi) = moves.without(cell.value, &[s]);
+                                hi - lo < width
+                            })
+                            .collect()
+                    };
+                    // Sorted: the schools come from a set.
+                    let mut exposed_to = exposed(*width);
+                    // Small programmes first: the cell's locality with one other.
+                    if !exposed_to.is_empty() {
+                        for pair in system.pairs(&cell.key, vars) {
+                            // The truth satisfies every constraint: an error is the
+                            // solver giving up, which proves nothing.
+                            let _ = system.bounds(vars, Some(&pair), &[], i64::MAX, &mut witness);
+                            exposed_to = exposed(*width);
+                            if exposed_to.is_empty() {
+                                break;
+                            }
+                        }
+                    }
+                    // Then an interval holding a whole set of them at their true values,
+                    // which holds against each one of them; a set it cannot prove is
+                    // halved, down to one insider's own interval.
+                    let mut sets = vec![exposed_to];
+                    while let Some(set) = sets.pop() {
+                        let set: Vec<u32> = {
+                            let now = exposed(*width);
+                            set.into_iter().filter(|s| now.contains(s)).collect()
+                        };
+                        if set.is_empty() {
+                            continue;
+                        }
+                        let (lo, hi) = found.borrow().1[t].without(cell.value, &set);
+                        let (f, _) = system.interval(
+                            &cell.key,
+                            vars,
+                            (lo, Some(hi)),
+                            *width,
+                            depth,
+                            Some((&set, tried)),
+                            &mut witness,
+                        );
+                        if f.1.is_none_or(|m| m - f.0 >= *width) {
+                            continue;
+                        }
+                        if let [school] = set[..] {
+                            let next = exposed(*width)
+                                .into_iter()
+                                .filter(|&s| s != school)
+                                .collect();
+                            insider = Some(Interval {
+                                cell: *h,
+                                key: cell.key.clone(),
+                                value: cell.value,
+                                min: f.0,
+                                max: f.1,
+                                exact: f.2,
+                                capped_by: f.3,
+                                insider: Some(school_code(release, &system, school)),
+                                insider_locality: Some(school),
+                                insiders_next: next,
+                            });
+                            break;
+                        }
+                        let (a, b) = set.split_at(set.len() / 2);
+                        sets.push(b.to_vec());
+                        sets.push(a.to_vec());
+                    }
                 }
-            };
+                solved.insert((&cell.inner, *width), (outsider, insider.clone()));
+                (outsider, insider)
+            }
+        };
         let interval = Interval {
             cell: *h,
             key: cell.key.clone(),
