@@ -169,8 +169,11 @@ impl Moves {
     }
 }
 
-/// A solved linear programme and its variables by unknown, sorted.
-type Lp = Rc<(microlp::Solution, Vec<(usize, microlp::Variable)>)>;
+/// A solved programme and its variables by unknown, sorted.
+type Programmed = (microlp::Solution, Vec<(usize, microlp::Variable)>);
+
+/// A solved linear programme, kept for the programmes that start from it.
+type Lp = Rc<Programmed>;
 
 /// The programmes solved for one cell (its unknowns), by scope and direction (maximised or
 /// not), `None` where unbounded: an insider's programme starts from the outsider's solution.
@@ -766,7 +769,7 @@ impl System {
         hold: &[usize],
         maximise: bool,
         integer: bool,
-    ) -> Result<Option<(microlp::Solution, Vec<(usize, microlp::Variable)>)>, microlp::Error> {
+    ) -> Result<Option<Programmed>, microlp::Error> {
         let inside = |v: usize| scope.is_none_or(|s| s.binary_search(&v).is_ok());
         let cons: Vec<usize> = match scope {
             None => {
