@@ -1076,6 +1076,36 @@ pub fn audit_cells(
     only: Option<&[usize]>,
     proven: &HashSet<(usize, u32)>,
 ) -> Report {
+    audit_cells_with(
+        release,
+        status,
+        rules,
+        depth,
+        only,
+        proven,
+        &mut Tables::default(),
+    )
+}
+
+/// The tables found by the audits of a release, by cell: the range each gives the cell and
+/// the moves they make (see [`Moves`]). A table the attacker could not rule out stays one
+/// when more cells are hidden, so a repair's next round starts from those of the rounds
+/// before it rather than finding them again.
+#[derive(Debug, Default)]
+pub struct Tables(HashMap<usize, ((i64, Option<i64>), Moves)>);
+
+/// [`audit_cells`] starting from the tables found before (`tables`), which it adds to. The
+/// statuses must hide no less than they did when those were found.
+#[allow(clippy::too_many_arguments)]
+pub fn audit_cells_with(
+    release: &Release,
+    status: &[Status],
+    rules: &Rules,
+    depth: Depth,
+    only: Option<&[usize]>,
+    proven: &HashSet<(usize, u32)>,
+    tables: &mut Tables,
+) -> Report {
     let system = System::new(release, status, rules);
     let mut report = Report::default();
     let cells: Vec<usize> = match only {
@@ -1101,11 +1131,17 @@ pub fn audit_cells(
     // The range each cell takes over the tables found so far: a programme solved for one cell
     // widens the others it moves, often enough to prove them without one of their own. With
     // it, the tables that moved each cell and the schools they changed, for the insiders.
-    let seen: Vec<(i64, Option<i64>)> = targets
+    let (seen, moves): (Vec<(i64, Option<i64>)>, Vec<Moves>) = targets
         .iter()
-        .map(|(h, _, _)| (release.cells[*h].value, Some(release.cells[*h].value)))
-        .collect();
-    let found = RefCell::new((seen, vec![Moves::default(); targets.len()]));
+        .map(|(h, _, _)| match tables.0.get(h) {
+            Some((range, moves)) => (*range, moves.clone()),
+            None => {
+                let v = release.cells[*h].value;
+                ((v, Some(v)), Moves::default())
+            }
+        })
+        .unzip();
+    let found = RefCell::new((seen, moves));
     let insiders = rules.insiders && depth != Depth::Exact && !release.localities.is_empty();
     let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
     for (t, (h, width, vars)) in targets.iter().enumerate() {
@@ -1244,6 +1280,10 @@ pub fn audit_cells(
             report.failures.push(insider);
         }
         report.intervals.push(interval);
+    }
+    let (seen, moves) = found.into_inner();
+    for (((h, _, _), range), moves) in targets.iter().zip(seen).zip(moves) {
+        tables.0.insert(*h, (range, moves));
     }
     report
         .failures

@@ -593,17 +593,20 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
     let mut repairs: HashMap<(usize, Option<u32>), u32> = HashMap::new();
     // Cells proven exactly against an insider, who stay proven: the repair only hides more.
     let mut proven: HashSet<(usize, u32)> = HashSet::new();
+    // The tables found so far: each round hides more, so they stay the attacker's.
+    let mut tables = audit::Tables::default();
     loop {
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
         let started = std::time::Instant::now();
-        let report = audit::audit_cells(
+        let report = audit::audit_cells_with(
             release,
             &status,
             rules,
             audit::Depth::Local,
             pending.as_deref(),
             &proven,
+            &mut tables,
         );
         tracing::debug!(
             audited = pending.as_ref().map_or(release.cells.len(), |p| p.len()),
