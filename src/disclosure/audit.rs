@@ -636,7 +636,9 @@ impl System {
         if free.is_empty() {
             return Ok((known, Some(known)));
         }
-        let inside = |v: usize| scope.is_none_or(|s| s.binary_search(&v).is_ok());
+        let inside = |v: usize| {
+            scope.is_none_or(|s| s.binary_search(&v).is_ok()) && hold.binary_search(&v).is_err()
+        };
         let known = known
             + free
                 .iter()
@@ -659,8 +661,8 @@ impl System {
         Ok((min, max.map(|m| known + m)))
     }
 
-    /// The optimum of the sum of the unknowns `free` (a cell's) in `scope`, with those in
-    /// `hold` held at their true values (`None`: unbounded). The programme without `hold` is
+    /// The optimum of the sum of the unknowns `free` (a cell's) in `scope` and not in `hold`,
+    /// with those in `hold` held at their true values (`None`: unbounded). The programme without `hold` is
     /// solved once per cell, scope and direction and kept: with `hold` it is that solution
     /// with those unknowns fixed, solved again from its basis (an insider's programme differs
     /// from the outsider's by the insider's unknowns only). The published system's linear
@@ -757,7 +759,13 @@ impl System {
         if self.feasible(&found) {
             witness(&found);
         }
-        Ok(Some(lp.0.objective()))
+        // The cell's unknowns the programme left free (a held one is counted as known).
+        let sum = found
+            .iter()
+            .filter(|(v, _)| free.binary_search(v).is_ok() && hold.binary_search(v).is_err())
+            .map(|(_, x)| *x as f64)
+            .sum();
+        Ok(Some(sum))
     }
 
     /// Solves the programme of [`System::optimum`] afresh (in whole numbers if `integer`):
@@ -770,7 +778,10 @@ impl System {
         maximise: bool,
         integer: bool,
     ) -> Result<Option<Programmed>, microlp::Error> {
-        let inside = |v: usize| scope.is_none_or(|s| s.binary_search(&v).is_ok());
+        // Held unknowns are substituted out, like those outside the scope.
+        let inside = |v: usize| {
+            scope.is_none_or(|s| s.binary_search(&v).is_ok()) && hold.binary_search(&v).is_err()
+        };
         let cons: Vec<usize> = match scope {
             None => {
                 let comps: BTreeSet<usize> = free.iter().map(|&i| self.comp[i]).collect();
@@ -796,15 +807,10 @@ impl System {
         let mut x: BTreeMap<usize, microlp::Variable> = BTreeMap::new();
         let mut var = |i: usize, objective: f64, problem: &mut microlp::Problem| {
             *x.entry(i).or_insert_with(|| {
-                let (min, max) = if hold.binary_search(&i).is_ok() {
-                    (self.value[i] as f64, self.value[i] as f64)
-                } else {
-                    (0.0, self.cap[i])
-                };
                 if integer {
-                    problem.add_integer_var(objective, (min as i32, max as i32))
+                    problem.add_integer_var(objective, (0, self.cap[i] as i32))
                 } else {
-                    problem.add_var(objective, (min, max))
+                    problem.add_var(objective, (0.0, self.cap[i]))
                 }
             })
         };
@@ -813,6 +819,9 @@ impl System {
         }
         for &k in &cons {
             let c = &self.constraints[k];
+            if !c.vars.iter().any(|&v| inside(v)) {
+                continue;
+            }
             let expr: microlp::LinearExpr = c
                 .vars
                 .iter()
