@@ -990,7 +990,15 @@ impl System {
 /// ones narrower than the rules allow (a bound: computable exactly). A figure under several
 /// names is solved once.
 pub fn audit(release: &Release, status: &[Status], rules: &Rules) -> Report {
-    audit_cells(release, status, rules, Depth::Whole, None, &HashSet::new())
+    audit_cells(
+        release,
+        status,
+        rules,
+        Depth::Whole,
+        None,
+        &HashSet::new(),
+        &mut Tables::default(),
+    )
 }
 
 /// The code of the school a locality id stands for, from a school cell over it.
@@ -1073,29 +1081,6 @@ pub fn proven_against(
     }
 }
 
-/// The audit of the cells `only` (`None`: every cell; `hidden` counts those audited) to
-/// `depth`. A release without localities has only the whole as its scope. A cell is not
-/// searched again against an insider it is `proven` against (cell and school, see
-/// [`proven_against`]), so the search goes on to the next.
-pub fn audit_cells(
-    release: &Release,
-    status: &[Status],
-    rules: &Rules,
-    depth: Depth,
-    only: Option<&[usize]>,
-    proven: &HashSet<(usize, u32)>,
-) -> Report {
-    audit_cells_with(
-        release,
-        status,
-        rules,
-        depth,
-        only,
-        proven,
-        &mut Tables::default(),
-    )
-}
-
 /// The tables found by the audits of a release, by cell: the range each gives the cell and
 /// the moves they make (see [`Moves`]). A table the attacker could not rule out stays one
 /// when more cells are hidden, so a repair's next round starts from those of the rounds
@@ -1103,10 +1088,13 @@ pub fn audit_cells(
 #[derive(Debug, Default)]
 pub struct Tables(HashMap<usize, ((i64, Option<i64>), Moves)>);
 
-/// [`audit_cells`] starting from the tables found before (`tables`), which it adds to. The
-/// statuses must hide no less than they did when those were found.
-#[allow(clippy::too_many_arguments)]
-pub fn audit_cells_with(
+/// The audit of the cells `only` (`None`: every cell; `hidden` counts those audited) to
+/// `depth`. A release without localities has only the whole as its scope. A cell is not
+/// searched again against an insider it is `proven` against (cell and school, see
+/// [`proven_against`]), so the search goes on to the next. It starts from the tables found
+/// before (`tables`), and adds to them: the statuses must hide no less than they did when
+/// those were found.
+pub fn audit_cells(
     release: &Release,
     status: &[Status],
     rules: &Rules,

@@ -599,7 +599,7 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
         let started = std::time::Instant::now();
-        let report = audit::audit_cells_with(
+        let report = audit::audit_cells(
             release,
             &status,
             rules,
@@ -837,7 +837,15 @@ pub fn audit_beside(
         .zip(&fixed)
         .map(|(c, f)| f.unwrap_or_else(|| protection.status(&c.key)))
         .collect();
-    audit::audit_cells(&both, &status, rules, depth, None, &HashSet::new())
+    audit::audit_cells(
+        &both,
+        &status,
+        rules,
+        depth,
+        None,
+        &HashSet::new(),
+        &mut audit::Tables::default(),
+    )
 }
 
 impl Protection {

@@ -163,6 +163,7 @@ fn insider_attack(
             audit::Depth::Exact,
             Some(&targets),
             &Default::default(),
+            &mut Default::default(),
         );
         found.extend(report.failures.into_iter().map(|f| (code.clone(), f)));
     }
@@ -266,6 +267,7 @@ proptest! {
             audit::Depth::Exact,
             None,
             &Default::default(),
+            &mut Default::default(),
         );
         prop_assert_eq!(local.intervals.len(), whole.intervals.len());
         for (l, w) in local.intervals.iter().zip(&whole.intervals) {
