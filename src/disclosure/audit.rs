@@ -620,7 +620,8 @@ impl System {
     /// The smallest and largest sum of `target` over the non-negative integer points of the
     /// published system, with every unknown outside `scope` (`None`: nothing) and every one
     /// in `hold` held at its true value. The smallest is not sought below `low`, a value
-    /// already found.
+    /// already found, nor at all when `enough` is given and the largest is that far above the
+    /// true value: the truth, which no attacker can rule out, is then the smallest given.
     ///
     /// Every solution found is a table the attacker cannot rule out; it goes to `witness` (the
     /// unknowns it sets, by variable) when it checks out against every published sum.
@@ -629,7 +630,7 @@ impl System {
         target: &[usize],
         scope: Option<&[usize]>,
         hold: &[usize],
-        low: i64,
+        (low, enough): (i64, Option<i64>),
         witness: &mut Witness,
     ) -> Result<(i64, Option<i64>), microlp::Error> {
         let (free, known) = split(&self.fixed, target);
@@ -645,8 +646,21 @@ impl System {
                 .filter(|&&v| !inside(v))
                 .map(|&v| self.value[v])
                 .sum::<i64>();
-        // The unknowns in scope are never negative: a low end at `known` needs no programme.
-        let min = if low <= known {
+        let max = self
+            .optimum(&free, scope, hold, true, witness)?
+            .filter(|v| *v < UNBOUNDED * 0.5)
+            .map(|v| known + v.round() as i64);
+        let truth = known
+            + free
+                .iter()
+                .filter(|&&v| inside(v))
+                .map(|&v| self.value[v])
+                .sum::<i64>();
+        let min = if enough.is_some_and(|w| max.is_none_or(|m| m - truth >= w)) {
+            truth
+        } else if low <= known {
+            // The unknowns in scope are never negative: a low end at `known` needs no
+            // programme.
             low
         } else {
             known
@@ -654,11 +668,7 @@ impl System {
                     .optimum(&free, scope, hold, false, witness)?
                     .map_or(0, |v| v.round() as i64)
         };
-        let max = self
-            .optimum(&free, scope, hold, true, witness)?
-            .filter(|v| *v < UNBOUNDED * 0.5)
-            .map(|v| v.round() as i64);
-        Ok((min, max.map(|m| known + m)))
+        Ok((min, max))
     }
 
     /// The optimum of the sum of the unknowns `free` (a cell's) in `scope` and not in `hold`,
@@ -949,7 +959,12 @@ impl System {
                 target,
                 scope.as_deref(),
                 &hold,
-                if exact { i64::MAX } else { lo },
+                match (exact, without) {
+                    // Against insiders only whether the cell holds counts (a failure is exact).
+                    (true, Some(_)) => (i64::MAX, Some(width)),
+                    (true, None) => (i64::MAX, None),
+                    (false, _) => (lo, None),
+                },
                 witness,
             );
             tracing::debug!(
@@ -1143,122 +1158,127 @@ pub fn audit_cells(
     let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
     for (t, (h, width, vars)) in targets.iter().enumerate() {
         let cell = &release.cells[*h];
-        let ((min, max, exact, capped_by), insider) = match solved
-            .get(&(cell.inner.as_slice(), *width))
-        {
-            Some(found) => found.clone(),
-            None => {
-                let mut witness = |w: &[(usize, i64)]| {
-                    let schools = if insiders {
-                        system.moved(w)
-                    } else {
-                        Vec::new()
-                    };
-                    let (seen, moves) = &mut *found.borrow_mut();
-                    for (((h, _, vs), range), m) in
-                        targets.iter().zip(seen.iter_mut()).zip(moves.iter_mut())
-                    {
-                        let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
-                        range.0 = range.0.min(v);
-                        range.1 = range.1.map(|h| h.max(v));
-                        if insiders {
-                            m.add(release.cells[*h].value, v, &schools);
-                        }
-                    }
-                };
-                let first = found.borrow().0[t];
-                let (outsider, tried) =
-                    system.interval(&cell.key, vars, first, *width, depth, None, &mut witness);
-                let passed = outsider.1.is_none_or(|m| m - outsider.0 >= *width);
-                // Proven against an outsider: now against each school's own principal
-                // whose figures the tables that proved it changed.
-                let mut insider = None;
-                if insiders && passed && outsider.1.is_some() {
-                    let own: BTreeSet<u32> =
-                        vars.iter().filter_map(|&v| system.school(v)).collect();
-                    // The schools whose principal could narrow the cell with the tables
-                    // found so far: a principal knows their own school's figure.
-                    let exposed = |width: i64| -> Vec<u32> {
-                        let found = found.borrow();
-                        let moves = &found.1[t];
-                        moves
-                            .schools()
-                            .into_iter()
-                            .filter(|s| !(own.len() == 1 && own.contains(s)))
-                            .filter(|&s| !proven.contains(&(*h, s)))
-                            .filter(|&s| {
-                                let (lo, hi) = moves.without(cell.value, &[s]);
-                                hi - lo < width
-                            })
-                            .collect()
-                    };
-                    // Sorted: the schools come from a set.
-                    let mut exposed_to = exposed(*width);
-                    // Small programmes first: the cell's locality with one other.
-                    if !exposed_to.is_empty() {
-                        for pair in system.pairs(&cell.key, vars) {
-                            // The truth satisfies every constraint: an error is the
-                            // solver giving up, which proves nothing.
-                            let _ = system.bounds(vars, Some(&pair), &[], i64::MAX, &mut witness);
-                            exposed_to = exposed(*width);
-                            if exposed_to.is_empty() {
-                                break;
+        let ((min, max, exact, capped_by), insider) =
+            match solved.get(&(cell.inner.as_slice(), *width)) {
+                Some(found) => found.clone(),
+                None => {
+                    let mut witness = |w: &[(usize, i64)]| {
+                        let schools = if insiders {
+                            system.moved(w)
+                        } else {
+                            Vec::new()
+                        };
+                        let (seen, moves) = &mut *found.borrow_mut();
+                        for (((h, _, vs), range), m) in
+                            targets.iter().zip(seen.iter_mut()).zip(moves.iter_mut())
+                        {
+                            let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
+                            range.0 = range.0.min(v);
+                            range.1 = range.1.map(|h| h.max(v));
+                            if insiders {
+                                m.add(release.cells[*h].value, v, &schools);
                             }
                         }
-                    }
-                    // Then an interval holding a whole set of them at their true values,
-                    // which holds against each one of them; a set it cannot prove is
-                    // halved, down to one insider's own interval.
-                    let mut sets = vec![exposed_to];
-                    while let Some(set) = sets.pop() {
-                        let set: Vec<u32> = {
-                            let now = exposed(*width);
-                            set.into_iter().filter(|s| now.contains(s)).collect()
-                        };
-                        if set.is_empty() {
-                            continue;
-                        }
-                        let (lo, hi) = found.borrow().1[t].without(cell.value, &set);
-                        let (f, _) = system.interval(
-                            &cell.key,
-                            vars,
-                            (lo, Some(hi)),
-                            *width,
-                            depth,
-                            Some((&set, tried)),
-                            &mut witness,
-                        );
-                        if f.1.is_none_or(|m| m - f.0 >= *width) {
-                            continue;
-                        }
-                        if let [school] = set[..] {
-                            let next = exposed(*width)
+                    };
+                    let first = found.borrow().0[t];
+                    let (outsider, tried) =
+                        system.interval(&cell.key, vars, first, *width, depth, None, &mut witness);
+                    let passed = outsider.1.is_none_or(|m| m - outsider.0 >= *width);
+                    // Proven against an outsider: now against each school's own principal
+                    // whose figures the tables that proved it changed.
+                    let mut insider = None;
+                    if insiders && passed && outsider.1.is_some() {
+                        let own: BTreeSet<u32> =
+                            vars.iter().filter_map(|&v| system.school(v)).collect();
+                        // The schools whose principal could narrow the cell with the tables
+                        // found so far: a principal knows their own school's figure.
+                        let exposed = |width: i64| -> Vec<u32> {
+                            let found = found.borrow();
+                            let moves = &found.1[t];
+                            moves
+                                .schools()
                                 .into_iter()
-                                .filter(|&s| s != school)
-                                .collect();
-                            insider = Some(Interval {
-                                cell: *h,
-                                key: cell.key.clone(),
-                                value: cell.value,
-                                min: f.0,
-                                max: f.1,
-                                exact: f.2,
-                                capped_by: f.3,
-                                insider: Some(school_code(release, &system, school)),
-                                insider_locality: Some(school),
-                                insiders_next: next,
-                            });
-                            break;
+                                .filter(|s| !(own.len() == 1 && own.contains(s)))
+                                .filter(|&s| !proven.contains(&(*h, s)))
+                                .filter(|&s| {
+                                    let (lo, hi) = moves.without(cell.value, &[s]);
+                                    hi - lo < width
+                                })
+                                .collect()
+                        };
+                        // Sorted: the schools come from a set.
+                        let mut exposed_to = exposed(*width);
+                        // Small programmes first: the cell's locality with one other.
+                        if !exposed_to.is_empty() {
+                            for pair in system.pairs(&cell.key, vars) {
+                                // The truth satisfies every constraint: an error is the
+                                // solver giving up, which proves nothing.
+                                let _ = system.bounds(
+                                    vars,
+                                    Some(&pair),
+                                    &[],
+                                    (i64::MAX, None),
+                                    &mut witness,
+                                );
+                                exposed_to = exposed(*width);
+                                if exposed_to.is_empty() {
+                                    break;
+                                }
+                            }
                         }
-                        let (a, b) = set.split_at(set.len() / 2);
-                        sets.push(b.to_vec());
-                        sets.push(a.to_vec());
+                        // Then an interval holding a whole set of them at their true values,
+                        // which holds against each one of them; a set it cannot prove is
+                        // halved, down to one insider's own interval.
+                        let mut sets = vec![exposed_to];
+                        while let Some(set) = sets.pop() {
+                            let set: Vec<u32> = {
+                                let now = exposed(*width);
+                                set.into_iter().filter(|s| now.contains(s)).collect()
+                            };
+                            if set.is_empty() {
+                                continue;
+                            }
+                            let (lo, hi) = found.borrow().1[t].without(cell.value, &set);
+                            let (f, _) = system.interval(
+                                &cell.key,
+                                vars,
+                                (lo, Some(hi)),
+                                *width,
+                                depth,
+                                Some((&set, tried)),
+                                &mut witness,
+                            );
+                            if f.1.is_none_or(|m| m - f.0 >= *width) {
+                                continue;
+                            }
+                            if let [school] = set[..] {
+                                let next = exposed(*width)
+                                    .into_iter()
+                                    .filter(|&s| s != school)
+                                    .collect();
+                                insider = Some(Interval {
+                                    cell: *h,
+                                    key: cell.key.clone(),
+                                    value: cell.value,
+                                    min: f.0,
+                                    max: f.1,
+                                    exact: f.2,
+                                    capped_by: f.3,
+                                    insider: Some(school_code(release, &system, school)),
+                                    insider_locality: Some(school),
+                                    insiders_next: next,
+                                });
+                                break;
+                            }
+                            let (a, b) = set.split_at(set.len() / 2);
+                            sets.push(b.to_vec());
+                            sets.push(a.to_vec());
+                        }
                     }
+                    solved.insert((&cell.inner, *width), (outsider, insider.clone()));
+                    (outsider, insider)
                 }
-                solved.insert((&cell.inner, *width), (outsider, insider.clone()));
-                (outsider, insider)
-            }
-        };
+            };
         let interval = Interval {
             cell: *h,
             key: cell.key.clone(),
