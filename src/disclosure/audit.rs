@@ -192,6 +192,12 @@ struct Programme {
     exact: bool,
 }
 
+/// Whether a programme over `scope` (`None`: the whole release) holding the unknowns `hold`
+/// (sorted) at their true values leaves the unknown `v` free.
+fn left_free(scope: Option<&[usize]>, hold: &[usize], v: usize) -> bool {
+    scope.is_none_or(|s| s.binary_search(&v).is_ok()) && hold.binary_search(&v).is_err()
+}
+
 /// The solution of a solve that has no limit to stop it.
 fn solution(outcome: microlp::SolveOutcome) -> Result<microlp::Solution, microlp::Error> {
     match outcome {
@@ -637,9 +643,7 @@ impl System {
         if free.is_empty() {
             return Ok((known, Some(known)));
         }
-        let inside = |v: usize| {
-            scope.is_none_or(|s| s.binary_search(&v).is_ok()) && hold.binary_search(&v).is_err()
-        };
+        let inside = |v: usize| left_free(scope, hold, v);
         let known = known
             + free
                 .iter()
@@ -671,13 +675,13 @@ impl System {
         Ok((min, max))
     }
 
-    /// The optimum of the sum of the unknowns `free` (a cell's) in `scope` and not in `hold`,
-    /// with those in `hold` held at their true values (`None`: unbounded). The programme without `hold` is
-    /// solved once per cell, scope and direction and kept: with `hold` it is that solution
-    /// with those unknowns fixed, solved again from its basis (an insider's programme differs
-    /// from the outsider's by the insider's unknowns only). The published system's linear
-    /// programmes have whole-number optima (their vertices are); one that does not is solved
-    /// again in whole numbers.
+    /// The optimum of the sum of the unknowns `free` (a cell's) that a programme over `scope`
+    /// holding `hold` at their true values leaves free (`None`: unbounded). The programme
+    /// without holds is solved once per cell, scope and direction and kept; with holds it
+    /// starts from that solution when there is one (an insider's programme differs from the
+    /// outsider's by the insider's unknowns only), else it is solved afresh. The published
+    /// system's linear programmes have whole-number optima (their vertices are); one that
+    /// does not is solved again in whole numbers.
     fn optimum(
         &self,
         free: &[usize],
@@ -686,6 +690,11 @@ impl System {
         maximise: bool,
         witness: &mut Witness,
     ) -> Result<Option<f64>, microlp::Error> {
+        let afresh = |integer: bool| -> Result<Option<Lp>, microlp::Error> {
+            Ok(self
+                .solve(free, scope, hold, maximise, integer)?
+                .map(Rc::new))
+        };
         let base = {
             let mut kept = self.kept.borrow_mut();
             if kept.cell != free {
@@ -707,8 +716,8 @@ impl System {
         let lp = match base {
             None if hold.is_empty() => return Ok(None),
             // Unbounded with every unknown free; holding some may bound it.
-            None => match self.solve(free, scope, hold, maximise, false)? {
-                Some(lp) => Rc::new(lp),
+            None => match afresh(false)? {
+                Some(lp) => lp,
                 None => return Ok(None),
             },
             Some(base) => {
@@ -739,8 +748,8 @@ impl System {
                         Ok(sol) => Rc::new((sol, base.1.clone())),
                         Err(e) => {
                             tracing::debug!(error = %e, "disclosure audit: warm start failed");
-                            match self.solve(free, scope, hold, maximise, false)? {
-                                Some(lp) => Rc::new(lp),
+                            match afresh(false)? {
+                                Some(lp) => lp,
                                 None => return Ok(None),
                             }
                         }
@@ -757,8 +766,8 @@ impl System {
         let lp = if whole(&lp) {
             lp
         } else {
-            match self.solve(free, scope, hold, maximise, true)? {
-                Some(lp) => Rc::new(lp),
+            match afresh(true)? {
+                Some(lp) => lp,
                 None => return Ok(None),
             }
         };
@@ -789,9 +798,7 @@ impl System {
         integer: bool,
     ) -> Result<Option<Programmed>, microlp::Error> {
         // Held unknowns are substituted out, like those outside the scope.
-        let inside = |v: usize| {
-            scope.is_none_or(|s| s.binary_search(&v).is_ok()) && hold.binary_search(&v).is_err()
-        };
+        let inside = |v: usize| left_free(scope, hold, v);
         let cons: Vec<usize> = match scope {
             None => {
                 let comps: BTreeSet<usize> = free.iter().map(|&i| self.comp[i]).collect();
