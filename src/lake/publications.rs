@@ -175,8 +175,8 @@ impl Lake {
         for file in files {
             let footer = self.footer(&file).await?;
             let stored: Arc<str> = file.into();
-            let batches = self.read_file(&stored, footer, &CATALOGUE, None).await?;
-            for (row, mut r) in rows_of(&batches).into_iter().enumerate() {
+            let read = self.read_file(&stored, footer, &CATALOGUE, None).await?;
+            for (row, mut r) in read.into_iter().enumerate() {
                 // The row's place in its file.
                 r.stored = Some(Stored {
                     file: stored.clone(),
@@ -199,7 +199,7 @@ impl Lake {
                 .await
         };
         match read.await {
-            Ok(batches) => Ok(rows_of(&batches).pop()),
+            Ok(mut rows) => Ok(rows.pop()),
             Err(Error::Unavailable(e)) if e.starts_with(GONE) => Ok(None),
             Err(e) => Err(e),
         }
@@ -242,15 +242,15 @@ impl Lake {
         })
     }
 
-    /// `columns` of the `publications` data file `file` (with its parsed `footer`), in the
-    /// file's order: every row, or only row `only`.
+    /// The rows of the `publications` data file `file` (with its parsed `footer`), in the
+    /// file's order, with `columns` read: every row, or only row `only`.
     async fn read_file(
         &self,
         file: &str,
         footer: ArrowReaderMetadata,
         columns: &[&str],
         only: Option<usize>,
-    ) -> Result<Vec<RecordBatch>> {
+    ) -> Result<Vec<PublicationRow>> {
         let reader = self.object_reader(file).await?;
         let schema = footer.metadata().file_metadata().schema_descr_ptr();
         let mask = ProjectionMask::columns(&schema, columns.iter().copied());
@@ -277,8 +277,15 @@ impl Lake {
                     RowSelector::select(1),
                 ]));
         }
-        let stream = builder.build().map_err(|e| unreadable(file, e))?;
-        stream.try_collect().await.map_err(|e| unreadable(file, e))
+        // Each batch becomes rows as it arrives: a `publications` file has row groups of 8
+        // rows, and each 8-row batch's strings sit in buffers of their own (kilobytes for a
+        // few short strings), so a national file's batches held together took ~400 MB.
+        let mut stream = builder.build().map_err(|e| unreadable(file, e))?;
+        let mut rows = Vec::new();
+        while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(file, e))? {
+            rows.extend(rows_of(std::slice::from_ref(&batch)));
+        }
+        Ok(rows)
     }
 
     /// The rows with `report` of publication `publication` (or of all), and, when given,
