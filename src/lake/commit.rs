@@ -195,7 +195,11 @@ impl Lake {
             .map_err(unavailable)?;
         audit.version = done.version as u64;
         let committed = started.elapsed();
-        self.table(kind.table()).await?;
+        // The commit returns the table's state at its own version (read by its post-commit
+        // step): kept as the next `table` call's starting point, rather than read again.
+        let mut after = table.clone();
+        after.state = Some(done.snapshot());
+        self.remember(kind.table(), &after).await;
         let ms = |d: std::time::Duration| d.as_millis() as u64;
         tracing::debug!(
             table = kind.table(),
