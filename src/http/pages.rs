@@ -103,13 +103,8 @@ pub(super) async fn index(
 }
 
 pub(super) async fn healthz(State(app): State<Arc<App>>) -> Result<Response, AppError> {
-    // A health check does not wait for the lake's log behind an upload's commit.
-    let version = app
-        .lake
-        .latest_version("attendance")
-        .await
-        .map_err(AppError::json)?;
-    let catalogue = app.catalogue().await.map_err(AppError::json)?;
+    // A health check does not wait for the lake's log (see `App::health`).
+    let (version, catalogue) = app.health().await.map_err(AppError::json)?;
     let published = catalogue.latest().map(|p| {
         serde_json::json!({
             "publication": p.number,

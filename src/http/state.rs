@@ -47,6 +47,8 @@ pub struct App {
     catalogue: Mutex<Option<Arc<Catalogue>>>,
     /// When the `publications` log was last looked at (a lake in object storage).
     log_looked: Mutex<Option<Instant>>,
+    /// Set while `/healthz` brings what it reports up to date in the background.
+    following: std::sync::atomic::AtomicBool,
     /// Held while the catalogue is read, so that one request reads it and the others wait for
     /// it (when there is none yet) or keep serving the one they have.
     catalogue_read: tokio::sync::Mutex<()>,
@@ -90,6 +92,7 @@ impl App {
             protected: Default::default(),
             catalogue: Mutex::new(None),
             log_looked: Mutex::new(None),
+            following: std::sync::atomic::AtomicBool::new(false),
             catalogue_read: tokio::sync::Mutex::new(()),
             reports: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
@@ -172,6 +175,38 @@ impl App {
             return Ok(c.clone());
         }
         self.read_catalogue().await
+    }
+
+    /// What `/healthz` reports, without waiting for the lake: the latest `attendance` version
+    /// and the catalogue this server holds. When they were last brought up to date more than
+    /// [`FOLLOW`] ago, a background task does so for the next answer (one at a time), so a
+    /// health check never queues behind log reads while the server is busy. Before anything
+    /// was read, they are read now.
+    pub(super) async fn health(self: &Arc<Self>) -> Result<(u64, Arc<Catalogue>)> {
+        use std::sync::atomic::Ordering;
+        let held = self.catalogue.lock().expect("cache").clone();
+        match (self.lake.seen_version("attendance"), held) {
+            (Some((version, age)), Some(catalogue)) => {
+                if age > FOLLOW && !self.following.swap(true, Ordering::AcqRel) {
+                    let app = self.clone();
+                    tokio::spawn(async move {
+                        let _ = app.lake.table("attendance").await;
+                        let _ = app.catalogue().await;
+                        app.following.store(false, Ordering::Release);
+                    });
+                }
+                Ok((version, catalogue))
+            }
+            _ => {
+                let version = self
+                    .lake
+                    .table("attendance")
+                    .await?
+                    .version()
+                    .unwrap_or_default();
+                Ok((version, self.catalogue().await?))
+            }
+        }
     }
 
     /// Reads the catalogue now if a publication has been committed since it was read (what
@@ -437,6 +472,9 @@ async fn publish_in_child(
         .arg("--lake")
         .arg(root.to_string())
         .arg("--json")
+        // The server purges freed memory at once (`narvaro serve`); the publisher, a short
+        // batch job, keeps mimalloc's default, which its figures were measured with.
+        .env_remove("MIMALLOC_PURGE_DELAY")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())

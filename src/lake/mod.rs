@@ -137,8 +137,9 @@ pub struct Lake {
     /// One lock per table, so bringing `attendance` up to date after an upload does not hold
     /// up a page reading `publications`.
     tables: HashMap<&'static str, tokio::sync::Mutex<Option<DeltaTable>>>,
-    /// The latest version each table was seen at, readable without waiting for any I/O.
-    seen: Mutex<HashMap<&'static str, u64>>,
+    /// The latest version each table was seen at, and when it was last brought up to date:
+    /// readable without waiting for any I/O.
+    seen: Mutex<HashMap<&'static str, (u64, std::time::Instant)>>,
     /// One writer per table in this process; writers in other processes are serialised by
     /// Delta's optimistic concurrency and retried (see `commit`).
     writers: HashMap<&'static str, tokio::sync::Mutex<()>>,
@@ -261,24 +262,23 @@ impl Lake {
         Ok(t)
     }
 
-    /// The latest version of `table`: brought up to date when nobody else is, or else the
-    /// latest this handle has seen, without waiting behind an update in progress (e.g. an
-    /// upload's commit): what `/healthz` reports.
-    pub async fn latest_version(&self, table: &str) -> Result<u64> {
-        let seen = self.seen.lock().expect("lock").get(table).copied();
-        if let (Some(v), Some(cache)) = (seen, self.tables.get(table))
-            && cache.try_lock().is_err()
-        {
-            return Ok(v);
-        }
-        Ok(self.table(table).await?.version().unwrap_or_default())
+    /// The latest version of `table` this handle has seen, and how long ago it was brought up
+    /// to date (read, committed to, or found unchanged); `None` before it was read. No I/O:
+    /// what `/healthz` reports.
+    pub fn seen_version(&self, table: &str) -> Option<(u64, std::time::Duration)> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .get(table)
+            .map(|(v, at)| (*v, at.elapsed()))
     }
 
     fn saw(&self, name: &'static str, t: &DeltaTable) {
         if let Some(v) = t.version() {
             let mut seen = self.seen.lock().expect("lock");
-            let at = seen.entry(name).or_insert(v);
-            *at = (*at).max(v);
+            let now = std::time::Instant::now();
+            let at = seen.entry(name).or_insert((v, now));
+            *at = (at.0.max(v), now);
         }
     }
 

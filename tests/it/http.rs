@@ -276,6 +276,39 @@ async fn index_and_healthz() {
     assert_eq!(v["data_version"], version);
 }
 
+/// `/healthz` answers from what the server holds, and follows a commit made by another
+/// process (here another handle on the lake) within about a second, in the background.
+#[tokio::test]
+async fn healthz_follows_another_writers_commit_without_waiting_for_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = crate::common::small_lake(dir.path()).await;
+    let before = lake.table("attendance").await.unwrap().version().unwrap();
+    let app = app(Lake::open(dir.path().join("lake")).await.unwrap()).await;
+    let version = |r: &Reply| {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["data_version"].as_u64().unwrap()
+    };
+    assert_eq!(version(&get(&app, "/healthz").await), before);
+    narvaro::ingest::ingest_path(&lake, &fixture("small/attendance_corrected.csv"), now())
+        .await
+        .unwrap();
+    let after = lake.table("attendance").await.unwrap().version().unwrap();
+    assert!(after > before);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = before;
+    while seen != after && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let r = get(&app, "/healthz").await;
+        assert_eq!(r.status, StatusCode::OK);
+        seen = version(&r);
+        assert!(seen == before || seen == after, "{seen}");
+    }
+    assert_eq!(
+        seen, after,
+        "/healthz never showed the other writer's commit"
+    );
+}
+
 #[tokio::test]
 async fn errors_are_clear_swedish_pages_with_the_right_status() {
     let dir = tempfile::tempdir().unwrap();
