@@ -93,32 +93,13 @@ impl Lake {
     ) -> Result<()> {
         let started = std::time::Instant::now();
         let table = self.table(kind.table()).await?;
+        let refreshed = started.elapsed();
         let predicate = replace_predicate(kind, keys);
-        let key_cols = kind.key_columns();
-        let mut cols: Vec<&str> = key_cols.to_vec();
-        cols.push(UPLOAD_ID);
-        cols.push(FILE_COLUMN);
-        let existing = self.scan(&table, Some(predicate.clone()), &cols).await?;
-        let mut replaced = BTreeSet::new();
-        let mut supersedes = BTreeSet::new();
-        // Rows of the upload's keys per file, by the file's name (unique within a table).
-        let mut matched: HashMap<String, usize> = HashMap::new();
-        for b in &existing {
-            let keys: Vec<StringArray> = (0..key_cols.len()).map(|c| string_column(b, c)).collect();
-            let ids = string_column(b, key_cols.len());
-            let files = string_column(b, key_cols.len() + 1);
-            for i in 0..b.num_rows() {
-                replaced.insert(
-                    keys.iter()
-                        .map(|k| k.value(i).to_string())
-                        .collect::<Vec<_>>(),
-                );
-                supersedes.insert(ids.value(i).to_string());
-                *matched
-                    .entry(file_name(files.value(i)).to_string())
-                    .or_default() += 1;
-            }
-        }
+        let Found {
+            replaced,
+            supersedes,
+            matched,
+        } = find_keys(&table, kind, keys).await?;
         audit.keys_replaced = replaced.len();
         audit.supersedes = supersedes.into_iter().collect();
         let scanned = started.elapsed();
@@ -207,7 +188,8 @@ impl Lake {
             files_removed = matched.len(),
             files_rescued = rescued,
             rescue_read_ms = ms(read),
-            key_scan_ms = ms(scanned),
+            table_ms = ms(refreshed),
+            key_scan_ms = ms(scanned - refreshed),
             plan_ms = ms(planned - scanned),
             write_ms = ms(written - planned),
             commit_ms = ms(committed - written),
@@ -216,6 +198,149 @@ impl Lake {
         );
         Ok(())
     }
+}
+
+/// Where an upload's keys are in a table now.
+struct Found {
+    /// The keys found (each as its key columns' values).
+    replaced: BTreeSet<Vec<String>>,
+    /// The uploads whose rows they are.
+    supersedes: BTreeSet<String>,
+    /// How many of those rows each data file holds, by the file's name.
+    matched: HashMap<String, usize>,
+}
+
+/// Finds an upload's keys in `table` without a query. The table's file list, read from the log
+/// already, gives each file's partition values and its smallest and largest value of each
+/// column, so only the files whose ranges admit one of the keys are opened, and only their key
+/// columns and `upload_id` read. A DataFusion scan with the same predicate replays the
+/// statistics of every file in the log (on the national lake, 3,190 files: 45-75 ms a scan).
+async fn find_keys(table: &DeltaTable, kind: Kind, keys: &KeySet) -> Result<Found> {
+    use futures::TryStreamExt;
+    use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+    let key_cols = kind.key_columns();
+    let partitioned = kind.partition_columns();
+    let mut found = Found {
+        replaced: BTreeSet::new(),
+        supersedes: BTreeSet::new(),
+        matched: HashMap::new(),
+    };
+    // The files that may hold a key (collected before any read: the file list is not `Send`).
+    let (last, prefix) = key_cols.split_last().expect("tables have keys");
+    let mut candidates = Vec::new();
+    for file in table.snapshot()?.log_data() {
+        let partitions = file.partition_values_map();
+        // First by the partition values alone (cheap: most files of a partitioned table go
+        // here), then by the statistics.
+        let in_partition = |column: &str, value: &str| {
+            partitions
+                .get(column)
+                .is_none_or(|v| v.as_deref() == Some(value))
+        };
+        if !keys.groups.iter().any(|(values, lasts)| {
+            prefix.iter().zip(values).all(|(c, v)| in_partition(c, v))
+                && lasts.iter().any(|l| in_partition(last, l))
+        }) {
+            continue;
+        }
+        let (min, max) = (
+            stats_strings(file.min_values()),
+            stats_strings(file.max_values()),
+        );
+        // A key column's value in this file: fixed (a partition), or within a range (or
+        // unknown without statistics).
+        let admits = |column: &str, value: &str| match partitions.get(column) {
+            Some(v) => v.as_deref() == Some(value),
+            None => {
+                min.get(column).is_none_or(|m| m.as_str() <= value)
+                    && max.get(column).is_none_or(|m| value <= m.as_str())
+            }
+        };
+        let may_hold = keys.groups.iter().any(|(values, lasts)| {
+            prefix.iter().zip(values).all(|(c, v)| admits(c, v))
+                && lasts.iter().any(|l| admits(last, l))
+        });
+        if may_hold {
+            candidates.push((
+                file.object_store_path(),
+                file.size() as u64,
+                file_name(&file.path()).to_string(),
+                partitions,
+            ));
+        }
+    }
+    let store = table.object_store();
+    for (path, size, name, partitions) in candidates {
+        let reader = super::publications::ObjectReader {
+            store: store.clone(),
+            path: path.clone(),
+            size,
+        };
+        let unreadable = |e: parquet::errors::ParquetError| {
+            Error::Unavailable(format!("{}/{path} kunde inte läsas: {e}", kind.table()))
+        };
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(unreadable)?;
+        // The key columns stored in the file (a partition column is in its path), then
+        // `upload_id`.
+        let stored: Vec<&str> = key_cols
+            .iter()
+            .copied()
+            .filter(|c| !partitioned.contains(c))
+            .chain([UPLOAD_ID])
+            .collect();
+        let mask = ProjectionMask::columns(builder.parquet_schema(), stored.iter().copied());
+        let mut stream = builder.with_projection(mask).build().map_err(unreadable)?;
+        let mut rows = 0;
+        while let Some(b) = stream.try_next().await.map_err(unreadable)? {
+            let column = |name: &str| b.schema().index_of(name).map(|i| string_column(&b, i));
+            // A key column's values: the file's partition value, or the column read.
+            let columns = key_cols
+                .iter()
+                .map(|c| match partitions.get(*c) {
+                    Some(v) => Ok(Err(v.clone().unwrap_or_default())),
+                    None => column(c).map(Ok),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let ids = column(UPLOAD_ID)?;
+            for i in 0..b.num_rows() {
+                let key: Vec<String> = columns
+                    .iter()
+                    .map(|c| match c {
+                        Ok(read) => read.value(i).to_string(),
+                        Err(fixed) => fixed.clone(),
+                    })
+                    .collect();
+                let (last, prefix) = key.split_last().expect("tables have keys");
+                if keys.groups.get(prefix).is_some_and(|l| l.contains(last)) {
+                    found.supersedes.insert(ids.value(i).to_string());
+                    found.replaced.insert(key);
+                    rows += 1;
+                }
+            }
+        }
+        if rows > 0 {
+            found.matched.insert(name, rows);
+        }
+    }
+    Ok(found)
+}
+
+/// A file's minimum or maximum values from the log, by column: the string ones.
+fn stats_strings(values: Option<buoyant_kernel::expressions::Scalar>) -> HashMap<String, String> {
+    use buoyant_kernel::expressions::Scalar;
+    let Some(Scalar::Struct(s)) = values else {
+        return HashMap::new();
+    };
+    s.fields()
+        .iter()
+        .zip(s.values())
+        .filter_map(|(f, v)| match v {
+            Scalar::String(v) => Some((f.name().to_string(), v.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A data file's name: the last segment of its path or URL (a UUID, unique in the table).

@@ -317,11 +317,11 @@ impl Lake {
 /// How many data files' footers a lake keeps parsed.
 const FOOTERS: usize = 1024;
 
-/// A Parquet file in the lake's object store, read by ranges.
-struct ObjectReader {
-    store: Arc<dyn deltalake::ObjectStore>,
-    path: ObjectPath,
-    size: u64,
+/// A Parquet file in an object store (the lake's, or a table's), read by ranges.
+pub(super) struct ObjectReader {
+    pub(super) store: Arc<dyn deltalake::ObjectStore>,
+    pub(super) path: ObjectPath,
+    pub(super) size: u64,
 }
 
 fn external(e: deltalake::ObjectStoreError) -> parquet::errors::ParquetError {
