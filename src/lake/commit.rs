@@ -226,7 +226,6 @@ async fn find_keys(table: &DeltaTable, kind: Kind, keys: &KeySet) -> Result<Foun
         matched: HashMap::new(),
     };
     // The files that may hold a key (collected before any read: the file list is not `Send`).
-    let (last, prefix) = key_cols.split_last().expect("tables have keys");
     let mut candidates = Vec::new();
     for file in table.snapshot()?.log_data() {
         let partitions = file.partition_values_map();
@@ -237,10 +236,7 @@ async fn find_keys(table: &DeltaTable, kind: Kind, keys: &KeySet) -> Result<Foun
                 .get(column)
                 .is_none_or(|v| v.as_deref() == Some(value))
         };
-        if !keys.groups.iter().any(|(values, lasts)| {
-            prefix.iter().zip(values).all(|(c, v)| in_partition(c, v))
-                && lasts.iter().any(|l| in_partition(last, l))
-        }) {
+        if !any_key(keys, key_cols, in_partition) {
             continue;
         }
         let (min, max) = (
@@ -256,11 +252,7 @@ async fn find_keys(table: &DeltaTable, kind: Kind, keys: &KeySet) -> Result<Foun
                     && max.get(column).is_none_or(|m| value <= m.as_str())
             }
         };
-        let may_hold = keys.groups.iter().any(|(values, lasts)| {
-            prefix.iter().zip(values).all(|(c, v)| admits(c, v))
-                && lasts.iter().any(|l| admits(last, l))
-        });
-        if may_hold {
+        if any_key(keys, key_cols, admits) {
             candidates.push((
                 file.object_store_path(),
                 file.size() as u64,
@@ -325,6 +317,15 @@ async fn find_keys(table: &DeltaTable, kind: Kind, keys: &KeySet) -> Result<Foun
         }
     }
     Ok(found)
+}
+
+/// Whether one of `keys` (values of `columns`) has every value `admits(column, value)`.
+fn any_key(keys: &KeySet, columns: &[&str], admits: impl Fn(&str, &str) -> bool) -> bool {
+    let (last, prefix) = columns.split_last().expect("tables have keys");
+    keys.groups.iter().any(|(values, lasts)| {
+        prefix.iter().zip(values).all(|(c, v)| admits(c, v))
+            && lasts.iter().any(|l| admits(last, l))
+    })
 }
 
 /// A file's minimum or maximum values from the log, by column: the string ones.
