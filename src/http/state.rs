@@ -28,7 +28,7 @@ const REPORT_CACHE: usize = 512;
 type RenderedKey = (u64, ReportKey, &'static str, String, bool);
 
 /// How often a server on a lake in object storage looks for publications other servers
-/// committed.
+/// committed, and how old what `/healthz` reports may get before it is brought up to date.
 const FOLLOW: Duration = Duration::from_secs(1);
 
 /// How many PxWeb tables of publications older than the newest a server keeps built.

@@ -219,7 +219,14 @@ async fn find_keys(table: &DeltaTable, kind: Kind, keys: &KeySet) -> Result<Foun
     use futures::TryStreamExt;
     use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
     let key_cols = kind.key_columns();
-    let partitioned = kind.partition_columns();
+    // The key columns stored in the files (a partition column is in a file's path), then
+    // `upload_id`.
+    let stored: Vec<&str> = key_cols
+        .iter()
+        .copied()
+        .filter(|c| !kind.partition_columns().contains(c))
+        .chain([UPLOAD_ID])
+        .collect();
     let mut found = Found {
         replaced: BTreeSet::new(),
         supersedes: BTreeSet::new(),
@@ -274,14 +281,6 @@ async fn find_keys(table: &DeltaTable, kind: Kind, keys: &KeySet) -> Result<Foun
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .map_err(unreadable)?;
-        // The key columns stored in the file (a partition column is in its path), then
-        // `upload_id`.
-        let stored: Vec<&str> = key_cols
-            .iter()
-            .copied()
-            .filter(|c| !partitioned.contains(c))
-            .chain([UPLOAD_ID])
-            .collect();
         let mask = ProjectionMask::columns(builder.parquet_schema(), stored.iter().copied());
         let mut stream = builder.with_projection(mask).build().map_err(unreadable)?;
         let mut rows = 0;

@@ -407,12 +407,9 @@ fn string_column(b: &RecordBatch, i: usize) -> StringArray {
     strings(b.column(i))
 }
 
-/// The column a [`scan`] may ask for besides the table's own: the file each row was read from.
-const FILE_COLUMN: &str = "__narvaro_file";
-
 impl Lake {
     /// Reads `columns` of `table`'s rows matching `filter`, for the lake's own bookkeeping (the
-    /// engine builds the sessions users query). `columns` may name [`FILE_COLUMN`].
+    /// engine builds the sessions users query).
     async fn scan(
         &self,
         table: &DeltaTable,
@@ -452,9 +449,6 @@ impl Lake {
         );
         table.update_datafusion_session(&ctx.state())?;
         let mut provider = table.table_provider();
-        if columns.contains(&FILE_COLUMN) {
-            provider = provider.with_file_column(FILE_COLUMN);
-        }
         if let Some(files) = files {
             provider = provider.with_file_paths(files);
         }
