@@ -71,6 +71,7 @@ impl Lake {
             .await?
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
+            .with_commit_properties(super::commit_properties())
             // Lakes made before the upload API lack the newest audit columns.
             .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
             .await

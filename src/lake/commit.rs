@@ -169,7 +169,7 @@ impl Lake {
             ),
             predicate: Some(fmt_expr_to_sql(&predicate)?),
         };
-        let done = CommitBuilder::from(CommitProperties::default().with_metadata(metadata))
+        let done = CommitBuilder::from(super::commit_properties().with_metadata(metadata))
             .with_actions(actions)
             .build(Some(table.snapshot()?), table.log_store(), operation)
             .await

@@ -32,7 +32,7 @@ impl Lake {
                 optimize = optimize.with_writer_properties(publications::writer_properties());
             }
             let (table, metrics) = optimize.await?;
-            deltalake::checkpoints::create_checkpoint(&table, None).await?;
+            super::checkpoint(&table).await?;
             self.remember(name, &table).await;
             done.push(Maintenance {
                 table: name.to_string(),
@@ -116,7 +116,7 @@ impl Lake {
                 predicate: None,
                 target_size: 0,
             };
-            CommitBuilder::from(CommitProperties::default())
+            CommitBuilder::from(super::commit_properties())
                 .with_actions(actions)
                 .build(Some(table.snapshot()?), table.log_store(), operation)
                 .await
@@ -126,7 +126,7 @@ impl Lake {
         if removed == 0 && !force {
             return Ok(None);
         }
-        deltalake::checkpoints::create_checkpoint(&table, None).await?;
+        super::checkpoint(&table).await?;
         Ok(Some(Maintenance {
             table: kind.table().to_string(),
             files_before,

@@ -426,7 +426,7 @@ impl PublicationWriter<'_> {
             predicate: None,
         };
         let actions = self.adds.into_iter().map(Action::Add).collect();
-        let done = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
+        let done = CommitBuilder::from(super::commit_properties().with_max_retries(0))
             .with_actions(actions)
             .build(
                 Some(self.table.snapshot()?),
