@@ -39,13 +39,35 @@ impl LocalStore {
         }
     }
 
-    /// Every file under `prefix` (recursively) whose path is after `offset`, in no order.
-    fn list_after(&self, prefix: Option<&Path>, offset: Option<&Path>) -> Result<Vec<ObjectMeta>> {
+    /// Every file under `prefix` (recursively) whose path is after `offset`, in no order,
+    /// read on a blocking thread.
+    fn listing(
+        &self,
+        prefix: Option<&Path>,
+        offset: Option<&Path>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
         let prefix = prefix.cloned().unwrap_or_default();
-        let dir = self.inner.path_to_filesystem(&prefix)?;
-        let mut out = Vec::new();
-        walk(dir, prefix, offset, &mut out)?;
-        Ok(out)
+        let dir = match self.inner.path_to_filesystem(&prefix) {
+            Ok(dir) => dir,
+            Err(e) => return stream::once(async { Err(e) }).boxed(),
+        };
+        let offset = offset.cloned();
+        stream::once(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                walk(dir, prefix, offset.as_ref(), &mut out).map(|()| out)
+            })
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })?
+        })
+        .flat_map(|r| match r {
+            Ok(v) => stream::iter(v.into_iter().map(Ok)).boxed(),
+            Err(e) => stream::once(async { Err(e) }).boxed(),
+        })
+        .boxed()
     }
 }
 
@@ -122,32 +144,6 @@ fn io_error(path: &std::path::Path, e: std::io::Error) -> object_store::Error {
 impl fmt::Display for LocalStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.inner)
-    }
-}
-
-impl LocalStore {
-    fn listing(
-        &self,
-        prefix: Option<&Path>,
-        offset: Option<&Path>,
-    ) -> BoxStream<'static, Result<ObjectMeta>> {
-        let me = LocalStore {
-            inner: LocalFileSystem::new(),
-        };
-        let (prefix, offset) = (prefix.cloned(), offset.cloned());
-        stream::once(async move {
-            tokio::task::spawn_blocking(move || me.list_after(prefix.as_ref(), offset.as_ref()))
-                .await
-                .map_err(|e| object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(e),
-                })?
-        })
-        .flat_map(|r| match r {
-            Ok(v) => stream::iter(v.into_iter().map(Ok)).boxed(),
-            Err(e) => stream::once(async { Err(e) }).boxed(),
-        })
-        .boxed()
     }
 }
 

@@ -224,9 +224,9 @@ impl Lake {
         Ok(self.store.get_or_init(|| store).clone())
     }
 
-    /// A builder of `table` at the lake's location, with its storage options.
-    /// A local lake's tables share one store that lists a directory without reading every
-    /// entry's metadata (`local_store.rs`).
+    /// A builder of `table` at the lake's location: in S3 with the lake's storage options, on
+    /// disk on the store that lists a directory without reading every entry's metadata
+    /// (`local_store.rs`).
     fn builder(&self, table: &str) -> Result<DeltaTableBuilder> {
         let url = self.root.table_url(table)?;
         let builder = DeltaTableBuilder::from_url(url.clone())?;
