@@ -381,6 +381,11 @@ pub async fn publish_with(
 ) -> Result<Option<Published>> {
     let lock = PublisherLock::acquire(lake).await?;
     let published = publish_locked(lake, policies, protected, now, progress, rebuild).await;
+    // The lake's checkpoints are written here, off the upload's path ([`Lake::checkpoint_due`]);
+    // the publication stands if one cannot be, and the next publisher tries again.
+    if let Err(e) = lake.checkpoint_due().await {
+        tracing::warn!(error = %e, "publish: checkpoint not written");
+    }
     lock.release().await;
     published
 }

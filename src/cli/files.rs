@@ -3,7 +3,8 @@
 use super::*;
 
 /// Ingests files (directories expanded) in dependency order, printing one line per file.
-/// Returns how many were refused. Compacts the lake afterwards if small files piled up.
+/// Returns how many were refused. Afterwards writes the checkpoints due and compacts the lake
+/// if small files piled up.
 pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<usize> {
     let mut files = Vec::new();
     for p in inputs {
@@ -45,6 +46,7 @@ pub async fn ingest_all(lake: &Lake, inputs: &[PathBuf], quiet: bool) -> Result<
         pb.inc(1);
     }
     pb.finish_and_clear();
+    lake.checkpoint_due().await?;
     for m in lake.optimize(false).await? {
         if !quiet {
             println!(

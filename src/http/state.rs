@@ -47,6 +47,8 @@ pub struct App {
     catalogue: Mutex<Option<Arc<Catalogue>>>,
     /// When the `publications` log was last looked at (a lake in object storage).
     log_looked: Mutex<Option<Instant>>,
+    /// Held by the request looking at the `publications` log.
+    log_looking: tokio::sync::Mutex<()>,
     /// Set while `/healthz` brings what it reports up to date in the background.
     following: std::sync::atomic::AtomicBool,
     /// Held while the catalogue is read, so that one request reads it and the others wait for
@@ -92,6 +94,7 @@ impl App {
             protected: Default::default(),
             catalogue: Mutex::new(None),
             log_looked: Mutex::new(None),
+            log_looking: tokio::sync::Mutex::new(()),
             following: std::sync::atomic::AtomicBool::new(false),
             catalogue_read: tokio::sync::Mutex::new(()),
             reports: Mutex::new(HashMap::new()),
@@ -140,18 +143,27 @@ impl App {
     /// before it reports a publication done ([`App::refresh_catalogue`]), so its readers never
     /// wait for it. Whether another has committed one is looked up in the table's log on every
     /// request where the lake is local (a directory listing), and at most every [`FOLLOW`]
-    /// in object storage (a listing there is a request to the store).
+    /// in object storage (a listing there is a request to the store); one request at a time
+    /// looks, and those that come meanwhile serve the catalogue held (32 readers queueing for
+    /// the table's log one behind the other spent most of a page's time there).
     pub(super) async fn catalogue(&self) -> Result<Arc<Catalogue>> {
         let held = self.catalogue.lock().expect("cache").clone();
-        if let Some(c) = &held
-            && self.lake.root().local().is_none()
-        {
-            let mut looked = self.log_looked.lock().expect("lock");
-            if looked.is_some_and(|t| t.elapsed() < FOLLOW) {
-                return Ok(c.clone());
+        let _looking = match &held {
+            Some(c) => {
+                if self.lake.root().local().is_none() {
+                    let mut looked = self.log_looked.lock().expect("lock");
+                    if looked.is_some_and(|t| t.elapsed() < FOLLOW) {
+                        return Ok(c.clone());
+                    }
+                    *looked = Some(Instant::now());
+                }
+                match self.log_looking.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(_) => return Ok(c.clone()),
+                }
             }
-            *looked = Some(Instant::now());
-        }
+            None => None,
+        };
         let version = self
             .lake
             .table(PUBLICATIONS)

@@ -64,9 +64,13 @@ pub const UPLOADS: &str = "uploads";
 
 /// The properties of every commit to the lake. Delta removes expired log entries after a
 /// commit by listing the table's whole log (on the national lake 3,700 entries, a third of an
-/// upload's time); the lake's commits leave that to maintenance ([`checkpoint`]).
+/// upload's time), and writes a checkpoint every 100 commits (on the national lake's
+/// `attendance` the server's memory peak); the lake's commits leave both to maintenance
+/// ([`Lake::checkpoint_due`], [`checkpoint`]).
 pub(crate) fn commit_properties() -> CommitProperties {
-    CommitProperties::default().with_cleanup_expired_logs(Some(false))
+    CommitProperties::default()
+        .with_cleanup_expired_logs(Some(false))
+        .with_create_checkpoint(false)
 }
 
 /// Writes a checkpoint of `table` at its version and removes the log entries before it that

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::DeltaOperation;
+use deltalake::table::config::TablePropertiesExt as _;
 
 use super::commit::{self, conform};
 use super::*;
@@ -44,6 +45,53 @@ impl Lake {
         }
         Ok(done)
     }
+}
+
+impl Lake {
+    /// Writes a checkpoint (and removes expired log entries, [`super::checkpoint`]) in every
+    /// table whose log has grown by its checkpoint interval (Delta's default: 100 commits)
+    /// since its last checkpoint. Commits do not write checkpoints themselves
+    /// ([`super::commit_properties`]): a checkpoint of `attendance` decodes every file's
+    /// statistics, which would land on whichever upload crossed the interval, in the server.
+    /// The publisher (also `serve`'s child) and `ingest` call this instead. Returns the tables
+    /// checkpointed, with the version.
+    pub async fn checkpoint_due(&self) -> Result<Vec<(&'static str, u64)>> {
+        let mut done = Vec::new();
+        for name in TABLES {
+            let table = self.table(name).await?;
+            let Some(version) = table.version() else {
+                continue;
+            };
+            let interval = table.snapshot()?.table_config().checkpoint_interval().get();
+            let last = last_checkpoint(&table).await?;
+            if last.map_or(version + 1, |c| version.saturating_sub(c)) < interval {
+                continue;
+            }
+            super::checkpoint(&table).await?;
+            done.push((name, version));
+        }
+        Ok(done)
+    }
+}
+
+/// The version of `table`'s last checkpoint, from its `_last_checkpoint` hint (`None`: none
+/// written, or a hint that cannot be read, as Delta treats it).
+async fn last_checkpoint(table: &DeltaTable) -> Result<Option<u64>> {
+    use deltalake::logstore::object_store::ObjectStoreExt;
+    let path = deltalake::Path::from("_delta_log/_last_checkpoint");
+    let unreadable = |e| Error::Unavailable(format!("{}/{path}: {e}", table.table_url()));
+    let bytes = match table.log_store().object_store(None).get(&path).await {
+        Ok(got) => got.bytes().await.map_err(unreadable)?,
+        Err(deltalake::ObjectStoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(unreadable(e)),
+    };
+    #[derive(serde::Deserialize)]
+    struct Hint {
+        version: u64,
+    }
+    Ok(serde_json::from_slice::<Hint>(&bytes)
+        .ok()
+        .map(|h| h.version))
 }
 
 impl Lake {

@@ -408,3 +408,61 @@ async fn key_sums(lake: &Lake) -> Vec<(String, i64)> {
     }
     out
 }
+
+/// Commits never write a checkpoint (in the server one would land on whichever upload crossed
+/// the interval); `Lake::checkpoint_due`, which the publisher and `ingest` call, writes one in
+/// every table that has grown by the interval since its last, and the lake opens from it.
+#[tokio::test]
+async fn checkpoints_are_written_by_maintenance_not_by_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path()).await;
+    let log = dir.path().join("lake/attendance/_delta_log");
+    let checkpoints = || {
+        let mut v: Vec<String> = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".checkpoint.parquet"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = checkpoints();
+    let correction = fixture("small/attendance_corrected.csv");
+    let mut version = 0;
+    while version < 105 {
+        version = ingest_path(&lake, &correction, now())
+            .await
+            .unwrap()
+            .audit
+            .version;
+    }
+    assert_eq!(
+        checkpoints(),
+        before,
+        "an upload's commit wrote a checkpoint"
+    );
+    let rows = scalar(&lake, None, "SELECT count(*) FROM attendance").await;
+
+    let done = lake.checkpoint_due().await.unwrap();
+    let tables: Vec<&str> = done.iter().map(|(t, _)| *t).collect();
+    assert!(tables.contains(&"attendance"), "{done:?}");
+    assert!(tables.contains(&"uploads"), "{done:?}");
+    assert!(!tables.contains(&"register"), "{done:?}");
+    let expected = format!("{version:020}.checkpoint.parquet");
+    assert!(checkpoints().contains(&expected), "{:?}", checkpoints());
+    let hint = std::fs::read_to_string(log.join("_last_checkpoint")).unwrap();
+    assert!(hint.contains(&format!("\"version\":{version}")), "{hint}");
+    assert!(
+        lake.checkpoint_due().await.unwrap().is_empty(),
+        "nothing due twice"
+    );
+
+    // A fresh handle reads the table from the checkpoint, with the same rows.
+    let reopened = Lake::open(dir.path().join("lake")).await.unwrap();
+    let table = reopened.table("attendance").await.unwrap();
+    assert_eq!(table.version(), Some(version));
+    assert_eq!(
+        scalar(&reopened, None, "SELECT count(*) FROM attendance").await,
+        rows
+    );
+}
