@@ -43,6 +43,18 @@ PAGES = [
 
 
 
+# The `/healthz` prober, run as a process of its own: one latency in seconds per line.
+PROBE = """
+import sys, time, urllib.request
+while True:
+    t = time.perf_counter()
+    with urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=300) as r:
+        r.read()
+    print(time.perf_counter() - t, flush=True)
+    time.sleep(0.2)
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--uploaders", type=int, default=8)
@@ -163,21 +175,25 @@ def main():
                     # A page for a term not uploaded yet is a correct 404, not an error.
                     if e.code != 404:
                         page_errors.append((path, e.code))
+
+        def sampler():
+            """The server's and the publisher's RSS every 0.1 s."""
+            while not done.is_set():
                 rss_peak[0] = max(rss_peak[0], rss())
                 publisher_peak[0] = max(publisher_peak[0], publisher_rss())
+                time.sleep(0.1)
 
+        # `/healthz` every 0.2 s from a process of its own (a thread here would wait for the
+        # readers' threads and time them, not the server), read line by line meanwhile.
         health_times = []
+        prober = subprocess.Popen([sys.executable, "-c", PROBE, url], stdout=subprocess.PIPE, text=True)
 
         def health():
-            """`/healthz` every 0.2 s until the burst is published (a publication runs)."""
-            while not done.is_set():
-                t = time.perf_counter()
-                with urllib.request.urlopen(f"{url}/healthz", timeout=300) as r:
-                    r.read()
-                health_times.append(time.perf_counter() - t)
-                time.sleep(0.2)
+            for line in prober.stdout:
+                health_times.append(float(line))
 
         readers = [threading.Thread(target=reader, args=(i,)) for i in range(a.readers)]
+        readers.append(threading.Thread(target=sampler))
         readers.append(threading.Thread(target=health))
         for r in readers:
             r.start()
@@ -194,6 +210,7 @@ def main():
             time.sleep(0.5)
         published_after = time.perf_counter() - t0 - wall
         done.set()
+        prober.terminate()
         for r in readers:
             r.join()
 
