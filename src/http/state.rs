@@ -47,12 +47,11 @@ pub struct App {
     catalogue: Mutex<Option<Arc<Catalogue>>>,
     /// When the `publications` log was last looked at (a lake in object storage).
     log_looked: Mutex<Option<Instant>>,
-    /// Held by the request looking at the `publications` log.
-    log_looking: tokio::sync::Mutex<()>,
     /// Set while `/healthz` brings what it reports up to date in the background.
     following: std::sync::atomic::AtomicBool,
-    /// Held while the catalogue is read, so that one request reads it and the others wait for
-    /// it (when there is none yet) or keep serving the one they have.
+    /// Held while the `publications` log is looked at and the catalogue read, so that one
+    /// request does it and the others wait for it (when there is none yet) or keep serving the
+    /// one they have.
     catalogue_read: tokio::sync::Mutex<()>,
     /// Reports by (publication served, report).
     reports: Mutex<HashMap<(u64, ReportKey), Arc<Report>>>,
@@ -94,7 +93,6 @@ impl App {
             protected: Default::default(),
             catalogue: Mutex::new(None),
             log_looked: Mutex::new(None),
-            log_looking: tokio::sync::Mutex::new(()),
             following: std::sync::atomic::AtomicBool::new(false),
             catalogue_read: tokio::sync::Mutex::new(()),
             reports: Mutex::new(HashMap::new()),
@@ -148,7 +146,7 @@ impl App {
     /// the table's log one behind the other spent most of a page's time there).
     pub(super) async fn catalogue(&self) -> Result<Arc<Catalogue>> {
         let held = self.catalogue.lock().expect("cache").clone();
-        let _looking = match &held {
+        let _reading = match &held {
             Some(c) => {
                 if self.lake.root().local().is_none() {
                     let mut looked = self.log_looked.lock().expect("lock");
@@ -157,12 +155,12 @@ impl App {
                     }
                     *looked = Some(Instant::now());
                 }
-                match self.log_looking.try_lock() {
-                    Ok(guard) => Some(guard),
+                match self.catalogue_read.try_lock() {
+                    Ok(guard) => guard,
                     Err(_) => return Ok(c.clone()),
                 }
             }
-            None => None,
+            None => self.catalogue_read.lock().await,
         };
         let version = self
             .lake
@@ -170,16 +168,6 @@ impl App {
             .await?
             .version()
             .unwrap_or_default();
-        if let Some(c) = &held
-            && c.version >= version
-        {
-            return Ok(c.clone());
-        }
-        let _reading = match (&held, self.catalogue_read.try_lock()) {
-            (_, Ok(guard)) => guard,
-            (Some(c), Err(_)) => return Ok(c.clone()),
-            (None, Err(_)) => self.catalogue_read.lock().await,
-        };
         // Another request may have read it while this one waited.
         if let Some(c) = self.catalogue.lock().expect("cache").as_ref()
             && c.version >= version
