@@ -1,6 +1,6 @@
 //! The attacker's view of a release: for every cell hidden by a primary rule, the smallest and
 //! largest value it can have given everything published (exact cells, bounds, non-negative
-//! whole numbers), by integer linear programming (the pure-Rust microlp solver).
+//! whole numbers), by linear programming (HiGHS, see [`super::lp`]).
 //! A release fails when any hidden cell can be narrowed to fewer than `2 × protection` pupils.
 //!
 //! Solving every hidden cell over a whole county (thousands of unknowns linked by the county's
@@ -19,12 +19,12 @@
 //! the cell fails at once.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::rc::Rc;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
 use super::key::{CellKey, Level};
+use super::lp::{self, Lp, Row};
 use super::{Release, Rules, Status};
 
 /// How many other localities a cell's own is paired with at each level, smallest first.
@@ -169,19 +169,22 @@ impl Moves {
     }
 }
 
-/// A solved programme and its variables by unknown, sorted.
-type Programmed = (microlp::Solution, Vec<(usize, microlp::Variable)>);
-
-/// A solved linear programme, kept for the programmes that start from it.
-type Lp = Rc<Programmed>;
-
-/// The programmes solved for one cell (its unknowns), by scope and direction (maximised or
-/// not), `None` where unbounded: an insider's programme starts from the outsider's solution.
-#[derive(Default)]
-struct Kept {
-    cell: Vec<usize>,
-    programmes: HashMap<(Option<Vec<usize>>, bool), Option<Lp>>,
+/// Which programme a question is asked of: a scope's unknowns, or the whole release's linked
+/// to a cell's (its components).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Over {
+    Scope(Vec<usize>),
+    Whole(Vec<usize>),
 }
+
+/// How many programmes of scopes are kept at once (those of the whole release all are: a
+/// release has few components).
+const KEPT_SCOPES: usize = 64;
+
+/// The programmes solved so far, kept solved with their unknowns by column (sorted): the next
+/// question of the same programme, for another cell or an insider, starts from its last basis.
+#[derive(Default)]
+struct Kept(HashMap<Over, (Vec<usize>, Lp)>);
 
 /// A programme to solve for a cell: every unknown outside `scope` (`None`: the whole
 /// release) and every one in `hold` held at its true value; `exact` when what it leaves free
@@ -196,17 +199,6 @@ struct Programme {
 /// (sorted) at their true values leaves the unknown `v` free.
 fn left_free(scope: Option<&[usize]>, hold: &[usize], v: usize) -> bool {
     scope.is_none_or(|s| s.binary_search(&v).is_ok()) && hold.binary_search(&v).is_err()
-}
-
-/// The solution of a solve that has no limit to stop it.
-fn solution(outcome: microlp::SolveOutcome) -> Result<microlp::Solution, microlp::Error> {
-    match outcome {
-        microlp::SolveOutcome::Solution(s) => Ok(s),
-        microlp::SolveOutcome::Interrupted(i) => Err(microlp::Error::InternalError(format!(
-            "stopped by {:?}",
-            i.termination_reason()
-        ))),
-    }
 }
 
 /// One published relation over the unknowns: their sum equals (or, for a bound, is at
@@ -638,7 +630,7 @@ impl System {
         hold: &[usize],
         (low, enough): (i64, Option<i64>),
         witness: &mut Witness,
-    ) -> Result<(i64, Option<i64>), microlp::Error> {
+    ) -> Result<(i64, Option<i64>), lp::Error> {
         let (free, known) = split(&self.fixed, target);
         if free.is_empty() {
             return Ok((known, Some(known)));
@@ -676,12 +668,12 @@ impl System {
     }
 
     /// The optimum of the sum of the unknowns `free` (a cell's) that a programme over `scope`
-    /// holding `hold` at their true values leaves free (`None`: unbounded). The programme
-    /// without holds is solved once per cell, scope and direction and kept; with holds it
-    /// starts from that solution when there is one (an insider's programme differs from the
-    /// outsider's by the insider's unknowns only), else it is solved afresh. The published
-    /// system's linear programmes have whole-number optima (their vertices are); one that
-    /// does not is solved again in whole numbers.
+    /// holding `hold` at their true values leaves free (`None`: unbounded). Each programme
+    /// (a scope's, or the whole release's components linked to the cell) is built once and
+    /// kept solved: every question asked of it (another cell, the other direction, an
+    /// insider's unknowns held) starts from its last basis. The published system's linear
+    /// programmes have whole-number optima (their vertices are); one that does not is solved
+    /// again in whole numbers.
     fn optimum(
         &self,
         free: &[usize],
@@ -689,92 +681,61 @@ impl System {
         hold: &[usize],
         maximise: bool,
         witness: &mut Witness,
-    ) -> Result<Option<f64>, microlp::Error> {
-        let afresh = |integer: bool| -> Result<Option<Lp>, microlp::Error> {
-            Ok(self
-                .solve(free, scope, hold, maximise, integer)?
-                .map(Rc::new))
+    ) -> Result<Option<f64>, lp::Error> {
+        let over = match scope {
+            Some(s) => Over::Scope(s.to_vec()),
+            None => Over::Whole(
+                free.iter()
+                    .map(|&v| self.comp[v])
+                    .collect::<BTreeSet<usize>>()
+                    .into_iter()
+                    .collect(),
+            ),
         };
-        let base = {
+        let found: Vec<(usize, i64)> = {
             let mut kept = self.kept.borrow_mut();
-            if kept.cell != free {
-                kept.cell = free.to_vec();
-                kept.programmes.clear();
-            }
-            let key = (scope.map(<[usize]>::to_vec), maximise);
-            match kept.programmes.get(&key) {
-                Some(lp) => lp.clone(),
-                None if hold.is_empty() => {
-                    let lp = self.solve(free, scope, &[], maximise, false)?.map(Rc::new);
-                    kept.programmes.insert(key, lp.clone());
-                    lp
+            if !kept.0.contains_key(&over) {
+                if matches!(over, Over::Scope(_))
+                    && kept
+                        .0
+                        .keys()
+                        .filter(|k| matches!(k, Over::Scope(_)))
+                        .count()
+                        >= KEPT_SCOPES
+                {
+                    kept.0.retain(|k, _| matches!(k, Over::Whole(_)));
                 }
-                // Not solved without the holds: solved with them, afresh.
-                None => None,
+                let built = self.programme(&over, false);
+                kept.0.insert(over.clone(), built);
             }
-        };
-        let lp = match base {
-            None if hold.is_empty() => return Ok(None),
-            // Unbounded with every unknown free; holding some may bound it.
-            None => match afresh(false)? {
-                Some(lp) => lp,
-                None => return Ok(None),
-            },
-            Some(base) => {
-                let mut fixes = hold
-                    .iter()
-                    .filter_map(|&v| {
-                        let k = base.1.binary_search_by_key(&v, |p| p.0).ok()?;
-                        Some((base.1[k].1, self.value[v] as f64))
-                    })
-                    .peekable();
-                if fixes.peek().is_none() {
-                    base
-                } else {
-                    // Each held unknown as a constraint of its own (the solver's `fix_var`
-                    // gives up on a basic variable already at its value), solved again from
-                    // the last basis; should the solver give up all the same, afresh.
-                    let mut sol = Ok(base.0.clone());
-                    for (var, value) in fixes {
-                        sol = sol.and_then(|s| {
-                            solution(s.add_constraint(
-                                [(var, 1.0)],
-                                microlp::ComparisonOp::Eq,
-                                value,
-                            )?)
-                        });
-                    }
-                    match sol {
-                        Ok(sol) => Rc::new((sol, base.1.clone())),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "disclosure audit: warm start failed");
-                            match afresh(false)? {
-                                Some(lp) => lp,
-                                None => return Ok(None),
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        let whole = |lp: &Lp| {
-            lp.1.iter().all(|&(_, v)| {
-                let x = lp.0.var_value(v);
-                (x - x.round()).abs() < 1e-6
-            })
-        };
-        let lp = if whole(&lp) {
-            lp
-        } else {
-            match afresh(true)? {
-                Some(lp) => lp,
-                None => return Ok(None),
-            }
-        };
-        let found: Vec<(usize, i64)> =
-            lp.1.iter()
-                .map(|&(i, v)| (i, lp.0.var_value(v).round() as i64))
+            let (cols, lp) = kept.0.get_mut(&over).expect("just kept");
+            let col = |v: &usize| cols.binary_search(v).ok();
+            let objective: Vec<usize> = free
+                .iter()
+                .filter(|v| hold.binary_search(v).is_err())
+                .filter_map(col)
                 .collect();
+            let held: Vec<(usize, f64)> = hold
+                .iter()
+                .filter_map(|v| Some((col(v)?, self.value[*v] as f64)))
+                .collect();
+            let whole = |x: &[f64]| x.iter().all(|x| (x - x.round()).abs() < 1e-6);
+            let x = match lp.solve(&objective, &held, maximise)? {
+                None => return Ok(None),
+                Some(x) if whole(&x) => x,
+                Some(_) => {
+                    let (_, mut integer) = self.programme(&over, true);
+                    match integer.solve(&objective, &held, maximise)? {
+                        None => return Ok(None),
+                        Some(x) => x,
+                    }
+                }
+            };
+            cols.iter()
+                .zip(x)
+                .map(|(&v, x)| (v, x.round() as i64))
+                .collect()
+        };
         if self.feasible(&found) {
             witness(&found);
         }
@@ -787,82 +748,53 @@ impl System {
         Ok(Some(sum))
     }
 
-    /// Solves the programme of [`System::optimum`] afresh (in whole numbers if `integer`):
-    /// the solution and its variables by unknown, sorted; `None` when it is unbounded.
-    fn solve(
-        &self,
-        free: &[usize],
-        scope: Option<&[usize]>,
-        hold: &[usize],
-        maximise: bool,
-        integer: bool,
-    ) -> Result<Option<Programmed>, microlp::Error> {
-        // Held unknowns are substituted out, like those outside the scope.
-        let inside = |v: usize| left_free(scope, hold, v);
-        let cons: Vec<usize> = match scope {
-            None => {
-                let comps: BTreeSet<usize> = free.iter().map(|&i| self.comp[i]).collect();
-                comps
-                    .iter()
-                    .flat_map(|c| self.by_comp.get(c).into_iter().flatten().copied())
-                    .collect()
-            }
-            Some(s) => {
-                let set: BTreeSet<usize> = s
+    /// The programme over a scope's unknowns (every one outside held at its true value), or
+    /// over the whole release's components: its unknowns by column (sorted), and its published
+    /// sums over them (in whole numbers if `integer`).
+    fn programme(&self, over: &Over, integer: bool) -> (Vec<usize>, Lp) {
+        let (cols, cons): (Vec<usize>, Vec<usize>) = match over {
+            Over::Scope(s) => {
+                let cons: BTreeSet<usize> = s
                     .iter()
                     .flat_map(|&v| self.touching[v].iter().copied())
                     .collect();
-                set.into_iter().collect()
+                (s.clone(), cons.into_iter().collect())
+            }
+            Over::Whole(comps) => {
+                let cols = (0..self.value.len())
+                    .filter(|&v| {
+                        self.fixed[v].is_none() && comps.binary_search(&self.comp[v]).is_ok()
+                    })
+                    .collect();
+                let cons = comps
+                    .iter()
+                    .flat_map(|c| self.by_comp.get(c).into_iter().flatten().copied())
+                    .collect();
+                (cols, cons)
             }
         };
-        let direction = if maximise {
-            microlp::OptimizationDirection::Maximize
-        } else {
-            microlp::OptimizationDirection::Minimize
-        };
-        let mut problem = microlp::Problem::new(direction);
-        let mut x: BTreeMap<usize, microlp::Variable> = BTreeMap::new();
-        let mut var = |i: usize, objective: f64, problem: &mut microlp::Problem| {
-            *x.entry(i).or_insert_with(|| {
-                if integer {
-                    problem.add_integer_var(objective, (0, self.cap[i] as i32))
-                } else {
-                    problem.add_var(objective, (0.0, self.cap[i]))
+        let rows = cons
+            .iter()
+            .filter_map(|&k| {
+                let c = &self.constraints[k];
+                let (inside, outside): (Vec<usize>, Vec<usize>) =
+                    c.vars.iter().partition(|v| cols.binary_search(v).is_ok());
+                if inside.is_empty() {
+                    return None;
                 }
+                let held: i64 = outside.iter().map(|&v| self.value[v]).sum();
+                Some(Row {
+                    cols: inside
+                        .iter()
+                        .map(|v| cols.binary_search(v).expect("inside"))
+                        .collect(),
+                    rhs: (c.rhs - held) as f64,
+                    eq: c.eq,
+                })
             })
-        };
-        for &v in free.iter().filter(|&&v| inside(v)) {
-            var(v, 1.0, &mut problem);
-        }
-        for &k in &cons {
-            let c = &self.constraints[k];
-            if !c.vars.iter().any(|&v| inside(v)) {
-                continue;
-            }
-            let expr: microlp::LinearExpr = c
-                .vars
-                .iter()
-                .filter(|&&v| inside(v))
-                .map(|&v| (var(v, 0.0, &mut problem), 1.0))
-                .collect();
-            let held: i64 = c
-                .vars
-                .iter()
-                .filter(|&&v| !inside(v))
-                .map(|&v| self.value[v])
-                .sum();
-            let op = if c.eq {
-                microlp::ComparisonOp::Eq
-            } else {
-                microlp::ComparisonOp::Ge
-            };
-            problem.add_constraint(expr, op, (c.rhs - held) as f64);
-        }
-        match problem.solve() {
-            Ok(outcome) => Ok(Some((solution(outcome)?, x.into_iter().collect()))),
-            Err(microlp::Error::Unbounded) => Ok(None),
-            Err(e) => Err(e),
-        }
+            .collect();
+        let upper = cols.iter().map(|&v| self.cap[v]).collect();
+        (cols, Lp::new(upper, rows, integer))
     }
 
     /// A variable's value in `witness` (sorted by variable), else its true value.

@@ -21,6 +21,7 @@
 
 pub mod audit;
 pub mod key;
+mod lp;
 pub mod release;
 pub mod view;
 
