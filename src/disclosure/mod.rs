@@ -60,8 +60,7 @@ pub struct Rules {
     pub protection: i64,
     /// Whether the protection also holds against an insider: an attacker who knows any one
     /// school's true figures (its principal). Off by default for now, for its cost: on the
-    /// county fixtures it hides a third more cells and a county's publication takes 248 s
-    /// instead of 36–38 s (docs/disclosure.md).
+    /// county fixtures a county's publication takes 78 s instead of 28 s (docs/disclosure.md).
     #[serde(default)]
     pub insiders: bool,
 }
