@@ -240,7 +240,7 @@ struct System {
     /// Per level and measure (`T|minst50`), the localities whose own cell of that measure is
     /// hidden (a school's at level 0, a municipality's at level 1).
     hidden: Vec<HashMap<String, BTreeSet<u32>>>,
-    /// The current cell's programmes (see [`System::optimum`]).
+    /// The programmes built so far, kept solved for every cell after (see [`System::optimum`]).
     kept: RefCell<Kept>,
 }
 

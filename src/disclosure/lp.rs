@@ -30,7 +30,7 @@ pub struct Lp {
     upper: Vec<f64>,
     rows: Vec<Row>,
     integer: bool,
-    /// The model and its columns, solved at least once when `solved`.
+    /// The model and its columns, once built (`None` again after a solve that failed).
     model: Option<(Model, Vec<Col>)>,
     /// The columns whose cost is 1 now.
     costed: Vec<usize>,
