@@ -5,7 +5,7 @@
 //! - *protect*: primary suppression, Gaussian-elimination secondary suppression and the
 //!   interval repair loop (`disclosure::protect`), what a report server computes once per data
 //!   version and county;
-//! - *audit*: the full integer-programming audit of the protected release
+//! - *audit*: the full linear-programming audit of the protected release
 //!   (`disclosure::audit::audit`), what `narvaro disclosure audit` runs.
 //!
 //! Örebro län on the county bench lake is measured by criterion; the national release, every

@@ -8,7 +8,7 @@
 //! total that pins the count. A cell no view shows is unknown. The release's structure (the
 //! register: which groups sum to which school, municipality and county) is public; the
 //! lake's truth is used only to judge the answers. Then, per scenario, every hidden cell's
-//! interval is solved with the audit's integer programmes:
+//! interval is solved with the audit's linear programmes (their optima are whole numbers):
 //!
 //! - **anonymous**: each publication alone (every version `?as_of=` and permanent links serve);
 //! - **versions**: each release with every earlier publication of it whose figures differ, as

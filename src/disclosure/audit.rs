@@ -1002,36 +1002,67 @@ pub fn proven_against(
     school: u32,
     others: &[u32],
 ) -> Vec<u32> {
-    let mut all: Vec<u32> = others.iter().copied().chain([school]).collect();
-    all.sort_unstable();
-    all.dedup();
-    let width = match status[cell] {
-        Status::Published | Status::Secondary | Status::OwnSchoolOnly => return all,
-        Status::Bound => 1,
-        _ => 2 * rules.protection,
-    };
-    let system = System::new(release, status, rules);
-    let h = &release.cells[cell];
-    let vars = system.vars(&h.inner);
-    let holds = |schools: &[u32]| {
-        let ((min, max, _, _), _) = system.interval(
-            &h.key,
-            &vars,
-            (h.value, Some(h.value)),
-            width,
-            Depth::Exact,
-            Some((schools, 0)),
-            &mut |_| {},
-        );
-        tracing::debug!(cell = %h.key, ?schools, min, max, "disclosure: exact against insiders");
-        max.is_none_or(|m| m - min >= width)
-    };
-    if all.len() > 1 && holds(&all) {
-        all
-    } else if holds(&[school]) {
-        vec![school]
-    } else {
-        Vec::new()
+    Round::new(release, status, rules).proven_against(cell, school, others)
+}
+
+/// A release under one set of statuses as the attacker sees it: the published system built
+/// once, and its programmes kept solved, for every question asked of it (a repair round's
+/// audit and the exact checks against insiders after it: each question after the first of a
+/// programme starts from its last basis).
+///
+/// The statuses are copied: a repair goes on hiding cells while it asks. What it hides after
+/// the copy only narrows the attacker's view, so a cell proven safe here stays safe.
+pub struct Round<'a> {
+    release: &'a Release,
+    rules: &'a Rules,
+    status: Vec<Status>,
+    system: System,
+}
+
+impl<'a> Round<'a> {
+    pub fn new(release: &'a Release, status: &[Status], rules: &'a Rules) -> Round<'a> {
+        Round {
+            release,
+            rules,
+            status: status.to_vec(),
+            system: System::new(release, status, rules),
+        }
+    }
+
+    /// See [`proven_against`].
+    pub fn proven_against(&self, cell: usize, school: u32, others: &[u32]) -> Vec<u32> {
+        let (release, status, rules, system) =
+            (self.release, &self.status[..], self.rules, &self.system);
+        let mut all: Vec<u32> = others.iter().copied().chain([school]).collect();
+        all.sort_unstable();
+        all.dedup();
+        let width = match status[cell] {
+            Status::Published | Status::Secondary | Status::OwnSchoolOnly => return all,
+            Status::Bound => 1,
+            _ => 2 * rules.protection,
+        };
+        let h = &release.cells[cell];
+        let vars = system.vars(&h.inner);
+        let holds = |schools: &[u32]| {
+            let ((min, max, _, _), _) = system.interval(
+                &h.key,
+                &vars,
+                (h.value, Some(h.value)),
+                width,
+                Depth::Exact,
+                Some((schools, 0)),
+                &mut |_| {},
+            );
+            tracing::debug!(cell = %h.key, ?schools, min, max, "disclosure: exact against insiders");
+            max.is_none_or(|m| m - min >= width)
+        };
+        if all.len() > 1 && holds(&all) {
+            all
+        } else if holds(&[school]) {
+            vec![school]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -1057,48 +1088,62 @@ pub fn audit_cells(
     proven: &HashSet<(usize, u32)>,
     tables: &mut Tables,
 ) -> Report {
-    let system = System::new(release, status, rules);
-    let mut report = Report::default();
-    let cells: Vec<usize> = match only {
-        Some(only) => only.to_vec(),
-        None => (0..release.cells.len()).collect(),
-    };
-    // The cells to audit, each with the width it needs: ± protection for a cell hidden by a
-    // rule; a bound (which hides the few pupils outside it) must not be computable exactly; a
-    // secondary suppression protects others and needs none.
-    let mut targets: Vec<(usize, i64, Vec<usize>)> = Vec::new();
-    for h in cells {
-        let width = match status[h] {
-            Status::Published => continue,
-            Status::Secondary | Status::OwnSchoolOnly => 0,
-            Status::Bound => 1,
-            _ => 2 * rules.protection,
+    Round::new(release, status, rules).audit_cells(depth, only, proven, tables)
+}
+
+impl Round<'_> {
+    /// See [`audit_cells`].
+    pub fn audit_cells(
+        &self,
+        depth: Depth,
+        only: Option<&[usize]>,
+        proven: &HashSet<(usize, u32)>,
+        tables: &mut Tables,
+    ) -> Report {
+        let (release, status, rules, system) =
+            (self.release, &self.status[..], self.rules, &self.system);
+        let mut report = Report::default();
+        let cells: Vec<usize> = match only {
+            Some(only) => only.to_vec(),
+            None => (0..release.cells.len()).collect(),
         };
-        report.hidden += 1;
-        if width > 0 {
-            targets.push((h, width, system.vars(&release.cells[h].inner)));
-        }
-    }
-    // The range each cell takes over the tables found so far: a programme solved for one cell
-    // widens the others it moves, often enough to prove them without one of their own. With
-    // it, the tables that moved each cell and the schools they changed, for the insiders.
-    let (seen, moves): (Vec<(i64, Option<i64>)>, Vec<Moves>) = targets
-        .iter()
-        .map(|(h, _, _)| match tables.0.get(h) {
-            Some((range, moves)) => (*range, moves.clone()),
-            None => {
-                let v = release.cells[*h].value;
-                ((v, Some(v)), Moves::default())
+        // The cells to audit, each with the width it needs: ± protection for a cell hidden by a
+        // rule; a bound (which hides the few pupils outside it) must not be computable exactly; a
+        // secondary suppression protects others and needs none.
+        let mut targets: Vec<(usize, i64, Vec<usize>)> = Vec::new();
+        for h in cells {
+            let width = match status[h] {
+                Status::Published => continue,
+                Status::Secondary | Status::OwnSchoolOnly => 0,
+                Status::Bound => 1,
+                _ => 2 * rules.protection,
+            };
+            report.hidden += 1;
+            if width > 0 {
+                targets.push((h, width, system.vars(&release.cells[h].inner)));
             }
-        })
-        .unzip();
-    let found = RefCell::new((seen, moves));
-    let insiders = rules.insiders && depth != Depth::Exact && !release.localities.is_empty();
-    let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
-    for (t, (h, width, vars)) in targets.iter().enumerate() {
-        let cell = &release.cells[*h];
-        let ((min, max, exact, capped_by), insider) =
-            match solved.get(&(cell.inner.as_slice(), *width)) {
+        }
+        // The range each cell takes over the tables found so far: a programme solved for one cell
+        // widens the others it moves, often enough to prove them without one of their own. With
+        // it, the tables that moved each cell and the schools they changed, for the insiders.
+        let (seen, moves): (Vec<(i64, Option<i64>)>, Vec<Moves>) = targets
+            .iter()
+            .map(|(h, _, _)| match tables.0.get(h) {
+                Some((range, moves)) => (*range, moves.clone()),
+                None => {
+                    let v = release.cells[*h].value;
+                    ((v, Some(v)), Moves::default())
+                }
+            })
+            .unzip();
+        let found = RefCell::new((seen, moves));
+        let insiders = rules.insiders && depth != Depth::Exact && !release.localities.is_empty();
+        let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
+        for (t, (h, width, vars)) in targets.iter().enumerate() {
+            let cell = &release.cells[*h];
+            let ((min, max, exact, capped_by), insider) = match solved
+                .get(&(cell.inner.as_slice(), *width))
+            {
                 Some(found) => found.clone(),
                 None => {
                     let mut witness = |w: &[(usize, i64)]| {
@@ -1203,7 +1248,7 @@ pub fn audit_cells(
                                     max: f.1,
                                     exact: f.2,
                                     capped_by: f.3,
-                                    insider: Some(school_code(release, &system, school)),
+                                    insider: Some(school_code(release, system, school)),
                                     insider_locality: Some(school),
                                     insiders_next: next,
                                 });
@@ -1218,31 +1263,32 @@ pub fn audit_cells(
                     (outsider, insider)
                 }
             };
-        let interval = Interval {
-            cell: *h,
-            key: cell.key.clone(),
-            value: cell.value,
-            min,
-            max,
-            exact,
-            capped_by,
-            insider: None,
-            insider_locality: None,
-            insiders_next: Vec::new(),
-        };
-        if interval.width().is_some_and(|w| w < *width) {
-            report.failures.push(interval.clone());
-        } else if let Some(insider) = insider {
-            report.failures.push(insider);
+            let interval = Interval {
+                cell: *h,
+                key: cell.key.clone(),
+                value: cell.value,
+                min,
+                max,
+                exact,
+                capped_by,
+                insider: None,
+                insider_locality: None,
+                insiders_next: Vec::new(),
+            };
+            if interval.width().is_some_and(|w| w < *width) {
+                report.failures.push(interval.clone());
+            } else if let Some(insider) = insider {
+                report.failures.push(insider);
+            }
+            report.intervals.push(interval);
         }
-        report.intervals.push(interval);
+        let (seen, moves) = found.into_inner();
+        for (((h, _, _), range), moves) in targets.iter().zip(seen).zip(moves) {
+            tables.0.insert(*h, (range, moves));
+        }
+        report
+            .failures
+            .sort_by(|a, b| (a.width(), &a.key).cmp(&(b.width(), &b.key)));
+        report
     }
-    let (seen, moves) = found.into_inner();
-    for (((h, _, _), range), moves) in targets.iter().zip(seen).zip(moves) {
-        tables.0.insert(*h, (range, moves));
-    }
-    report
-        .failures
-        .sort_by(|a, b| (a.width(), &a.key).cmp(&(b.width(), &b.key)));
-    report
 }

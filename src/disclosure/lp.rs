@@ -117,20 +117,22 @@ impl Lp {
         } else {
             Sense::Minimise
         });
-        let solved = model
-            .try_solve()
-            .map_err(|e| Error(format!("HiGHS: {e:?}")))?;
-        let out = match solved.status() {
-            HighsModelStatus::Optimal => Ok(Some(solved.get_solution().columns().to_vec())),
-            HighsModelStatus::Unbounded => Ok(None),
-            status => Err(Error(format!("HiGHS: {status:?}"))),
+        let out = match model.try_solve() {
+            Ok(solved) => match solved.status() {
+                HighsModelStatus::Optimal => Ok((solved, true)),
+                HighsModelStatus::Unbounded => Ok((solved, false)),
+                status => Err(Error(format!("HiGHS: {status:?}"))),
+            },
+            Err(e) => Err(Error(format!("HiGHS: {e:?}"))),
         };
         match out {
-            Ok(x) => {
+            Ok((solved, bounded)) => {
+                let x = bounded.then(|| solved.get_solution().columns().to_vec());
                 self.model = Some((solved.into(), cols));
                 Ok(x)
             }
-            // A programme solved again that the solver gives up on is solved afresh.
+            // A programme solved again that the solver gives up on (a status other than an
+            // answer, or an error) is solved afresh.
             Err(e) if !fresh => {
                 tracing::debug!(error = %e, "disclosure audit: warm start failed");
                 self.solve(objective, hold, maximise)

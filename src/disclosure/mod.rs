@@ -599,10 +599,9 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
         // Cells the local scopes cannot prove safe are repaired without the whole-release
         // programme: it found no extra room in any county tried, and it is the slow part.
         let started = std::time::Instant::now();
-        let report = audit::audit_cells(
-            release,
-            &status,
-            rules,
+        // One view of the release for the round: its audit and the exact checks after it.
+        let round = audit::Round::new(release, &status, rules);
+        let report = round.audit_cells(
             audit::Depth::Local,
             pending.as_deref(),
             &proven,
@@ -690,14 +689,8 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                     if let (Some(id), Some(&j)) = (failure.insider_locality, candidates.first())
                         && tier(&release.cells[j]) >= 2
                     {
-                        let schools = audit::proven_against(
-                            release,
-                            &status,
-                            rules,
-                            failure.cell,
-                            id,
-                            &failure.insiders_next,
-                        );
+                        let schools =
+                            round.proven_against(failure.cell, id, &failure.insiders_next);
                         if !schools.is_empty() {
                             // Audited again next round, against the next insider.
                             proven.extend(schools.into_iter().map(|s| (failure.cell, s)));
