@@ -68,6 +68,11 @@ impl Lp {
             }
         }
         let mut model = pb.optimise(Sense::Maximise);
+        // One thread: the releases are solved in parallel already, and HiGHS's default (0, as
+        // many as there are cores) has each run count the machine's cores from /sys, and each
+        // calling thread start workers of its own. Every model here sets 1: a thread's
+        // scheduler keeps the count its first model gave.
+        model.set_option("threads", 1);
         if !self.integer {
             // The programmes are small and sparse, and most are solved again after a change
             // of objective, where primal simplex from the last basis needs a few iterations:
