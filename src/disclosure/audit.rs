@@ -70,7 +70,7 @@ pub struct Interval {
     #[serde(skip)]
     pub insider_locality: Option<u32>,
     /// The other schools (localities, sorted) whose principals the search had yet to prove
-    /// the cell against when this one failed: [`proven_against`] tries them all at once.
+    /// the cell against when this one failed: [`Round::proven_against`] tries them all at once.
     #[serde(skip)]
     pub insiders_next: Vec<u32>,
 }
@@ -986,25 +986,6 @@ pub enum Depth {
     Exact,
 }
 
-/// The schools among `school` and `others` (localities at the finest level) against whose
-/// principal the hidden cell `cell` keeps the interval the rules ask for, solved exactly over
-/// the whole release: first against all of them at once (an attacker who knows every one of
-/// those schools' true figures, whose interval lies inside each one's), else against `school`
-/// alone. For the repair, before it hides an area's own sum for a cell the local scopes could
-/// not prove: the room may lie further away than they reach (a school's figure bounded by
-/// its municipality's less the insider's own, where the municipality's moves in the county's
-/// sum). The others are the schools the audit would have tried next, one repair round each.
-pub fn proven_against(
-    release: &Release,
-    status: &[Status],
-    rules: &Rules,
-    cell: usize,
-    school: u32,
-    others: &[u32],
-) -> Vec<u32> {
-    Round::new(release, status, rules).proven_against(cell, school, others)
-}
-
 /// A release under one set of statuses as the attacker sees it: the published system built
 /// once, and its programmes kept solved, for every question asked of it (a repair round's
 /// audit and the exact checks against insiders after it: each question after the first of a
@@ -1029,7 +1010,14 @@ impl<'a> Round<'a> {
         }
     }
 
-    /// See [`proven_against`].
+    /// The schools among `school` and `others` (localities at the finest level) against whose
+    /// principal the hidden cell `cell` keeps the interval the rules ask for, solved exactly over
+    /// the whole release: first against all of them at once (an attacker who knows every one of
+    /// those schools' true figures, whose interval lies inside each one's), else against `school`
+    /// alone. For the repair, before it hides an area's own sum for a cell the local scopes could
+    /// not prove: the room may lie further away than they reach (a school's figure bounded by
+    /// its municipality's less the insider's own, where the municipality's moves in the county's
+    /// sum). The others are the schools the audit would have tried next, one repair round each.
     pub fn proven_against(&self, cell: usize, school: u32, others: &[u32]) -> Vec<u32> {
         let (release, status, rules, system) =
             (self.release, &self.status[..], self.rules, &self.system);
@@ -1076,7 +1064,7 @@ pub struct Tables(HashMap<usize, ((i64, Option<i64>), Moves)>);
 /// The audit of the cells `only` (`None`: every cell; `hidden` counts those audited) to
 /// `depth`. A release without localities has only the whole as its scope. A cell is not
 /// searched again against an insider it is `proven` against (cell and school, see
-/// [`proven_against`]), so the search goes on to the next. It starts from the tables found
+/// [`Round::proven_against`]), so the search goes on to the next. It starts from the tables found
 /// before (`tables`), and adds to them: the statuses must hide no less than they did when
 /// those were found.
 pub fn audit_cells(
