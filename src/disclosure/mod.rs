@@ -398,7 +398,9 @@ fn normalise(mut v: Vector) -> Vector {
 /// row's leading position, and rows are eliminated against earlier pivots.
 #[derive(Default)]
 struct Basis {
-    rows: HashMap<usize, Vector>,
+    /// Per pivot: the place in the elimination's order of the cell that added the row, and
+    /// the row.
+    rows: HashMap<usize, (usize, Vector)>,
 }
 
 impl Basis {
@@ -409,7 +411,7 @@ impl Basis {
         while at < v.len() {
             let (k, x) = v[at];
             match self.rows.get(&k) {
-                Some(row) => {
+                Some((_, row)) => {
                     // row[0] = (k, p): v·p − row·x removes index k.
                     let p = row[0].1;
                     v = combine(&v, p / gcd(p, x), row, x / gcd(p, x));
@@ -421,9 +423,9 @@ impl Basis {
         v
     }
 
-    /// Adds a reduced, non-zero vector.
-    fn add(&mut self, r: Vector) {
-        self.rows.insert(r[0].0, r);
+    /// Adds a reduced, non-zero vector, added by the cell at place `at`.
+    fn add(&mut self, at: usize, r: Vector) {
+        self.rows.insert(r[0].0, (at, r));
     }
 }
 
@@ -456,45 +458,154 @@ fn priority(release: &Release) -> Vec<usize> {
 /// each cell in priority order only when no hidden cell becomes computable. Cells `forced`
 /// (already published elsewhere: an attacker knows them) come first and stay published.
 pub fn gauss(release: &Release, status: &mut [Status], forced: &[bool]) {
-    let mut basis = Basis::default();
-    // Hidden cells with their part outside the published span.
-    let mut hidden: Vec<(usize, Vector)> = Vec::new();
-    let mut order = priority(release);
-    // Stable: the forced cells first, each group in priority order.
-    order.sort_by_key(|&i| !forced.get(i).copied().unwrap_or(false));
-    for &i in &order {
-        if !status[i].published() {
-            hidden.push((i, vector(&release.cells[i])));
+    Elimination::default().run(release, status, forced);
+}
+
+/// One cell's step in a run of the Gaussian elimination.
+enum Step {
+    /// Hidden when the run started.
+    Hidden,
+    /// Published and implied by the cells published before it.
+    Implied,
+    /// Published: its part outside the span before it is the basis row with this pivot.
+    Row(usize),
+    /// Hidden by the run: published, it would have made a hidden cell computable.
+    Secondary,
+}
+
+/// The Gaussian secondary suppression ([`gauss`]) kept between runs over one release, for the
+/// repair, which reruns it after hiding a few more cells. A rerun gives what a run from scratch
+/// gives, but replays the last run's steps for as long as they stay the same and eliminates
+/// afresh only from the first step that changes: the place of a newly hidden cell, or an
+/// earlier cell whose part outside the span before it equals a newly hidden cell's there (it
+/// would now make that cell computable). Those are the only changes: the cells published
+/// before that step, and so the span, are the same as in the last run.
+#[derive(Default)]
+pub struct Elimination {
+    /// Cells in the order they are offered.
+    order: Vec<usize>,
+    /// The last run's step per place in `order`.
+    steps: Vec<Step>,
+    /// The rows of the last run's basis.
+    basis: Basis,
+    forced: Vec<bool>,
+}
+
+impl Elimination {
+    /// [`gauss`], replaying the last run where it stays the same. A run that follows one with
+    /// other forced cells, or with a cell hidden then and published now, starts from scratch.
+    /// Returns the place in the order it eliminated afresh from.
+    pub fn run(&mut self, release: &Release, status: &mut [Status], forced: &[bool]) -> usize {
+        let n = release.cells.len();
+        let forced: Vec<bool> = (0..n)
+            .map(|i| forced.get(i).copied().unwrap_or(false))
+            .collect();
+        let from = self.replay(release, status, &forced);
+        if from == 0 {
+            self.order = priority(release);
+            // Stable: the forced cells first, each group in priority order.
+            self.order.sort_by_key(|&i| !forced[i]);
+            self.forced = forced;
+            self.basis = Basis::default();
         }
-    }
-    for &i in &order {
-        if !status[i].published() {
-            continue;
-        }
-        let r = basis.reduce(&vector(&release.cells[i]));
-        if r.is_empty() {
-            // Already implied by what is published: no new information.
-            continue;
-        }
-        let is_forced = forced.get(i).copied().unwrap_or(false);
-        if !is_forced && hidden.iter().any(|(_, h)| parallel(h, &r)) {
-            status[i] = Status::Secondary;
-            hidden.push((i, r));
-            continue;
-        }
-        let pivot = r[0];
-        for (_, h) in hidden.iter_mut() {
-            if let Ok(p) = h.binary_search_by_key(&pivot.0, |(k, _)| *k) {
-                let x = h[p].1;
-                let g = gcd(pivot.1, x);
-                *h = combine(h, pivot.1 / g, &r, x / g);
+        // The steps kept: what the last run hid is hidden from the start of this one.
+        self.steps.truncate(from);
+        for s in &mut self.steps {
+            if let Step::Secondary = s {
+                *s = Step::Hidden;
             }
         }
-        // A hidden cell the forced cells alone determine cannot be protected any more (an
-        // earlier publication gave it away); it stops constraining the rest.
-        hidden.retain(|(_, h)| !h.is_empty());
-        basis.add(r);
+        self.basis.rows.retain(|_, (at, _)| *at < from);
+        if from == n && from > 0 {
+            return from;
+        }
+        // Hidden cells with their part outside the published span.
+        let mut hidden: Vec<(usize, Vector)> = Vec::new();
+        for &i in &self.order {
+            if !status[i].published() {
+                let h = self.basis.reduce(&vector(&release.cells[i]));
+                // A hidden cell the forced cells alone determine cannot be protected any
+                // more (an earlier publication gave it away); it constrains nothing.
+                if !h.is_empty() {
+                    hidden.push((i, h));
+                }
+            }
+        }
+        for at in from..n {
+            let i = self.order[at];
+            if !status[i].published() {
+                self.steps.push(Step::Hidden);
+                continue;
+            }
+            let r = self.basis.reduce(&vector(&release.cells[i]));
+            if r.is_empty() {
+                // Already implied by what is published: no new information.
+                self.steps.push(Step::Implied);
+                continue;
+            }
+            if !self.forced[i] && hidden.iter().any(|(_, h)| parallel(h, &r)) {
+                status[i] = Status::Secondary;
+                self.steps.push(Step::Secondary);
+                hidden.push((i, r));
+                continue;
+            }
+            eliminate(&mut hidden, &r);
+            self.steps.push(Step::Row(r[0].0));
+            self.basis.add(at, r);
+        }
+        from
     }
+
+    /// The first place where a run over `status` steps differently from the last run (0
+    /// without a last run to follow).
+    fn replay(&self, release: &Release, status: &[Status], forced: &[bool]) -> usize {
+        let n = release.cells.len();
+        if self.steps.len() != n || self.forced != forced {
+            return 0;
+        }
+        // Cells hidden since the last run started, with their part outside the span so far.
+        let mut hidden: Vec<(usize, Vector)> = Vec::new();
+        for (&i, step) in self.order.iter().zip(&self.steps) {
+            match (step, status[i].published()) {
+                // Published again: not a run this one can follow.
+                (Step::Hidden | Step::Secondary, true) => return 0,
+                (Step::Hidden, false) | (_, true) => {}
+                (_, false) => hidden.push((i, vector(&release.cells[i]))),
+            }
+        }
+        for (at, (&i, step)) in self.order.iter().zip(&self.steps).enumerate() {
+            match step {
+                Step::Hidden => {}
+                // From here the last run held it hidden as this run does.
+                Step::Secondary => hidden.retain(|(j, _)| *j != i),
+                Step::Implied if status[i].published() => {}
+                Step::Row(pivot) if status[i].published() => {
+                    let r = &self.basis.rows[pivot].1;
+                    if !forced[i] && hidden.iter().any(|(_, h)| parallel(h, r)) {
+                        return at;
+                    }
+                    eliminate(&mut hidden, r);
+                }
+                // Newly hidden here.
+                Step::Implied | Step::Row(_) => return at,
+            }
+        }
+        n
+    }
+}
+
+/// Removes the pivot of the new basis row `r` from every hidden cell's part, and drops the
+/// cells it leaves with nothing outside the span.
+fn eliminate(hidden: &mut Vec<(usize, Vector)>, r: &Vector) {
+    let pivot = r[0];
+    for (_, h) in hidden.iter_mut() {
+        if let Ok(p) = h.binary_search_by_key(&pivot.0, |(k, _)| *k) {
+            let x = h[p].1;
+            let g = gcd(pivot.1, x);
+            *h = combine(h, pivot.1 / g, r, x / g);
+        }
+    }
+    hidden.retain(|(_, h)| !h.is_empty());
 }
 
 /// Cells with the same inner cells are one figure under several names (a school with one
@@ -560,8 +671,10 @@ fn suppress_distinct(
 
 /// The full protection: primary rules and Gaussian secondary suppression; then, while the
 /// audit finds a hidden cell narrowed too far, the narrowest published cell that overlaps it
-/// or is the same measure of a sibling area ([`sibling`]) is hidden too, and the Gaussian step rerun so that cell cannot be computed either. Twins (the
-/// same figure under several names) share a status.
+/// or is the same measure of a sibling area ([`sibling`]) is hidden too, and the Gaussian step
+/// rerun so that cell cannot be computed either (an [`Elimination`], which replays the last
+/// run up to the first step the newly hidden cells change). Twins (the same figure under
+/// several names) share a status.
 ///
 /// The repair only ever hides more: every round publishes a subset of the round before, so an
 /// attacker's intervals only widen, and a cell the audit has proven safe stays safe. Each
@@ -589,7 +702,8 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
         }
     }
     let release = &uniq;
-    gauss(release, &mut status, &forced);
+    let mut elimination = Elimination::default();
+    elimination.run(release, &mut status, &forced);
     let mut pending: Option<Vec<usize>> = None;
     let mut repairs: HashMap<(usize, Option<u32>), u32> = HashMap::new();
     // Cells proven exactly against an insider, who stay proven: the repair only hides more.
@@ -719,8 +833,10 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
             break;
         }
         let started = std::time::Instant::now();
-        gauss(release, &mut status, &forced);
+        let from = elimination.run(release, &mut status, &forced);
         tracing::debug!(
+            from,
+            cells = release.cells.len(),
             ms = started.elapsed().as_millis() as u64,
             "disclosure: secondary suppression"
         );
@@ -947,10 +1063,10 @@ mod tests {
     fn reduce_finds_a_difference_of_published_sums() {
         let mut b = Basis::default();
         let total: Vector = vec![(0, 1), (1, 1), (2, 1)];
-        b.add(b.reduce(&total));
+        b.add(0, b.reduce(&total));
         let part: Vector = vec![(0, 1), (1, 1)];
         let r = b.reduce(&part);
-        b.add(r);
+        b.add(1, r);
         // The third cell is total − part: in the span.
         assert!(b.reduce(&vec![(2, 1)]).is_empty());
         assert!(!b.reduce(&vec![(0, 1)]).is_empty());
