@@ -748,6 +748,13 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
             let cap = failure
                 .capped_by
                 .filter(|&j| status[j] == Status::Published && !forced[j]);
+            // Against an insider, a cell whose upper bound is a hidden figure of its own
+            // area that the insider computes (at ≥ 15 % bounds at ≥ 20 %) is widened beside
+            // that figure: more room beside the cell itself leaves the bound where it is.
+            let h = match failure.insider_locality {
+                Some(_) => bounding(release, &status, failure).unwrap_or(h),
+                None => h,
+            };
             let picks: Vec<usize> = match cap {
                 Some(j) => vec![j],
                 None => {
@@ -1041,6 +1048,45 @@ fn beside(c: &Cell, h: &Cell) -> bool {
         && kc.level == key::Level::Municipality
         && kc.measure == kh.measure
         && !overlaps(&c.inner, &h.inner)
+}
+
+/// The widest hidden cell of the failing cell's own area that holds all its pupils and whose
+/// value is the attacker's upper bound of it: the figure the attacker computes that caps it.
+fn bounding<'a>(
+    release: &'a Release,
+    status: &[Status],
+    failure: &audit::Interval,
+) -> Option<&'a Cell> {
+    let h = &release.cells[failure.cell];
+    let max = failure.max?;
+    fn area(c: &Cell) -> Option<(key::Level, &str)> {
+        key::CellKey::parse(&c.key).map(|k| (k.level, k.code))
+    }
+    let own = area(h)?;
+    release
+        .cells
+        .iter()
+        .zip(status)
+        .filter(|&(c, s)| {
+            !s.published()
+                && c.value == max
+                && c.inner.len() > h.inner.len()
+                && holds(&c.inner, &h.inner)
+                && area(c) == Some(own)
+        })
+        .map(|(c, _)| c)
+        .max_by(|a, b| a.inner.len().cmp(&b.inner.len()).then(b.key.cmp(&a.key)))
+}
+
+/// Whether the sorted `a` holds every element of the sorted `b`.
+fn holds(a: &[usize], b: &[usize]) -> bool {
+    let mut i = 0;
+    b.iter().all(|x| {
+        while i < a.len() && a[i] < *x {
+            i += 1;
+        }
+        a.get(i) == Some(x)
+    })
 }
 
 fn overlaps(a: &[usize], b: &[usize]) -> bool {
