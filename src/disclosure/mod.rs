@@ -516,7 +516,7 @@ impl Elimination {
             }
         }
         self.basis.rows.retain(|_, (at, _)| *at < from);
-        if from == n && from > 0 {
+        if from == n {
             return from;
         }
         // Hidden cells with their part outside the published span.
