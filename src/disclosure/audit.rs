@@ -95,7 +95,8 @@ impl Report {
     }
 }
 
-/// Receives each table found: the unknowns it sets, by variable, sorted.
+/// Receives each table found: the unknowns it sets to other than their true values, by
+/// variable, sorted (the rest keep theirs).
 type Witness<'a> = dyn FnMut(&[(usize, i64)]) + 'a;
 
 /// An interval found: its lower and upper end (`None`: unbounded), whether it is exact, and
@@ -211,6 +212,8 @@ struct Constraint {
     vars: Vec<usize>,
     rhs: i64,
     eq: bool,
+    /// The sum of its unknowns' true values.
+    truth: i64,
 }
 
 /// The published system over *variables*: the inner cells that lie in exactly the same cells
@@ -340,6 +343,7 @@ impl System {
                 constraints.push(Constraint {
                     cell: k,
                     rank: rank[k],
+                    truth: free.iter().map(|&v| value[v]).sum(),
                     vars: free,
                     rhs: rhs - known,
                     eq,
@@ -692,6 +696,7 @@ impl System {
                     .collect(),
             ),
         };
+        let sum: f64;
         let found: Vec<(usize, i64)> = {
             let mut kept = self.kept.borrow_mut();
             if !kept.0.contains_key(&over) {
@@ -731,20 +736,18 @@ impl System {
                     }
                 }
             };
+            // The cell's unknowns the programme left free (a held one is counted as known).
+            sum = objective.iter().map(|&c| x[c].round()).sum();
+            // Only the unknowns the table moves: the rest keep their true values.
             cols.iter()
                 .zip(x)
                 .map(|(&v, x)| (v, x.round() as i64))
+                .filter(|&(v, x)| x != self.value[v])
                 .collect()
         };
         if self.feasible(&found) {
             witness(&found);
         }
-        // The cell's unknowns the programme left free (a held one is counted as known).
-        let sum = found
-            .iter()
-            .filter(|(v, _)| free.binary_search(v).is_ok() && hold.binary_search(v).is_err())
-            .map(|(_, x)| *x as f64)
-            .sum();
         Ok(Some(sum))
     }
 
@@ -808,14 +811,17 @@ impl System {
     /// Whether the unknowns set as in `witness`, the rest at their true values, give every
     /// published sum (and meet every bound) in non-negative whole numbers.
     fn feasible(&self, witness: &[(usize, i64)]) -> bool {
-        let touched: BTreeSet<usize> = witness
-            .iter()
-            .flat_map(|(v, _)| self.touching[*v].iter().copied())
-            .collect();
+        // Each published sum the table changes, by how much: the rest hold as the truth does.
+        let mut change: HashMap<usize, i64> = HashMap::new();
+        for &(v, x) in witness {
+            for &k in &self.touching[v] {
+                *change.entry(k).or_default() += x - self.value[v];
+            }
+        }
         witness.iter().all(|(_, x)| *x >= 0)
-            && touched.iter().all(|&k| {
+            && change.iter().all(|(&k, d)| {
                 let c = &self.constraints[k];
-                let sum: i64 = c.vars.iter().map(|&v| self.value_in(witness, v)).sum();
+                let sum = c.truth + d;
                 if c.eq { sum == c.rhs } else { sum >= c.rhs }
             })
     }
@@ -1125,6 +1131,13 @@ impl Round<'_> {
             })
             .unzip();
         let found = RefCell::new((seen, moves));
+        // The targets over each variable: a table changes only those over what it moves.
+        let mut over: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (t, (_, _, vars)) in targets.iter().enumerate() {
+            for &v in vars {
+                over.entry(v).or_default().push(t);
+            }
+        }
         let insiders = rules.insiders && depth != Depth::Exact && !release.localities.is_empty();
         let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
         for (t, (h, width, vars)) in targets.iter().enumerate() {
@@ -1141,14 +1154,20 @@ impl Round<'_> {
                             Vec::new()
                         };
                         let (seen, moves) = &mut *found.borrow_mut();
-                        for (((h, _, vs), range), m) in
-                            targets.iter().zip(seen.iter_mut()).zip(moves.iter_mut())
-                        {
+                        let mut moved: Vec<usize> = w
+                            .iter()
+                            .flat_map(|(v, _)| over.get(v).into_iter().flatten().copied())
+                            .collect();
+                        moved.sort_unstable();
+                        moved.dedup();
+                        for t in moved {
+                            let (h, _, vs) = &targets[t];
                             let v: i64 = vs.iter().map(|&v| system.value_in(w, v)).sum();
+                            let range = &mut seen[t];
                             range.0 = range.0.min(v);
                             range.1 = range.1.map(|h| h.max(v));
                             if insiders {
-                                m.add(release.cells[*h].value, v, &schools);
+                                moves[t].add(release.cells[*h].value, v, &schools);
                             }
                         }
                     };
