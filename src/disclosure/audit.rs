@@ -182,10 +182,18 @@ enum Over {
 /// release has few components).
 const KEPT_SCOPES: usize = 64;
 
-/// The programmes solved so far, kept solved with their unknowns by column (sorted): the next
-/// question of the same programme, for another cell or an insider, starts from its last basis.
+/// The programmes solved so far, kept solved: the next question of the same programme, for
+/// another cell or an insider, starts from its last basis.
 #[derive(Default)]
-struct Kept(HashMap<Over, (Vec<usize>, Lp)>);
+struct Kept(HashMap<Over, Built>);
+
+/// A programme built: its unknowns by column (sorted), the constraint of each row, and the
+/// programme.
+struct Built {
+    cols: Vec<usize>,
+    rows: Vec<usize>,
+    lp: Lp,
+}
 
 /// A programme to solve for a cell: every unknown outside `scope` (`None`: the whole
 /// release) and every one in `hold` held at its true value; `exact` when what it leaves free
@@ -245,6 +253,8 @@ struct System {
     hidden: Vec<HashMap<String, BTreeSet<u32>>>,
     /// The programmes built so far, kept solved for every cell after (see [`System::optimum`]).
     kept: RefCell<Kept>,
+    /// The published cells the optima found rest on, while recorded (`Some`).
+    binding: RefCell<Option<Vec<usize>>>,
 }
 
 /// The distinct variables, sorted, of the inner cells `inner`.
@@ -407,6 +417,7 @@ impl System {
             members,
             hidden,
             kept: RefCell::default(),
+            binding: RefCell::default(),
         }
     }
 
@@ -713,7 +724,7 @@ impl System {
                 let built = self.programme(&over, false);
                 kept.0.insert(over.clone(), built);
             }
-            let (cols, lp) = kept.0.get_mut(&over).expect("just kept");
+            let Built { cols, rows, lp } = kept.0.get_mut(&over).expect("just kept");
             let col = |v: &usize| cols.binary_search(v).ok();
             let objective: Vec<usize> = free
                 .iter()
@@ -727,9 +738,14 @@ impl System {
             let whole = |x: &[f64]| x.iter().all(|x| (x - x.round()).abs() < 1e-6);
             let x = match lp.solve(&objective, &held, maximise)? {
                 None => return Ok(None),
-                Some(x) if whole(&x) => x,
+                Some(x) if whole(&x) => {
+                    if let Some(cells) = self.binding.borrow_mut().as_mut() {
+                        cells.extend(lp.binding().iter().map(|&r| self.constraints[rows[r]].cell));
+                    }
+                    x
+                }
                 Some(_) => {
-                    let (_, mut integer) = self.programme(&over, true);
+                    let mut integer = self.programme(&over, true).lp;
                     match integer.solve(&objective, &held, maximise)? {
                         None => return Ok(None),
                         Some(x) => x,
@@ -754,7 +770,7 @@ impl System {
     /// The programme over a scope's unknowns (every one outside held at its true value), or
     /// over the whole release's components: its unknowns by column (sorted), and its published
     /// sums over them (in whole numbers if `integer`).
-    fn programme(&self, over: &Over, integer: bool) -> (Vec<usize>, Lp) {
+    fn programme(&self, over: &Over, integer: bool) -> Built {
         let (cols, cons): (Vec<usize>, Vec<usize>) = match over {
             Over::Scope(s) => {
                 let cons: BTreeSet<usize> = s
@@ -776,7 +792,7 @@ impl System {
                 (cols, cons)
             }
         };
-        let rows = cons
+        let (rows, lp_rows): (Vec<usize>, Vec<Row>) = cons
             .iter()
             .filter_map(|&k| {
                 let c = &self.constraints[k];
@@ -786,18 +802,23 @@ impl System {
                     return None;
                 }
                 let held: i64 = outside.iter().map(|&v| self.value[v]).sum();
-                Some(Row {
+                let row = Row {
                     cols: inside
                         .iter()
                         .map(|v| cols.binary_search(v).expect("inside"))
                         .collect(),
                     rhs: (c.rhs - held) as f64,
                     eq: c.eq,
-                })
+                };
+                Some((k, row))
             })
-            .collect();
+            .unzip();
         let upper = cols.iter().map(|&v| self.cap[v]).collect();
-        (cols, Lp::new(upper, rows, integer))
+        Built {
+            cols,
+            rows,
+            lp: Lp::new(upper, lp_rows, integer),
+        }
     }
 
     /// A variable's value in `witness` (sorted by variable), else its true value.
@@ -1019,19 +1040,31 @@ impl<'a> Round<'a> {
     /// The schools among `school` and `others` (localities at the finest level) against whose
     /// principal the hidden cell `cell` keeps the interval the rules ask for, solved exactly over
     /// the whole release: first against all of them at once (an attacker who knows every one of
-    /// those schools' true figures, whose interval lies inside each one's), else against `school`
-    /// alone. For the repair, before it hides an area's own sum for a cell the local scopes could
-    /// not prove: the room may lie further away than they reach (a school's figure bounded by
-    /// its municipality's less the insider's own, where the municipality's moves in the county's
-    /// sum). The others are the schools the audit would have tried next, one repair round each.
-    pub fn proven_against(&self, cell: usize, school: u32, others: &[u32]) -> Vec<u32> {
+    /// those schools' true figures, whose interval lies inside each one's), else against each
+    /// half of them, and so on down to single schools. For the repair, before it hides more for
+    /// a cell the local scopes could not prove: the room may lie further away than they reach
+    /// (a school's figure bounded by its municipality's less the insider's own, where the
+    /// municipality's moves in the county's sum). The others are the schools the audit would
+    /// have tried next, one repair round each.
+    ///
+    /// With the schools, the published cells the exact interval against `school`'s principal
+    /// rests on when it is too narrow (the constraints binding at its ends): the cells whose
+    /// hiding can widen it.
+    pub fn proven_against(
+        &self,
+        cell: usize,
+        school: u32,
+        others: &[u32],
+    ) -> (Vec<u32>, Vec<usize>) {
         let (release, status, rules, system) =
             (self.release, &self.status[..], self.rules, &self.system);
         let mut all: Vec<u32> = others.iter().copied().chain([school]).collect();
         all.sort_unstable();
         all.dedup();
         let width = match status[cell] {
-            Status::Published | Status::Secondary | Status::OwnSchoolOnly => return all,
+            Status::Published | Status::Secondary | Status::OwnSchoolOnly => {
+                return (all, Vec::new());
+            }
             Status::Bound => 1,
             _ => 2 * rules.protection,
         };
@@ -1050,13 +1083,33 @@ impl<'a> Round<'a> {
             tracing::debug!(cell = %h.key, ?schools, min, max, "disclosure: exact against insiders");
             max.is_none_or(|m| m - min >= width)
         };
-        if all.len() > 1 && holds(&all) {
-            all
-        } else if holds(&[school]) {
-            vec![school]
-        } else {
-            Vec::new()
+        // A set that does not hold is halved, down to single schools: one school whose
+        // figures narrow the cell leaves the rest proven in the same round.
+        let mut proven = Vec::new();
+        let mut binding = Vec::new();
+        let mut sets = vec![all];
+        while let Some(set) = sets.pop() {
+            let alone = set == [school];
+            if alone {
+                *system.binding.borrow_mut() = Some(Vec::new());
+            }
+            let held = holds(&set);
+            let rests_on = system.binding.borrow_mut().take();
+            if held {
+                proven.extend(set);
+            } else if set.len() > 1 {
+                let (a, b) = set.split_at(set.len() / 2);
+                sets.push(b.to_vec());
+                sets.push(a.to_vec());
+            } else if alone {
+                binding = rests_on.unwrap_or_default();
+            }
         }
+        proven.sort_unstable();
+        binding.sort_unstable();
+        binding.dedup();
+        binding.retain(|&c| status[c] == Status::Published);
+        (proven, binding)
     }
 }
 

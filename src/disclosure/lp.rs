@@ -36,6 +36,8 @@ pub struct Lp {
     costed: Vec<usize>,
     /// The columns held at a value now.
     held: Vec<usize>,
+    /// The rows the last optimum rests on (a dual value other than 0).
+    binding: Vec<usize>,
 }
 
 impl Lp {
@@ -49,7 +51,14 @@ impl Lp {
             model: None,
             costed: Vec::new(),
             held: Vec::new(),
+            binding: Vec::new(),
         }
+    }
+
+    /// The rows the last optimum found rests on: relaxing one of them (hiding the cell it
+    /// publishes) is what can move it.
+    pub fn binding(&self) -> &[usize] {
+        &self.binding
     }
 
     fn build(&self) -> (Model, Vec<Col>) {
@@ -132,7 +141,12 @@ impl Lp {
         };
         match out {
             Ok((solved, bounded)) => {
-                let x = bounded.then(|| solved.get_solution().columns().to_vec());
+                let solution = solved.get_solution();
+                self.binding = (solution.dual_rows().iter().enumerate())
+                    .filter(|(_, d)| d.abs() > 1e-7)
+                    .map(|(r, _)| r)
+                    .collect();
+                let x = bounded.then(|| solution.columns().to_vec());
                 self.model = Some((solved.into(), cols));
                 Ok(x)
             }
@@ -209,6 +223,26 @@ mod tests {
         assert_eq!(answers, vec![5, 1, 5, 5, 5, 1, 3]);
         let whole = Lp::new(upper, rows, true).solve(&[0], &[], true).unwrap();
         assert_eq!(whole.map(|x| x[0].round() as i64), Some(5));
+    }
+
+    /// A pupil count bounded by its school's total less a published lower bound on the rest:
+    /// the optimum rests on those two rows, not on the sum it shares with another school.
+    #[test]
+    fn an_optimum_names_the_rows_it_rests_on() {
+        let row = |cols: Vec<usize>, rhs: f64, eq: bool| Row { cols, rhs, eq };
+        let rows = vec![
+            row(vec![0, 1], 7.0, true),
+            row(vec![1], 2.0, false),
+            row(vec![0, 2], 9.0, true),
+        ];
+        let mut lp = Lp::new(vec![100.0; 3], rows, false);
+        let x = lp.solve(&[0], &[], true).unwrap().unwrap();
+        assert_eq!(x[0].round() as i64, 5);
+        assert_eq!(lp.binding(), [0, 1]);
+        // Minimised, x0 is 0 at its own bound: no row holds it there.
+        let x = lp.solve(&[0], &[], false).unwrap().unwrap();
+        assert_eq!(x[0].round() as i64, 0);
+        assert!(lp.binding().is_empty(), "{:?}", lp.binding());
     }
 
     #[test]

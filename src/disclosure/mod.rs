@@ -743,6 +743,7 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                 Some(_) => 1,
             };
             *tries += 1;
+            let again = *tries > 1;
             // A published cell whose value alone caps the failing one too narrowly is the one
             // that bounds it: it gives way.
             let cap = failure
@@ -772,6 +773,19 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                     // municipality's sum), else another municipality's (in the county's);
                     // then the sum the insider subtracts their own figures from, the
                     // municipality's before the county's.
+                    // Another municipality's figure is room in the county's sum only for a
+                    // cell whose own municipality's figure of the measure moves there (is
+                    // hidden): while that is published, it and the insider's own figures
+                    // bound the cell whatever the county's sum allows.
+                    let parent_hidden = key::CellKey::parse(&h.key).is_some_and(|kh| {
+                        release.cells.iter().zip(status.iter()).any(|(c, s)| {
+                            !s.published()
+                                && holds(&c.inner, &h.inner)
+                                && key::CellKey::parse(&c.key).is_some_and(|kc| {
+                                    kc.level == key::Level::Municipality && kc.measure == kh.measure
+                                })
+                        })
+                    });
                     let tier = |c: &Cell| -> u8 {
                         let Some(id) = failure.insider_locality else {
                             return 0;
@@ -792,11 +806,11 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                             key::Level::County | key::Level::Country if theirs && over => 4,
                             _ if theirs && over => 2,
                             key::Level::School if beside && sibling(release, c, h) => 0,
-                            key::Level::Municipality if beside => 1,
+                            key::Level::Municipality if beside && parent_hidden => 1,
                             _ => 3,
                         }
                     };
-                    candidates.sort_by_key(|&j| {
+                    let order = |&j: &usize| {
                         (
                             tier(&release.cells[j]),
                             release.cells[j].kind == Kind::Total,
@@ -804,27 +818,48 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                             release.cells[j].value,
                             &release.cells[j].key,
                         )
-                    });
-                    candidates.truncate(n);
-                    // An area's own sum is hidden for an insider only when the whole release,
-                    // solved exactly, proves the cell no better than the local scopes did.
+                    };
+                    candidates.sort_by_key(order);
+                    // An area's own sum is hidden for an insider, and a cell that still fails
+                    // against them after a repair is repaired again, only when the whole
+                    // release, solved exactly, proves the cell no better than the local scopes
+                    // did: the room may lie further away than they reach.
                     if let (Some(id), Some(&j)) = (failure.insider_locality, candidates.first())
-                        && tier(&release.cells[j]) >= 2
+                        && (again || tier(&release.cells[j]) >= 2)
                     {
-                        let schools =
+                        let (schools, binding) =
                             round.proven_against(failure.cell, id, &failure.insiders_next);
-                        if !schools.is_empty() {
+                        let holds = schools.contains(&id);
+                        proven.extend(schools.into_iter().map(|s| (failure.cell, s)));
+                        if holds {
                             // Audited again next round, against the next insider.
-                            proven.extend(schools.into_iter().map(|s| (failure.cell, s)));
                             changed = true;
                             continue;
                         }
+                        // Where the exact interval names the published cells it rests on,
+                        // one of those gives way: the candidates among them, else the first
+                        // of them in the same order.
+                        let mut binding: Vec<usize> =
+                            binding.into_iter().filter(|&j| !forced[j]).collect();
+                        binding.sort_by_key(order);
+                        let among: Vec<usize> = candidates
+                            .iter()
+                            .copied()
+                            .filter(|j| binding.contains(j))
+                            .collect();
+                        if !among.is_empty() {
+                            candidates = among;
+                        } else if !binding.is_empty() {
+                            candidates = binding;
+                        }
                     }
+                    candidates.truncate(n);
                     candidates
                 }
             };
             tracing::trace!(
-                cell = %h.key,
+                cell = %failure.key,
+                beside = %h.key,
                 insider = ?failure.insider,
                 min = failure.min,
                 max = ?failure.max,
