@@ -1089,6 +1089,7 @@ impl<'a> Round<'a> {
         let mut binding = Vec::new();
         let mut sets = vec![all];
         while let Some(set) = sets.pop() {
+            // Only the check against `school` alone records what its optima rest on.
             let alone = set == [school];
             if alone {
                 *system.binding.borrow_mut() = Some(Vec::new());

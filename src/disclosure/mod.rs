@@ -768,24 +768,27 @@ pub fn protect_fixed(release: &Release, rules: &Rules, fixed: &[Option<Status>])
                                 || (failure.insider_locality.is_some() && beside(c, h))
                         })
                         .collect();
+                    // Another municipality's figure is room in the county's sum only for a
+                    // cell whose own municipality's figure of the measure moves there (is
+                    // hidden): while that is published, it and the insider's own figures
+                    // bound the cell whatever the county's sum allows. (Only an insider's
+                    // failure asks.)
+                    let parent_hidden = failure.insider_locality.is_some()
+                        && key::CellKey::parse(&h.key).is_some_and(|kh| {
+                            release.cells.iter().zip(status.iter()).any(|(c, s)| {
+                                !s.published()
+                                    && holds(&c.inner, &h.inner)
+                                    && key::CellKey::parse(&c.key).is_some_and(|kc| {
+                                        kc.level == key::Level::Municipality
+                                            && kc.measure == kh.measure
+                                    })
+                            })
+                        });
                     // Against an insider, first room beside the cell that the insider cannot
                     // subtract: a sibling school's figure of the same measure (in the
                     // municipality's sum), else another municipality's (in the county's);
                     // then the sum the insider subtracts their own figures from, the
                     // municipality's before the county's.
-                    // Another municipality's figure is room in the county's sum only for a
-                    // cell whose own municipality's figure of the measure moves there (is
-                    // hidden): while that is published, it and the insider's own figures
-                    // bound the cell whatever the county's sum allows.
-                    let parent_hidden = key::CellKey::parse(&h.key).is_some_and(|kh| {
-                        release.cells.iter().zip(status.iter()).any(|(c, s)| {
-                            !s.published()
-                                && holds(&c.inner, &h.inner)
-                                && key::CellKey::parse(&c.key).is_some_and(|kc| {
-                                    kc.level == key::Level::Municipality && kc.measure == kh.measure
-                                })
-                        })
-                    });
                     let tier = |c: &Cell| -> u8 {
                         let Some(id) = failure.insider_locality else {
                             return 0;
