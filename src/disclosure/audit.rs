@@ -1193,6 +1193,30 @@ impl Round<'_> {
             }
         }
         let insiders = rules.insiders && depth != Depth::Exact && !release.localities.is_empty();
+        // What a principal learns about others from a hidden cell is the cell less their own
+        // school's part. Where that part is itself a published figure (a municipality's count
+        // that is all the principal's own pupils beside the other school's published 0), the
+        // principal learns nothing the public does not know.
+        let published: HashSet<&[usize]> = if insiders {
+            release
+                .cells
+                .iter()
+                .zip(status)
+                .filter(|(_, s)| s.published())
+                .map(|(c, _)| c.inner.as_slice())
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let rest_published = |inner: &[usize], school: u32| -> bool {
+            let schools = &release.localities[0];
+            let rest: Vec<usize> = inner
+                .iter()
+                .copied()
+                .filter(|&i| schools[i] != school)
+                .collect();
+            rest.len() < inner.len() && published.contains(rest.as_slice())
+        };
         let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
         for (t, (h, width, vars)) in targets.iter().enumerate() {
             let cell = &release.cells[*h];
@@ -1245,6 +1269,7 @@ impl Round<'_> {
                                 .into_iter()
                                 .filter(|s| !(own.len() == 1 && own.contains(s)))
                                 .filter(|&s| !proven.contains(&(*h, s)))
+                                .filter(|&s| !rest_published(&cell.inner, s))
                                 .filter(|&s| {
                                     let (lo, hi) = moves.without(cell.value, &[s]);
                                     hi - lo < width

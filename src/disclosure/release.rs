@@ -475,7 +475,10 @@ impl Protections {
 /// How many protections [`Protections`] keeps, the most recently computed.
 const KEEP: usize = 2048;
 
-/// The digest of everything a protection depends on.
+/// The digest of everything a protection depends on, but [`Rules::insiders`]: left out on
+/// purpose, so that turning it on (the default since 2026-12-07) leaves a release whose content
+/// stands with the statuses it was published with. What it showed is known; hiding more of it
+/// now would protect nothing and cost a whole publication's solving.
 fn digest(release: &Release, rules: &Rules) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();

@@ -262,8 +262,11 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
     assert_eq!(ok(&["lake", "info", "--lake", lake_s]), before);
 
     // Secondary suppression hides small cells, not the big figures: Örebro's committee
-    // report shows the county's and Örebro's shares at every level.
-    for prefix in ["län:18|T|minst", "kommun:1880|T|minst"] {
+    // report shows the county's shares at every level and Örebro's at 10, 15 and 20 %. (Its
+    // count at ≥ 50 % may give way: protected against principals, the other municipalities'
+    // counts there are hidden for their small schools, and Örebro's is the room left in the
+    // county's sum.)
+    for (prefix, shown) in [("län:18|T|minst", 4), ("kommun:1880|T|minst", 3)] {
         let out = ok(&[
             "disclosure",
             "audit",
@@ -279,7 +282,10 @@ fn county_fixtures_ingested_by_the_cli_match_fnoff_and_the_pupil_truth() {
             .filter(|l| l.trim_start().starts_with(prefix))
             .collect();
         assert_eq!(cells.len(), 4, "{out}");
-        assert!(cells.iter().all(|l| l.ends_with(" Published")), "{out}");
+        assert!(
+            cells[..shown].iter().all(|l| l.ends_with(" Published")),
+            "{out}"
+        );
     }
 }
 

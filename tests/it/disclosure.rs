@@ -170,6 +170,14 @@ fn insider_attack(
     found
 }
 
+/// The rules against an outsider only: no principal's own figures known.
+fn outsiders() -> Rules {
+    Rules {
+        insiders: false,
+        ..Rules::default()
+    }
+}
+
 fn arb_rows() -> impl Strategy<Value = Vec<Row>> {
     // 1–3 municipalities of 1–4 schools, each with one or two uploaded groups (K and M, or T),
     // band counts mostly small so that many cells are hidden.
@@ -431,13 +439,13 @@ fn a_municipality_with_two_schools_publishes_its_own_figures() {
     }
 }
 
-/// School A's 3 pupils at ≥ 20 % are hidden, and its 9 at ≥ 10 % alone hold them to 0–9:
+/// Against an outsider: school A's 3 pupils at ≥ 20 % are hidden, and its 9 at ≥ 10 % alone hold them to 0–9:
 /// the repair hides that small cap at once rather than the same figure of one sibling school
 /// after another (each a round of its own). One sibling's figure goes too (the municipality's
 /// ≥ 20 % less the others would give A's), the others and the municipality's stay.
 #[test]
 fn a_small_figure_that_caps_a_hidden_one_gives_way_first() {
-    let rules = Rules::default();
+    let rules = outsiders();
     let rows: Vec<Row> = [
         ("18800001", [40, 6, 3]),
         ("18800002", [50, 20, 11]),
@@ -482,7 +490,7 @@ fn a_small_figure_that_caps_a_hidden_one_gives_way_first() {
 /// Municipality 1864 with two schools (the second confidential when `confidential`), 1860
 /// with three and 1880 with four, in county 18.
 /// Three schools of one municipality; C's 4 pupils at ≥ 20 % are hidden. Protected against
-/// an outsider only (the default rules), B's principal, who knows B's figures, computes them
+/// an outsider only (`insiders` off), B's principal, who knows B's figures, computes them
 /// exactly from the municipality's. With `insiders` on, the protection assumes any one
 /// school's figures known, and no principal narrows another school's hidden figure.
 #[test]
@@ -500,8 +508,8 @@ fn a_principal_cannot_narrow_another_schools_hidden_figure() {
     .map(|(s, b)| row(s, "1880", "all", "T", *b))
     .collect();
     let release = build(&rows, "18", &EDGES);
-    let outsiders = disclosure::protect(&release, &Rules::default());
-    check(&release, &outsiders, &Rules::default());
+    let outsiders = disclosure::protect(&release, &self::outsiders());
+    check(&release, &outsiders, &self::outsiders());
     let leaks = insider_attack(&release, &outsiders, &rules);
     let c = "skolenhet:18800003|T|minst20";
     assert!(
@@ -513,6 +521,38 @@ fn a_principal_cannot_narrow_another_schools_hidden_figure() {
     let status = disclosure::protect(&release, &rules);
     check(&release, &status, &rules);
     assert_eq!(status_of(&release, &status, c), Status::SmallCount);
+    assert_eq!(
+        insider_attack(&release, &status, &rules),
+        vec![],
+        "a principal narrows a hidden figure"
+    );
+}
+
+/// A municipality of two schools whose one pupil at ≥ 20 % is school A's; B has none there,
+/// published as 0. A's principal computes the municipality's hidden 1 exactly, but it is their
+/// own pupil beside B's published 0: they learn nothing of others, so nothing more is hidden
+/// for it (before, the repair hid every figure of the municipality, its pupils included).
+#[test]
+fn a_principal_learns_nothing_from_an_area_that_is_their_own_beside_published_figures() {
+    let rules = Rules::default();
+    assert!(rules.insiders, "protected against principals by default");
+    let rows = vec![
+        row("18630001", "1863", "all", "T", [40, 20, 1]),
+        row("18630002", "1863", "all", "T", [50, 30, 0]),
+    ];
+    let release = build(&rows, "18", &EDGES);
+    let status = disclosure::protect(&release, &rules);
+    check(&release, &status, &rules);
+    assert!(!status_of(&release, &status, "kommun:1863|T|minst20").published());
+    for key in [
+        "skolenhet:18630002|T|minst20",
+        "skolenhet:18630001|T|minst10",
+        "skolenhet:18630002|T|minst10",
+        "kommun:1863|T|minst10",
+        "kommun:1863|T|totalt",
+    ] {
+        assert!(status_of(&release, &status, key).published(), "{key}");
+    }
     assert_eq!(
         insider_attack(&release, &status, &rules),
         vec![],
@@ -983,7 +1023,7 @@ pub async fn county_report_follows_its_releases(
 /// Hällefors (1863): two schools, one of them independent (`ENSKILD`), 753 pupils. The rule of
 /// three schools guards confidential schools, and none is by default, so the committee
 /// report shows Hällefors' own absence, its pupils at the shared levels and its trend, as far
-/// as the pupil rules allow.
+/// as the pupil rules and the protection against principals allow.
 #[test]
 fn hallefors_committee_report_shows_its_own_figures() {
     use narvaro::report::Cell as Value;
@@ -1012,8 +1052,10 @@ fn hallefors_committee_report_shows_its_own_figures() {
         };
         let levels = shown("levels", "municipality_pct");
         assert!(levels.len() >= 4, "{levels:?}");
-        // 10, 15 and 20 %: many pupils each.
-        assert!(levels[..3].iter().all(|s| *s), "{levels:?}");
+        // 10 %: 60 pupils. At 15 and 20 % (25 and 10) the principal of school 18630101 would
+        // subtract their own pupils from the municipality's and have the other school's one
+        // pupil at ≥ 20 %: protected against principals (the default), those give way.
+        assert_eq!(levels[..3], [true, false, false], "{levels:?}");
         let trend = shown("trend", "municipality_pct");
         assert!(trend.len() >= 3 && trend.iter().all(|s| *s), "{trend:?}");
         let gender = shown("gender", "absence_pct_k");
