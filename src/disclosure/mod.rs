@@ -60,7 +60,7 @@ pub struct Rules {
     pub protection: i64,
     /// Whether the protection also holds against an insider: an attacker who knows any one
     /// school's true figures (its principal). On by default. Its cost: on the county fixtures
-    /// a county's publication takes 44 s instead of 28 s, the national one 25.9 minutes
+    /// a county's publication takes 50 s instead of 28 s, the national one 23.6 minutes
     /// instead of 15.5 (docs/disclosure.md).
     #[serde(default = "d_insiders")]
     pub insiders: bool,
