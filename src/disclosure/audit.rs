@@ -1208,14 +1208,21 @@ impl Round<'_> {
         } else {
             HashSet::new()
         };
-        let rest_published = |inner: &[usize], school: u32| -> bool {
+        // The schools with a part in `inner` whose rest is published, found once per cell.
+        let rest_published = |inner: &[usize]| -> BTreeSet<u32> {
             let schools = &release.localities[0];
-            let rest: Vec<usize> = inner
-                .iter()
-                .copied()
-                .filter(|&i| schools[i] != school)
-                .collect();
-            rest.len() < inner.len() && published.contains(rest.as_slice())
+            let within: BTreeSet<u32> = inner.iter().map(|&i| schools[i]).collect();
+            within
+                .into_iter()
+                .filter(|&school| {
+                    let rest: Vec<usize> = inner
+                        .iter()
+                        .copied()
+                        .filter(|&i| schools[i] != school)
+                        .collect();
+                    published.contains(rest.as_slice())
+                })
+                .collect()
         };
         let mut solved: HashMap<(&[usize], i64), Solved> = HashMap::new();
         for (t, (h, width, vars)) in targets.iter().enumerate() {
@@ -1259,6 +1266,7 @@ impl Round<'_> {
                     if insiders && passed && outsider.1.is_some() {
                         let own: BTreeSet<u32> =
                             vars.iter().filter_map(|&v| system.school(v)).collect();
+                        let excused = rest_published(&cell.inner);
                         // The schools whose principal could narrow the cell with the tables
                         // found so far: a principal knows their own school's figure.
                         let exposed = |width: i64| -> Vec<u32> {
@@ -1269,7 +1277,7 @@ impl Round<'_> {
                                 .into_iter()
                                 .filter(|s| !(own.len() == 1 && own.contains(s)))
                                 .filter(|&s| !proven.contains(&(*h, s)))
-                                .filter(|&s| !rest_published(&cell.inner, s))
+                                .filter(|s| !excused.contains(s))
                                 .filter(|&s| {
                                     let (lo, hi) = moves.without(cell.value, &[s]);
                                     hi - lo < width

@@ -439,9 +439,9 @@ fn a_municipality_with_two_schools_publishes_its_own_figures() {
     }
 }
 
-/// Against an outsider: school A's 3 pupils at ≥ 20 % are hidden, and its 9 at ≥ 10 % alone hold them to 0–9:
-/// the repair hides that small cap at once rather than the same figure of one sibling school
-/// after another (each a round of its own). One sibling's figure goes too (the municipality's
+/// Against an outsider: school A's 3 pupils at ≥ 20 % are hidden, and its 9 at ≥ 10 % alone
+/// hold them to 0–9: the repair hides that small cap at once rather than the same figure of
+/// one sibling school after another (each a round of its own). One sibling's figure goes too (the municipality's
 /// ≥ 20 % less the others would give A's), the others and the municipality's stay.
 #[test]
 fn a_small_figure_that_caps_a_hidden_one_gives_way_first() {
